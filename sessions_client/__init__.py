@@ -1,0 +1,37 @@
+"""sessions_client: a synchronous Python client for Trigger.dev Sessions."""
+
+from __future__ import annotations
+
+from ._version import __version__
+from .errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    NetworkError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProtocolError,
+    RateLimitedError,
+    RecordTooLargeError,
+    ServerError,
+    SessionClosedError,
+    SessionsError,
+)
+
+__all__ = [
+    "__version__",
+    "APIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "NetworkError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ProtocolError",
+    "RateLimitedError",
+    "RecordTooLargeError",
+    "ServerError",
+    "SessionClosedError",
+    "SessionsError",
+]
