@@ -1,0 +1,342 @@
+"""The Python peers of the benchmark, each run in a fresh subprocess by run.py.
+
+Every command prints one JSON object on stdout. Timings start after the
+imports and stop when the last expected record has been handled, so the
+interpreter's start-up is never measured.
+
+    python benchmarks/peers.py read PEER URL SESSION EXPECT [--memory]
+        PEER: raw | sseclient | httpx | sessions
+    python benchmarks/peers.py append PEER URL TOKEN SESSION COUNT [--threads N]
+        PEER: bare | sessions
+    python benchmarks/peers.py latency URL TOKEN SESSION COUNT
+    python benchmarks/peers.py reconnect URL TOKEN SESSION_PREFIX TRIALS
+
+Every peer stops once it has seen EXPECT records (the raw read: once the last
+record's ``seq_num`` has gone by), so a long-poll window that stays open after
+the backlog, as on LocalServer, is never part of the figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import sys
+import threading
+import time
+import uuid
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+DEFAULT_TOKEN = "tr_dev_bench"
+APPEND_BODY = '{"type":"text-delta","delta":" the quick brown fox"}'
+
+
+def stream_url(base: str, session: str, io: str = "out") -> str:
+    """The SSE read URL of a channel (PROTOCOL.md 3)."""
+    return f"{base.rstrip('/')}/realtime/v1/sessions/{session}/{io}"
+
+
+def read_headers(token: str) -> Dict[str, str]:
+    """The request headers every reading peer sends."""
+    return {
+        "Accept": "text/event-stream",
+        "Authorization": f"Bearer {token}",
+        "Timeout-Seconds": "60",
+    }
+
+
+def proc_status_kb(field: str) -> int:
+    """A ``kB`` figure of /proc/self/status (``VmHWM``, ``VmRSS``); 0 if unavailable."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+# --- reading peers: each returns (records, bytes or 0) -------------------------------------
+
+
+def count_records(payload: str, shape: str) -> int:
+    """Decode one SSE event's data the way sseclient-py's README does, return its records.
+
+    v2: ``json.loads`` of the event, then of every record's body; v1: of the event.
+    """
+    if payload == "[DONE]":
+        return 0
+    event = json.loads(payload)
+    if shape == "v1":
+        return 1
+    records = event["records"]
+    for record in records:
+        json.loads(record["body"])
+    return len(records)
+
+
+def read_raw(url: str, token: str, expect: int) -> Tuple[int, int]:
+    """(a) The floor: raw bytes through requests' iter_content with 1 MiB chunks."""
+    import requests
+
+    marker = b'"seq_num":%d,' % (expect - 1)
+    v1_marker = b"id: %d\n" % (expect - 1)
+    total = 0
+    tail = b""
+    with requests.Session() as http, http.get(
+        url, headers=read_headers(token), stream=True, timeout=(5, 60)
+    ) as response:
+        response.raise_for_status()
+        for chunk in response.iter_content(chunk_size=1 << 20):
+            total += len(chunk)
+            window = tail + chunk
+            if marker in window or v1_marker in window:
+                break
+            tail = chunk[-64:]
+    return expect, total
+
+
+def read_sseclient(url: str, token: str, expect: int) -> Tuple[int, int]:
+    """(b) requests + sseclient-py + json, as sseclient-py's README shows it."""
+    import requests
+    import sseclient
+
+    count = 0
+    with requests.Session() as http, http.get(
+        url, headers=read_headers(token), stream=True, timeout=(5, 60)
+    ) as response:
+        response.raise_for_status()
+        shape = "v2" if response.headers.get("X-Stream-Version") == "v2" else "v1"
+        client = sseclient.SSEClient(response)
+        for event in client.events():
+            count += count_records(event.data, shape)
+            if count >= expect:
+                break
+    return count, 0
+
+
+def read_httpx(url: str, token: str, expect: int) -> Tuple[int, int]:
+    """(c) httpx + httpx-sse (connect_sse / iter_sse) + json."""
+    import httpx
+    from httpx_sse import connect_sse
+
+    count = 0
+    with httpx.Client(timeout=httpx.Timeout(60, connect=5)) as client, connect_sse(
+        client, "GET", url, headers=read_headers(token)
+    ) as source:
+        source.response.raise_for_status()
+        shape = "v2" if source.response.headers.get("X-Stream-Version") == "v2" else "v1"
+        for event in source.iter_sse():
+            count += count_records(event.data, shape)
+            if count >= expect:
+                break
+    return count, 0
+
+
+def _session(base: str, session: str, token: str) -> Any:
+    from sessions_client import Session
+
+    return Session(session, token=token, api_url=base)
+
+
+def read_sessions(base: str, session: str, token: str, expect: int) -> Tuple[int, int]:
+    """(e) Session.iter_out(follow=False): full record dicts, cursor, dedup."""
+    count = 0
+    reader = _session(base, session, token).iter_out(follow=False)
+    try:
+        for _record in reader:
+            count += 1
+            if count >= expect:
+                break
+    finally:
+        reader.close()
+    return count, 0
+
+
+def run_read(args: argparse.Namespace) -> Dict[str, Any]:
+    url = stream_url(args.url, args.session)
+    readers: Dict[str, Callable[[], Tuple[int, int]]] = {
+        "raw": lambda: read_raw(url, args.token, args.expect),
+        "sseclient": lambda: read_sseclient(url, args.token, args.expect),
+        "httpx": lambda: read_httpx(url, args.token, args.expect),
+        "sessions": lambda: read_sessions(args.url, args.session, args.token, args.expect),
+    }
+    if args.peer == "sessions":
+        import sessions_client  # noqa: F401  (import before the baseline, as the others do)
+    hwm_before = proc_status_kb("VmHWM")
+    start = time.perf_counter()
+    records, size = readers[args.peer]()
+    seconds = time.perf_counter() - start
+    result: Dict[str, Any] = {"records": records, "seconds": seconds, "bytes": size}
+    if args.memory:
+        result["hwm_before_kb"] = hwm_before
+        result["hwm_after_kb"] = proc_status_kb("VmHWM")
+    return result
+
+
+# --- appends -----------------------------------------------------------------------------
+
+
+def append_bare(base: str, token: str, session: str, count: int) -> None:
+    """A bare keep-alive ``requests.Session().post`` loop with the client's headers."""
+    import requests
+
+    url = stream_url(base, session, "in") + "/append"
+    http = requests.Session()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    for _ in range(count):
+        headers["X-Part-Id"] = uuid.uuid4().hex
+        response = http.post(url, data=APPEND_BODY.encode(), headers=headers, timeout=(5, 30))
+        response.raise_for_status()
+        response.json()
+    http.close()
+
+
+def append_sessions(base: str, token: str, session: str, count: int, threads: int) -> None:
+    """``Session.append_in`` from ``threads`` threads sharing one Session."""
+    client = _session(base, session, token)
+    errors: List[BaseException] = []
+
+    def worker(share: int) -> None:
+        try:
+            for _ in range(share):
+                client.append_in(APPEND_BODY)
+        except BaseException as exc:  # reported below, never swallowed
+            errors.append(exc)
+
+    shares = [count // threads + (1 if i < count % threads else 0) for i in range(threads)]
+    workers = [threading.Thread(target=worker, args=(share,)) for share in shares]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def run_append(args: argparse.Namespace) -> Dict[str, Any]:
+    if args.peer == "sessions":
+        import sessions_client  # noqa: F401
+    start = time.perf_counter()
+    if args.peer == "bare":
+        append_bare(args.url, args.token, args.session, args.count)
+    else:
+        append_sessions(args.url, args.token, args.session, args.count, args.threads)
+    return {"appends": args.count, "seconds": time.perf_counter() - start}
+
+
+# --- latency and reconnect ---------------------------------------------------------------
+
+
+def percentile(values: List[float], fraction: float) -> float:
+    """Nearest-rank percentile of ``values``."""
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, int(round(fraction * len(ordered) + 0.5)) - 1))
+    return ordered[index]
+
+
+def run_latency(args: argparse.Namespace) -> Dict[str, Any]:
+    """append_out -> yielded by a followed iter_out on an idle stream."""
+    reader_session = _session(args.url, args.session, args.token)
+    writer = _session(args.url, args.session, args.token)
+    arrivals: queue.Queue[Tuple[int, float]] = queue.Queue()
+    stop = threading.Event()
+
+    def follow() -> None:
+        stream: Iterator[Dict[str, Any]] = reader_session.iter_out(follow=True)
+        for record in stream:
+            arrivals.put((record["seq"], time.perf_counter()))
+            if stop.is_set():
+                break
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    latencies: List[float] = []
+    for i in range(args.count + 1):
+        time.sleep(0.01)  # let the stream go idle
+        start = time.perf_counter()
+        writer.append_out(APPEND_BODY)
+        _seq, arrived = arrivals.get(timeout=10)
+        if i:  # the first record also opens the connection
+            latencies.append(arrived - start)
+    stop.set()
+    writer.append_out(APPEND_BODY)
+    thread.join(timeout=5)
+    return {
+        "count": len(latencies),
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "max_ms": max(latencies) * 1000,
+    }
+
+
+def run_reconnect(args: argparse.Namespace) -> Dict[str, Any]:
+    """Gap between the last record before a cut and the first one after it.
+
+    Each trial reads session ``PREFIX-i``, whose server sends record 0 and
+    cuts the connection; the gap to record 1 covers noticing the cut, the
+    backoff and the new request.
+    """
+    gaps: List[float] = []
+    for trial in range(args.trials):
+        session = f"{args.session}-{trial}"
+        reader = _session(args.url, session, args.token).iter_out(follow=True)
+        times: List[float] = []
+        try:
+            for _record in reader:
+                times.append(time.perf_counter())
+                if len(times) == 2:
+                    break
+        finally:
+            reader.close()
+        gaps.append(times[1] - times[0])
+    return {
+        "trials": len(gaps),
+        "p50_ms": percentile(gaps, 0.5) * 1000,
+        "max_ms": max(gaps) * 1000,
+    }
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="benchmark peers (see module docstring)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    read = commands.add_parser("read")
+    read.add_argument("peer", choices=["raw", "sseclient", "httpx", "sessions"])
+    read.add_argument("url")
+    read.add_argument("session")
+    read.add_argument("expect", type=int)
+    read.add_argument("--token", default=DEFAULT_TOKEN)
+    read.add_argument("--memory", action="store_true")
+    append = commands.add_parser("append")
+    append.add_argument("peer", choices=["bare", "sessions"])
+    for name in ("url", "token", "session"):
+        append.add_argument(name)
+    append.add_argument("count", type=int)
+    append.add_argument("--threads", type=int, default=1)
+    latency = commands.add_parser("latency")
+    for name in ("url", "token", "session"):
+        latency.add_argument(name)
+    latency.add_argument("count", type=int)
+    reconnect = commands.add_parser("reconnect")
+    for name in ("url", "token", "session"):
+        reconnect.add_argument(name)
+    reconnect.add_argument("trials", type=int)
+    args = parser.parse_args(argv)
+    handlers: Dict[str, Callable[[argparse.Namespace], Dict[str, Any]]] = {
+        "read": run_read,
+        "append": run_append,
+        "latency": run_latency,
+        "reconnect": run_reconnect,
+    }
+    print(json.dumps(handlers[args.command](args)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
