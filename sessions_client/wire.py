@@ -1,0 +1,576 @@
+"""Wire decoding: SSE bytes -> events -> record dicts, for both wire shapes. No I/O.
+
+Two layers, both pure:
+
+* :func:`iter_sse_events` turns network chunks into :class:`SSEEvent` s following the
+  WHATWG event-stream rules. Field parsing is done by ``sseclient-py``; this module frames
+  the byte stream into complete events first (line-ending normalisation across chunk
+  boundaries, BOM, size limit), which is where ``sseclient-py`` falls short.
+* :func:`decode_event` / :func:`decode_drain_item` turn events (or drain items) into the
+  record dicts of DESIGN.md: ``{"seq", "data", "part_id", "timestamp", "headers",
+  "control"}``.
+
+Error policy (``ProtocolError`` vs logged skip). Anything that could change which records
+are delivered, what they contain, or the cursor raises :class:`ProtocolError`: invalid
+JSON in a batch, a v1 event or a record body; a batch without a ``records`` list; a record
+that is not an object; a missing, negative, non-integer (``bool`` counts as non-integer)
+or non-increasing ``seq_num``; malformed ``headers`` (they decide whether a record is
+data, control or command); a non-string ``body``; a v1 data event without a decimal
+``id:``; an event larger than ``max_event_bytes``; a stream that is not UTF-8. Advisory
+values are skipped with a debug log instead: a malformed ``tail`` or ``timestamp``
+becomes ``None``, an unparsable ``ping`` is still a ping (without tail), an unknown event
+type decodes to kind ``"ignored"``. A body that is valid JSON but not an envelope
+``{"data": X, "id": ...}`` is delivered as a data record whose data is that JSON value
+(exactly what :func:`decode_payload` would make of the raw body) with ``part_id=None``:
+nothing is lost and the cursor stays right.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Tuple,
+)
+
+import sseclient
+
+from .errors import ProtocolError
+
+__all__ = [
+    "CONTROL_HEADER",
+    "DEFAULT_MAX_EVENT_BYTES",
+    "Decoded",
+    "Record",
+    "SSEEvent",
+    "decode_drain_item",
+    "decode_event",
+    "decode_payload",
+    "iter_sse_events",
+    "wire_shape",
+]
+
+logger = logging.getLogger("sessions_client.wire")
+
+DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
+CONTROL_HEADER = "trigger-control"
+
+Record = Dict[str, Any]
+
+_BOM = b"\xef\xbb\xbf"
+_JSON_WHITESPACE = " \t\n\r"
+_LEGACY_CONTROL_TYPES = {
+    "trigger:turn-complete": "turn-complete",
+    "trigger:upgrade-required": "upgrade-required",
+}
+
+# The C scanner behind json.loads, called directly: one C call per value instead of
+# json.loads' Python-level wrapper (type checks, two regex matches), ~3x less overhead per
+# small record body. Its answers are json.loads' answers whenever the text has no
+# surrounding whitespace; every other case falls back to json.loads itself.
+_scan_once: Callable[[str, int], Tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+class SSEEvent(NamedTuple):
+    """One dispatched server-sent event.
+
+    ``event`` is the event type (``"message"`` when the stream named none); ``data`` the
+    ``data`` lines joined with ``"\\n"``; ``id`` the value of this event's own ``id``
+    field (``None`` when it had none; unlike a browser's last-event-ID buffer it is not
+    carried over from earlier events, because the cursor is the record ``seq``, tracked
+    by the caller); ``retry`` the last valid (ASCII digits only) ``retry`` field of the
+    event, as an int, else ``None``.
+    """
+
+    event: str = "message"
+    data: str = ""
+    id: Optional[str] = None
+    retry: Optional[int] = None
+
+
+class Decoded(NamedTuple):
+    """What one event means for a reader.
+
+    ``kind``: ``"records"`` (v1 record or v2 batch), ``"ping"``, ``"done"`` (``[DONE]``:
+    the normal end of a long-poll window), ``"error"`` (``event: error``; ``error`` holds
+    its text) or ``"ignored"`` (an event type this client does not know).
+    ``records``: data and control records in stream order; command records removed.
+    ``last_seq``: the highest seq the event covers, command records included: the cursor
+    to resume after. ``tail``: the next seq the server will write (v2 ping or batch tail).
+    """
+
+    kind: str
+    records: List[Record]
+    last_seq: Optional[int] = None
+    tail: Optional[int] = None
+    error: Optional[str] = None
+
+
+# --------------------------------------------------------------------------- SSE layer
+
+
+def _too_large(limit: int) -> ProtocolError:
+    return ProtocolError(f"server-sent event larger than max_event_bytes ({limit} bytes)")
+
+
+def _drop_ignored_fields(block: bytes) -> bytes:
+    """Remove the lines WHATWG says to ignore but sseclient would apply.
+
+    Those are an ``id`` whose value contains NUL and a ``retry`` whose value is not
+    all ASCII digits (sseclient keeps the last value of either field, valid or not).
+    """
+    kept = []
+    for line in block.split(b"\n"):
+        name, _, value = line.partition(b":")
+        if value[:1] == b" ":
+            value = value[1:]
+        if name == b"id" and b"\0" in value:
+            continue
+        if name == b"retry" and not (value and value.isdigit()):
+            continue
+        kept.append(line)
+    return b"\n".join(kept)
+
+
+def _frame_events(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
+    """Cut a byte stream into complete events, LF-normalised, each ending with ``\\n\\n``.
+
+    Handles CR, LF and CRLF line endings (also split across chunks), strips a UTF-8 BOM
+    at the very start of the stream, and raises :class:`ProtocolError` as soon as an
+    event (counted after normalisation, up to and including its last line's ``\\n``)
+    exceeds ``limit`` bytes, so at most about ``limit`` bytes plus one chunk are held.
+    A trailing incomplete event is discarded at the end of the stream (WHATWG).
+    """
+    buf = bytearray()
+    head: Optional[bytes] = b""  # bytes held until we know whether the stream starts with a BOM
+    skip_lf = False  # the previous chunk ended with CR: a leading LF here belongs to that CRLF
+    for chunk in chunks:
+        if type(chunk) is not bytes:
+            chunk = bytes(chunk)
+        if head is not None:
+            head += chunk
+            if len(head) < len(_BOM) and _BOM.startswith(head):
+                continue
+            chunk = head[len(_BOM) :] if head.startswith(_BOM) else head
+            head = None
+        if skip_lf and chunk:
+            skip_lf = False
+            if chunk[0] == 10:
+                chunk = chunk[1:]
+        # One C-level scan decides; chunks without CR (the usual case) are not copied.
+        if b"\r" in chunk:
+            skip_lf = chunk[-1] == 13
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if not chunk:
+            continue
+        # Only the new bytes (plus one for a "\n" + "\n" straddling chunks) are searched.
+        search_from = len(buf) - 1 if buf else 0
+        buf += chunk
+        pos = 0
+        cut = buf.find(b"\n\n", search_from)
+        while cut >= 0:
+            if cut + 1 - pos > limit:
+                raise _too_large(limit)
+            block = bytes(buf[pos : cut + 2])
+            pos = cut + 2
+            # Rare fields only: a C-level scan keeps the common case free of line splitting.
+            if b"\0" in block or b"retry" in block:
+                block = _drop_ignored_fields(block)
+            yield block
+            cut = buf.find(b"\n\n", pos)
+        if pos:
+            del buf[:pos]
+        if len(buf) > limit:
+            raise _too_large(limit)
+
+
+def iter_sse_events(
+    chunks: Iterable[bytes], *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+) -> Iterator[SSEEvent]:
+    """Yield the events of an event stream fed as raw network ``chunks``.
+
+    Follows the WHATWG event-stream rules: LF, CR and CRLF line endings (in any mix, and
+    split anywhere across chunks); comments; multi-line ``data`` joined with ``"\\n"``; a
+    UTF-8 BOM stripped only at the very start; unknown fields ignored; a field without a
+    colon has an empty value; one space after the colon is stripped; an ``id`` containing
+    NUL is ignored; events without data are not dispatched; ``event`` defaults to
+    ``"message"``; ``retry`` only when all digits. An incomplete event at the end of the
+    stream is discarded. Each event is yielded as soon as its terminating blank line has
+    arrived (no read-ahead).
+
+    Raises :class:`ProtocolError` when an event grows past ``max_event_bytes`` (memory
+    stays bounded, even for a stream that never sends a blank line) or the stream is not
+    valid UTF-8. Field parsing is sseclient-py's; framing is done here.
+    """
+    if max_event_bytes < 1:
+        raise ValueError("max_event_bytes must be positive")
+    parsed = sseclient.SSEClient(_frame_events(chunks, max_event_bytes)).events()
+    try:
+        for event in parsed:
+            retry = event.retry
+            yield SSEEvent(event.event, event.data, event.id, None if retry is None else int(retry))
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"event stream is not valid UTF-8 ({exc.reason})") from None
+    finally:
+        parsed.close()
+
+
+def wire_shape(headers: Mapping[str, str]) -> str:
+    """Return ``"v2"`` when the response headers say ``X-Stream-Version: v2``, else ``"v1"``.
+
+    The header name is matched case-insensitively (a ``requests`` CaseInsensitiveDict or
+    a plain dict both work); the value is compared case-insensitively, spaces stripped.
+    """
+    for name, value in headers.items():
+        if name.lower() == "x-stream-version":
+            return "v2" if str(value).strip().lower() == "v2" else "v1"
+    return "v1"
+
+
+# --------------------------------------------------------------------------- JSON helpers
+
+
+def _parse_json(text: str, what: str) -> Any:
+    """``json.loads(text)``, raising :class:`ProtocolError` (naming ``what``) when invalid."""
+    try:
+        value, end = _scan_once(text, 0)
+    except (StopIteration, ValueError, RecursionError):
+        pass
+    else:
+        if end == len(text):
+            return value
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ProtocolError(f"{what} is nested too deeply to decode") from None
+    except ValueError as exc:
+        raise ProtocolError(f"{what} is not valid JSON ({exc})") from None
+
+
+def _decode_text(text: str) -> Any:
+    """The JSON value ``text`` holds when it parses as JSON, else ``text`` itself."""
+    try:
+        value, end = _scan_once(text, 0)
+    except (StopIteration, ValueError, RecursionError):
+        # json.loads starts scanning at the first non-whitespace character: when that is
+        # index 0 it would fail exactly like the scanner did, so skip the slow retry.
+        if not text or text[0] not in _JSON_WHITESPACE:
+            return text
+    else:
+        if end == len(text) or not text[end:].strip(_JSON_WHITESPACE):
+            return value
+        return text
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return text
+
+
+def decode_payload(data: Any) -> Any:
+    """Decode an envelope's ``data`` (PROTOCOL.md 3.3).
+
+    A string is parsed as JSON when it is valid JSON (surrounding JSON whitespace
+    allowed, like ``json.loads``) and returned unchanged otherwise; any other value is
+    returned as is.
+    """
+    if type(data) is str:
+        return _decode_text(data)
+    return data
+
+
+# --------------------------------------------------------------------------- records
+
+
+def _seq_error(value: Any, where: str) -> ProtocolError:
+    if value is None:
+        return ProtocolError(f"{where}: missing sequence number")
+    return ProtocolError(
+        f"{where}: sequence number must be a non-negative integer, got {type(value).__name__}"
+        + (f" {value!r}" if type(value) in (int, float, bool) else "")
+    )
+
+
+def _check_seq(value: Any, where: str) -> int:
+    if type(value) is not int or value < 0:
+        raise _seq_error(value, where)
+    return value
+
+
+def _timestamp(value: Any) -> Optional[int]:
+    if type(value) is int:
+        return value
+    if value is not None:
+        logger.debug("ignoring a non-integer record timestamp")
+    return None
+
+
+def _part_id(value: Any) -> Optional[str]:
+    if type(value) is str:
+        return value
+    if type(value) is int:
+        return str(value)
+    if value is not None:
+        logger.debug("ignoring a part id that is neither a string nor an integer")
+    return None
+
+
+def _check_headers(value: Any, where: str) -> List[List[str]]:
+    """Validate ``headers`` (absent = empty) as a list of ``[name, value]`` string pairs."""
+    if value is None:
+        return []
+    if type(value) is not list:
+        raise ProtocolError(f"{where}: headers must be a list of [name, value] pairs")
+    headers = []
+    for pair in value:
+        if (
+            type(pair) is not list
+            or len(pair) != 2
+            or type(pair[0]) is not str
+            or type(pair[1]) is not str
+        ):
+            raise ProtocolError(f"{where}: headers must be a list of [name, value] string pairs")
+        headers.append([pair[0], pair[1]])
+    return headers
+
+
+def _classify(headers: List[List[str]]) -> Tuple[bool, Optional[str]]:
+    """Return ``(is_command, control_subtype)`` for a record's headers (PROTOCOL 3.2)."""
+    if not headers:
+        return False, None
+    if headers[0][0] == "":
+        return True, None
+    for name, value in headers:
+        if name == CONTROL_HEADER:
+            return False, value
+    return False, None
+
+
+def _control_record(
+    seq: int, timestamp: Optional[int], headers: List[List[str]], control: str
+) -> Record:
+    return {
+        "seq": seq,
+        "data": None,
+        "part_id": None,
+        "timestamp": timestamp,
+        "headers": headers,
+        "control": control,
+    }
+
+
+def _data_record(
+    seq: int, timestamp: Optional[int], headers: List[List[str]], data: Any, part_id: Any
+) -> Record:
+    """A data record; legacy ``trigger:*`` data becomes a control record (data kept).
+
+    Legacy controls get a synthesised ``["trigger-control", subtype]`` header appended,
+    so that ``headers`` identifies a control record the same way in every shape.
+    """
+    data = decode_payload(data)
+    control = None
+    if type(data) is dict:
+        kind = data.get("type")
+        if type(kind) is str and kind in _LEGACY_CONTROL_TYPES:
+            control = _LEGACY_CONTROL_TYPES[kind]
+            headers = headers + [[CONTROL_HEADER, control]]
+    return {
+        "seq": seq,
+        "data": data,
+        "part_id": _part_id(part_id),
+        "timestamp": timestamp,
+        "headers": headers,
+        "control": control,
+    }
+
+
+def _envelope_record(
+    seq: int, timestamp: Optional[int], headers: List[List[str]], envelope: Any
+) -> Record:
+    """A data record from a decoded envelope ``{"data": X, "id": part id}``.
+
+    A JSON value that is not an envelope is delivered whole as the data, without part id.
+    """
+    if type(envelope) is dict and "data" in envelope:
+        return _data_record(seq, timestamp, headers, envelope["data"], envelope.get("id"))
+    logger.debug("record %d: body is not a {data, id} envelope; delivering it whole", seq)
+    return _data_record(seq, timestamp, headers, envelope, None)
+
+
+def _tail(value: Any, where: str) -> Optional[int]:
+    if value is None:
+        return None
+    if type(value) is dict:
+        seq = value.get("seq_num")
+        if type(seq) is int and seq >= 0:
+            return seq
+    logger.debug("%s event: ignoring a malformed tail", where)
+    return None
+
+
+def _decode_batch(data: str) -> Decoded:
+    doc = _parse_json(data, "batch event data")
+    if type(doc) is not dict:
+        raise ProtocolError("batch event data is not a JSON object")
+    raw_records = doc.get("records")
+    if type(raw_records) is not list:
+        raise ProtocolError("batch event has no 'records' list")
+    records: List[Record] = []
+    append = records.append
+    last: Optional[int] = None
+    scan = _scan_once
+    for index, raw in enumerate(raw_records):
+        if type(raw) is not dict:
+            raise ProtocolError(f"batch record #{index} is not a JSON object")
+        seq = raw.get("seq_num")
+        if type(seq) is not int or seq < 0:
+            raise _seq_error(seq, f"batch record #{index} seq_num")
+        if last is not None and seq <= last:
+            raise ProtocolError(f"batch record #{index}: seq_num {seq} does not follow {last}")
+        last = seq
+        timestamp = raw.get("timestamp")
+        if type(timestamp) is not int:
+            timestamp = _timestamp(timestamp)
+        raw_headers = raw.get("headers")
+        headers: List[List[str]] = []
+        if raw_headers is not None:
+            headers = _check_headers(raw_headers, f"record {seq}")
+            is_command, control = _classify(headers)
+            if is_command:
+                continue
+            if control is not None:
+                append(_control_record(seq, timestamp, headers, control))
+                continue
+        body = raw.get("body", "")
+        if type(body) is not str:
+            raise ProtocolError(f"record {seq}: body must be a string")
+        # Hot path: a compact JSON envelope whose data is a string holding JSON.
+        try:
+            envelope, end = scan(body, 0)
+        except (StopIteration, ValueError, RecursionError):
+            end = -1
+        if end != len(body):
+            if not body:
+                append(_data_record(seq, timestamp, headers, "", None))
+                continue
+            envelope = _parse_json(body, f"record {seq} body")
+        if type(envelope) is dict and "data" in envelope:
+            value = envelope["data"]
+            part_id = envelope.get("id")
+            if type(part_id) is not str:
+                part_id = _part_id(part_id)
+            if type(value) is str:
+                value = _decode_text(value)
+            if (
+                type(value) is dict
+                and type(value.get("type")) is str
+                and value["type"] in _LEGACY_CONTROL_TYPES
+            ):
+                append(_data_record(seq, timestamp, headers, value, part_id))
+                continue
+            append(
+                {
+                    "seq": seq,
+                    "data": value,
+                    "part_id": part_id,
+                    "timestamp": timestamp,
+                    "headers": headers,
+                    "control": None,
+                }
+            )
+        else:
+            append(_envelope_record(seq, timestamp, headers, envelope))
+    return Decoded("records", records, last, _tail(doc.get("tail"), "batch"), None)
+
+
+def _decode_ping(data: str) -> Decoded:
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        logger.debug("ping event data is not JSON; treating it as a bare ping")
+        return Decoded("ping", [], None, None, None)
+    tail = _tail(doc.get("tail"), "ping") if type(doc) is dict else None
+    return Decoded("ping", [], None, tail, None)
+
+
+def _decode_v1_record(event: SSEEvent) -> Decoded:
+    raw_id = event.id
+    if raw_id is None or not (raw_id.isascii() and raw_id.isdigit()):
+        raise ProtocolError("v1 record event without a decimal integer id")
+    seq = int(raw_id)
+    doc = _parse_json(event.data, f"v1 event {seq} data")
+    headers: List[List[str]] = []
+    if type(doc) is dict and doc.get("headers") is not None:
+        headers = _check_headers(doc["headers"], f"record {seq}")
+        is_command, control = _classify(headers)
+        if is_command:
+            return Decoded("records", [], seq, None, None)
+        if control is not None:
+            return Decoded("records", [_control_record(seq, None, headers, control)], seq)
+    timestamp = _timestamp(doc.get("timestamp")) if type(doc) is dict else None
+    return Decoded("records", [_envelope_record(seq, timestamp, headers, doc)], seq, None, None)
+
+
+def decode_event(event: SSEEvent, shape: str) -> Decoded:
+    """Decode one event of a session channel stream spoken in ``shape`` (``"v1"``/``"v2"``).
+
+    * ``data: [DONE]`` -> kind ``"done"``; ``event: error`` -> kind ``"error"`` with the
+      text; ``event: ping`` -> kind ``"ping"`` with the tail, if any (both shapes).
+    * ``event: batch`` -> the batch's records (v2; also accepted under ``"v1"``, the event
+      type being unambiguous). The event ``id:`` (an S2 triple) is never used: the cursor
+      is ``records[].seq_num``. Command records (first header name empty) are dropped but
+      count in ``last_seq``; control records (a ``trigger-control`` header) have
+      ``data=None`` and keep all their headers.
+    * v1: an unnamed (``message``) event is one record; its ``id:`` is the seq and its
+      data the envelope ``{"data": X, "id": part id}`` (optional ``headers`` honoured).
+    * Any other event type -> kind ``"ignored"``.
+
+    Data is decoded with :func:`decode_payload`; legacy ``trigger:turn-complete`` /
+    ``trigger:upgrade-required`` data records become control records whose data is kept
+    and whose headers gain ``["trigger-control", subtype]``. Raises
+    :class:`ProtocolError` on bad input (see the module docstring for the policy).
+    """
+    if shape not in ("v1", "v2"):
+        raise ValueError(f"unknown wire shape {shape!r}")
+    kind = event.event
+    if kind == "error":
+        return Decoded("error", [], None, None, event.data)
+    if event.data == "[DONE]":
+        return Decoded("done", [])
+    if kind == "batch":
+        return _decode_batch(event.data)
+    if kind == "ping":
+        return _decode_ping(event.data)
+    if kind == "message" and shape == "v1":
+        return _decode_v1_record(event)
+    logger.debug("ignoring a %r event on a %s stream", kind, shape)
+    return Decoded("ignored", [])
+
+
+def decode_drain_item(item: Mapping[str, Any]) -> Record:
+    """Decode one item of ``GET .../records``: ``{"data", "id", "seqNum", "headers"?}``.
+
+    Returns the record dict (a control record when a ``trigger-control`` header is
+    present, or for legacy ``trigger:*`` data). Raises :class:`ProtocolError` when the
+    item is not an object, ``seqNum`` is not a non-negative integer, ``headers`` is
+    malformed, or the item is a command record (the server removes those from drains).
+    """
+    if not isinstance(item, Mapping):
+        raise ProtocolError("drain item is not a JSON object")
+    seq = _check_seq(item.get("seqNum"), "drain item seqNum")
+    headers = _check_headers(item.get("headers"), f"drain item {seq}")
+    is_command, control = _classify(headers)
+    if is_command:
+        raise ProtocolError(f"drain item {seq} is a command record, which drains never hold")
+    timestamp = _timestamp(item.get("timestamp"))
+    if control is not None:
+        return _control_record(seq, timestamp, headers, control)
+    return _data_record(seq, timestamp, headers, item.get("data"), item.get("id"))
