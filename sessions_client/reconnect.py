@@ -1,0 +1,347 @@
+"""The reader loop: one SSE channel, read across reconnects, exactly once and in order.
+
+:class:`Backoff` is the capped, jittered exponential delay between failed
+connections (100 ms doubling to 5 s, up to 50 % jitter, reset after a
+successful connect). :func:`read_channel` is the explicit reconnect loop behind
+``Session.iter_out`` / ``iter_in``: it resumes with ``Last-Event-ID`` = the seq of
+the last record processed (never anything else), skips replays, advances past
+command records, routes control records, detects trims and stalls, and stores
+the cursor only once the consumer is done with a record.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import random
+import socket
+import time
+from collections import deque
+from typing import (
+    Any,
+    Callable,
+    Deque,
+    Dict,
+    Iterator,
+    Optional,
+    Set,
+)
+
+import requests
+import urllib3
+
+from .errors import APIError, NetworkError, ProtocolError, RateLimitedError, SessionsError
+from .http import Transport
+from .wire import DEFAULT_MAX_EVENT_BYTES, Decoded, SSEEvent, decode_event, iter_sse_events
+from .wire import wire_shape as _wire_shape
+
+logger = logging.getLogger("sessions_client.reader")
+
+Record = Dict[str, Any]
+
+#: Statuses after which a reader gives up at once (PROTOCOL.md §7, plus 501: no backend).
+PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 409, 410, 422, 501})
+#: Read size: ``read1`` returns whatever has arrived, up to this many bytes.
+READ_SIZE = 65536
+#: Stall window on a v2 stream (pings every ~5 s) when the caller chose none.
+V2_STALL_TIMEOUT = 15.0
+#: Extra stall slack beyond the long-poll window on a v1 stream (no pings).
+V1_STALL_SLACK = 15.0
+#: Timeout-Seconds sent by a non-following reader: the server ends the window 1 s
+#: after the last record, so ``follow=False`` returns promptly on v1 servers too.
+NON_FOLLOW_WINDOW = 1
+
+_STREAM_ERRORS = (
+    urllib3.exceptions.HTTPError,
+    requests.RequestException,
+    http.client.HTTPException,
+    OSError,
+)
+
+
+class Backoff:
+    """Capped, jittered exponential delays: ``initial`` doubling up to ``maximum``.
+
+    Each delay is reduced by a random fraction of up to ``jitter``. :meth:`reset`
+    starts over (after a successful connect).
+    """
+
+    def __init__(
+        self,
+        initial: float = 0.1,
+        maximum: float = 5.0,
+        jitter: float = 0.5,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self.jitter = jitter
+        self._rng = rng
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        """The delay before the next attempt; each call counts one more failure."""
+        exponent = min(self.failures, 62)
+        self.failures += 1
+        base = min(self.maximum, self.initial * (2.0**exponent))
+        return base * (1.0 - self.jitter * self._rng())
+
+    def reset(self) -> None:
+        """Start again from ``initial``."""
+        self.failures = 0
+
+
+class _StreamFailure(Exception):
+    """A transient failure of one connection; the loop reconnects."""
+
+    def __init__(self, error: SessionsError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _iter_chunks(response: requests.Response) -> Iterator[bytes]:
+    """The body as it arrives: each chunk is whatever the socket has, up to READ_SIZE."""
+    raw: Any = response.raw
+    read1 = getattr(raw, "read1", None)
+    if read1 is None:  # urllib3 1.26: read the http.client response directly
+        read1 = raw._fp.read1
+    while True:
+        data = read1(READ_SIZE)
+        if not data:
+            return
+        yield data
+
+
+def _set_read_timeout(response: requests.Response, seconds: float) -> bool:
+    """Change the socket timeout of an open streaming response (best effort)."""
+    raw: Any = response.raw
+    connection = getattr(raw, "_connection", None) or getattr(raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is None:
+        return False
+    try:
+        sock.settimeout(seconds)
+    except OSError:
+        return False
+    return True
+
+
+def _first_seq(event: SSEEvent, decoded: Decoded, shape: str) -> Optional[int]:
+    """The lowest seq an event carries, command records included, when it is known."""
+    if shape == "v2":
+        try:
+            first = json.loads(event.data)["records"][0]["seq_num"]
+            if isinstance(first, int) and not isinstance(first, bool):
+                return first
+        except (ValueError, KeyError, IndexError, TypeError):
+            pass
+    if decoded.records:
+        return int(decoded.records[0]["seq"])
+    return decoded.last_seq
+
+
+def _content_type_ok(response: requests.Response) -> bool:
+    content_type = response.headers.get("Content-Type")
+    if content_type is None:
+        return True
+    return content_type.split(";")[0].strip().lower() == "text/event-stream"
+
+
+def read_channel(
+    transport: Transport,
+    path: str,
+    *,
+    last_seq: Optional[int],
+    follow: bool,
+    timeout_seconds: int,
+    include_control: bool,
+    on_control: Optional[Callable[[Record], Any]],
+    handle_control: Callable[[Record], None],
+    store: Optional[Callable[[int], None]],
+    max_retries: Optional[int],
+    stall_timeout: Optional[float],
+    connect_timeout: float,
+    dedup_window: int,
+    on_trim: Optional[Callable[[int, int], Any]],
+    peek_settled: bool,
+    sleep: Callable[[float], None] = time.sleep,
+    backoff: Optional[Backoff] = None,
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+) -> Iterator[Record]:
+    """Yield the records of one channel after ``last_seq``; see ``Session.iter_out``.
+
+    ``handle_control`` sees every control record first (token refresh);
+    ``store(seq)`` persists the cursor once the consumer has finished with a
+    record (asked for the next one or closed the generator), or at once for
+    records it never sees (command, deduplicated, unyielded control records).
+    """
+    delays = backoff if backoff is not None else Backoff()
+    window = timeout_seconds if follow else min(timeout_seconds, NON_FOLLOW_WINDOW)
+    open_read_timeout = stall_timeout if stall_timeout is not None else window + V1_STALL_SLACK
+    seen_ids: Set[str] = set()
+    seen_order: Deque[str] = deque()
+    stored: Optional[int] = last_seq
+    failures = 0
+    pause = 0.0
+
+    def commit(seq: int) -> None:
+        nonlocal stored
+        if store is not None and (stored is None or seq > stored):
+            store(seq)
+        stored = seq if stored is None else max(stored, seq)
+
+    def remember(part_id: str) -> bool:
+        """False when ``part_id`` was seen recently; otherwise remember it."""
+        if dedup_window <= 0:
+            return True
+        if part_id in seen_ids:
+            return False
+        seen_ids.add(part_id)
+        seen_order.append(part_id)
+        if len(seen_order) > dedup_window:
+            seen_ids.discard(seen_order.popleft())
+        return True
+
+    while True:
+        if pause > 0:
+            sleep(pause)
+            pause = 0.0
+        headers = {"Accept": "text/event-stream", "Timeout-Seconds": str(window)}
+        if last_seq is not None:
+            headers["Last-Event-ID"] = str(last_seq)
+            if peek_settled:
+                headers["X-Peek-Settled"] = "1"
+        try:
+            try:
+                response = transport.open_stream(
+                    path,
+                    headers=headers,
+                    connect_timeout=connect_timeout,
+                    read_timeout=open_read_timeout,
+                )
+            except APIError as exc:
+                if exc.status in PERMANENT_STATUSES:
+                    raise
+                raise _StreamFailure(exc) from exc
+            except NetworkError as exc:
+                raise _StreamFailure(exc) from exc
+            delays.reset()
+            got_event = False
+            expected = None if last_seq is None else last_seq + 1
+            try:
+                if not _content_type_ok(response):
+                    raise ProtocolError(
+                        f"expected text/event-stream, got {response.headers.get('Content-Type')!r}",
+                        status=response.status_code,
+                    )
+                shape = _wire_shape(response.headers)
+                settled = response.headers.get("X-Session-Settled", "").lower() == "true"
+                if stall_timeout is None and shape == "v2":
+                    _set_read_timeout(response, V2_STALL_TIMEOUT)
+                logger.debug("connected to %s (%s), after seq %s", path, shape, last_seq)
+                events = iter_sse_events(_iter_chunks(response), max_event_bytes=max_event_bytes)
+                while True:
+                    try:
+                        event = next(events)
+                    except StopIteration:
+                        break
+                    except _STREAM_ERRORS as exc:
+                        raise _StreamFailure(_read_error(exc, path)) from exc
+                    decoded = decode_event(event, shape)
+                    got_event = True
+                    failures = 0
+                    if decoded.kind == "done":
+                        break
+                    if decoded.kind == "error":
+                        raise _StreamFailure(
+                            NetworkError(f"server error event on {path}: {decoded.error or ''}")
+                        )
+                    if decoded.kind == "ping":
+                        if not follow and _caught_up_on_ping(last_seq, decoded.tail):
+                            return
+                        continue
+                    if decoded.kind != "records":
+                        continue
+                    if expected is not None:
+                        first = _first_seq(event, decoded, shape)
+                        if first is not None and first > expected:
+                            logger.warning(
+                                "%s was trimmed: expected seq %d, got %d; records in between "
+                                "are gone",
+                                path,
+                                expected,
+                                first,
+                            )
+                            if on_trim is not None:
+                                on_trim(expected, first)
+                        expected = None
+                    for record in decoded.records:
+                        seq = int(record["seq"])
+                        if last_seq is not None and seq <= last_seq:
+                            logger.debug("skipping replayed seq %d on %s", seq, path)
+                            continue
+                        last_seq = seq
+                        part_id = record.get("part_id")
+                        if isinstance(part_id, str) and part_id and not remember(part_id):
+                            logger.debug("skipping duplicate part id at seq %d", seq)
+                            commit(seq)
+                            continue
+                        if record.get("control") is not None:
+                            handle_control(record)
+                            if on_control is not None:
+                                on_control(record)
+                            if not include_control:
+                                commit(seq)
+                                continue
+                        try:
+                            yield record
+                        except GeneratorExit:
+                            commit(seq)
+                            raise
+                        commit(seq)
+                    if decoded.last_seq is not None and (
+                        last_seq is None or decoded.last_seq > last_seq
+                    ):
+                        last_seq = decoded.last_seq
+                        commit(last_seq)
+                    if (
+                        not follow
+                        and decoded.tail is not None
+                        and last_seq is not None
+                        and last_seq >= decoded.tail - 1
+                    ):
+                        return
+            finally:
+                response.close()
+            if settled:
+                logger.debug("%s is settled; ending the reader", path)
+                return
+            if not follow:
+                return
+            if not got_event:
+                pause = delays.next_delay()
+        except _StreamFailure as failure:
+            error = failure.error
+            failures += 1
+            if max_retries is not None and failures > max_retries:
+                raise error from failure.__cause__
+            pause = delays.next_delay()
+            if isinstance(error, RateLimitedError) and error.retry_after is not None:
+                pause = max(pause, error.retry_after)
+            logger.info("reader on %s: %s; reconnecting in %.2f s", path, error, pause)
+
+
+def _caught_up_on_ping(last_seq: Optional[int], tail: Optional[int]) -> bool:
+    if tail is None or last_seq is None:
+        return True
+    return last_seq >= tail - 1
+
+
+def _read_error(exc: BaseException, path: str) -> NetworkError:
+    if isinstance(exc, (urllib3.exceptions.ReadTimeoutError, socket.timeout, requests.ReadTimeout)):
+        return NetworkError(f"stream on {path} stalled: no bytes within the stall timeout")
+    return NetworkError(f"stream on {path} broke: {type(exc).__name__}: {exc}")
+
+
+__all__ = ["Backoff", "PERMANENT_STATUSES", "read_channel"]

@@ -1,0 +1,551 @@
+"""The blocking :class:`Session`: append to, read and drain a session's channels."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Tuple,
+    Union,
+)
+
+import requests
+
+from .config import MAX_RECORD_BYTES, is_secret_key, resolve_api_url, resolve_branch, resolve_token
+from .errors import ConfigurationError, ProtocolError, RecordTooLargeError
+from .http import DEFAULT_TIMEOUT, RetryPolicy, TimeoutType, Transport, quote_segment
+from .reconnect import Backoff, read_channel
+from .wire import decode_drain_item
+
+if TYPE_CHECKING:
+    from .cursor import Cursor
+
+logger = logging.getLogger("sessions_client.session")
+
+Record = Dict[str, Any]
+
+#: Bytes the server adds around the JSON envelope of a record (PROTOCOL.md §2).
+ENVELOPE_OVERHEAD = 20
+DEFAULT_DEDUP_WINDOW = 1000
+DEFAULT_CONNECT_TIMEOUT = 30.0
+_MAX_PART_ID_CHARS = 256
+_MAX_DRAIN_PAGES = 1_000_000
+
+
+def encode_record(record: Any) -> Tuple[bytes, str]:
+    """The body and ``Content-Type`` of an append.
+
+    A ``str`` is sent as is (``text/plain``); ``bytes`` must be UTF-8 and are
+    sent as is (``text/plain``); anything else is compact JSON
+    (``application/json``). Raises ``TypeError`` naming the type when the value
+    is not JSON-serialisable, :class:`ConfigurationError` for non-UTF-8 bytes or
+    non-finite floats.
+    """
+    if isinstance(record, str):
+        try:
+            return record.encode("utf-8"), "text/plain; charset=utf-8"
+        except UnicodeEncodeError as exc:
+            raise ConfigurationError(f"a str record must be valid Unicode: {exc.reason}") from None
+    if isinstance(record, (bytes, bytearray, memoryview)):
+        body = bytes(record)
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigurationError(f"a bytes record must be UTF-8: {exc.reason}") from None
+        return body, "text/plain; charset=utf-8"
+    try:
+        text = json.dumps(record, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except TypeError as exc:
+        raise TypeError(
+            f"a record of type {type(record).__name__} is not JSON-serialisable: {exc}"
+        ) from None
+    except ValueError as exc:
+        raise ConfigurationError(f"the record is not valid JSON: {exc}") from None
+    return text.encode("utf-8"), "application/json"
+
+
+def _check_size(body: bytes, part_id: str) -> None:
+    if len(body) > MAX_RECORD_BYTES:
+        raise RecordTooLargeError(
+            f"record is {len(body)} bytes; the limit is {MAX_RECORD_BYTES} bytes"
+        )
+    envelope = json.dumps(
+        {"data": body.decode("utf-8", errors="replace"), "id": part_id},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    stored = len(envelope.encode("utf-8")) + ENVELOPE_OVERHEAD
+    if stored > MAX_RECORD_BYTES:
+        raise RecordTooLargeError(
+            f"record is {stored} bytes once stored (JSON envelope, escaping); "
+            f"the limit is {MAX_RECORD_BYTES} bytes"
+        )
+
+
+def _check_part_id(part_id: Any) -> str:
+    if not isinstance(part_id, str):
+        raise TypeError(f"part_id must be a str, not {type(part_id).__name__}")
+    if not part_id or len(part_id) > _MAX_PART_ID_CHARS or not part_id.isprintable():
+        raise ConfigurationError(f"part_id must be 1-{_MAX_PART_ID_CHARS} printable characters")
+    return part_id
+
+
+def _check_seq(value: Any, name: str) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, str) and value.isdigit() and value.isascii():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 0:
+        raise ConfigurationError(f"{name} must not be negative (got {value})")
+    return value
+
+
+def _check_cursor(cursor: Any) -> Optional[int]:
+    if cursor is None:
+        return None
+    if not callable(getattr(cursor, "get", None)) or not callable(getattr(cursor, "set", None)):
+        raise TypeError("cursor must have get() and set(seq) methods")
+    return _check_seq(cursor.get(), "the cursor's stored seq")
+
+
+def _check_callable(value: Any, name: str) -> None:
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be callable")
+
+
+def _check_positive(value: Any, name: str, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number")
+    if not value > 0:
+        raise ConfigurationError(f"{name} must be positive")
+
+
+class Session:
+    """One session: append to and read its ``.in`` and ``.out`` channels.
+
+    ``Session(session_id, token=None, api_url=None, ...)``: ``session_id`` is the
+    friendly id (``session_…``) or your external id (percent-encoded into every
+    path). ``token`` defaults to ``TRIGGER_SECRET_KEY`` then ``TRIGGER_ACCESS_TOKEN``
+    (none → :class:`ConfigurationError`); ``api_url`` to ``TRIGGER_API_URL`` then
+    ``https://api.trigger.dev``; ``branch`` to ``TRIGGER_PREVIEW_BRANCH``.
+
+    Keyword options: ``http_session`` shares a ``requests.Session`` (its pool is
+    used as is); ``transport`` uses a ready :class:`~sessions_client.http.Transport`
+    (then ``token``, ``api_url``, ``branch``, ``verify``, ``timeout`` and
+    ``pool_maxsize`` are ignored, and :meth:`close` leaves it open); ``verify``
+    is ``True``, ``False`` or a CA bundle path; ``timeout`` is ``(connect, read)``
+    seconds for non-streaming calls; ``append_retry`` is the
+    :class:`~sessions_client.http.RetryPolicy` of appends (default: 5 attempts,
+    0.2 s doubling to 5 s, 60 s in total) and ``read_retry`` that of drains;
+    ``pool_maxsize`` bounds the connections of a session-owned pool (each open
+    reader holds one); ``sleep`` is injectable for tests.
+
+    A ``Session`` is thread-safe: many threads may append at once. Readers are
+    generators; use each from one thread.
+    """
+
+    def __init__(
+        self,
+        session_id: str,
+        token: Optional[str] = None,
+        api_url: Optional[str] = None,
+        *,
+        branch: Optional[str] = None,
+        http_session: Optional[requests.Session] = None,
+        transport: Optional[Transport] = None,
+        verify: Union[bool, str] = True,
+        timeout: TimeoutType = DEFAULT_TIMEOUT,
+        append_retry: Optional[RetryPolicy] = None,
+        read_retry: Optional[RetryPolicy] = None,
+        pool_maxsize: int = 10,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._segment = quote_segment(session_id)
+        self.session_id = session_id
+        if transport is None:
+            transport = Transport(
+                resolve_api_url(api_url),
+                resolve_token(token),
+                branch=resolve_branch(branch),
+                timeout=timeout,
+                verify=verify,
+                http_session=http_session,
+                pool_maxsize=pool_maxsize,
+                sleep=sleep,
+            )
+            self._owns_transport = True
+        else:
+            if not isinstance(transport, Transport):
+                raise TypeError("transport must be a sessions_client.http.Transport")
+            self._owns_transport = False
+        self.transport = transport
+        self.append_retry = append_retry if append_retry is not None else RetryPolicy()
+        self.read_retry = read_retry if read_retry is not None else RetryPolicy()
+        self._sleep = sleep
+
+    @property
+    def api_url(self) -> str:
+        """The base URL of the API."""
+        return self.transport.api_url
+
+    @property
+    def token(self) -> str:
+        """The current token (a refreshed public token once one arrived). Never logged."""
+        return self.transport.token
+
+    def __repr__(self) -> str:
+        return f"Session({self.session_id!r}, api_url={self.api_url!r})"
+
+    def _path(self, io: str, suffix: str = "") -> str:
+        return f"/realtime/v1/sessions/{self._segment}/{io}{suffix}"
+
+    # -- appends -----------------------------------------------------------------
+
+    def append_in(self, record: Any, *, part_id: Optional[str] = None) -> Dict[str, Any]:
+        """Append ``record`` to ``.in``; see :meth:`append_out`."""
+        return self._append("in", record, part_id)
+
+    def append_out(self, record: Any, *, part_id: Optional[str] = None) -> Dict[str, Any]:
+        """Append ``record`` to ``.out`` (needs a secret key).
+
+        Returns ``{"ok": True, "seq": int or None, "part_id": str}``. ``part_id``
+        (default: a random UUID) is sent as ``X-Part-Id`` on every retry, so a
+        retried append is stored once. The record is encoded by
+        :func:`encode_record`; over 1 MiB → :class:`RecordTooLargeError` before any
+        request. Retries follow ``append_retry``; failures raise typed errors.
+        """
+        return self._append("out", record, part_id)
+
+    def _append(self, io: str, record: Any, part_id: Optional[str]) -> Dict[str, Any]:
+        body, content_type = encode_record(record)
+        pid = str(uuid.uuid4()) if part_id is None else _check_part_id(part_id)
+        _check_size(body, pid)
+        response = self.transport.request(
+            "POST",
+            self._path(io, "/append"),
+            data=body,
+            headers={"Content-Type": content_type, "X-Part-Id": pid},
+            retry=self.append_retry,
+        )
+        answer = _json_body(response, "append")
+        if not isinstance(answer, dict) or answer.get("ok") is not True:
+            raise ProtocolError(
+                f"unexpected append answer: {_preview(response.content)}",
+                status=response.status_code,
+            )
+        seq = answer.get("seq")
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            seq = None
+        return {"ok": True, "seq": seq, "part_id": pid}
+
+    # -- streaming readers ---------------------------------------------------------
+
+    def iter_out(
+        self,
+        *,
+        last_event_id: Optional[int] = None,
+        follow: bool = True,
+        timeout_seconds: int = 60,
+        include_control: bool = False,
+        on_control: Optional[Callable[[Record], Any]] = None,
+        cursor: Optional[Cursor] = None,
+        max_retries: Optional[int] = None,
+        stall_timeout: Optional[float] = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        dedup_window: int = DEFAULT_DEDUP_WINDOW,
+        on_trim: Optional[Callable[[int, int], Any]] = None,
+        peek_settled: bool = False,
+    ) -> Iterator[Record]:
+        """Yield the records of ``.out`` in order, exactly once, across reconnects.
+
+        Starts after ``last_event_id`` (else after ``cursor.get()``, else at the
+        start of what is retained). ``follow=True`` tails for ever, reconnecting
+        at once after every normal end of a long-poll window of
+        ``timeout_seconds`` (1-600); ``follow=False`` returns once caught up (v2:
+        the last seq reached a ping's or batch's tail - 1; v1: the server ends a
+        1-second window after the last record). Failures reconnect after a capped
+        jittered backoff (0.1 s doubling to 5 s); ``max_retries`` consecutive
+        failed attempts (``None``: no limit) raise the last error; 400, 401, 403,
+        404, 409, 410, 422 and 501 raise at once; bad server data raises
+        :class:`ProtocolError`. ``stall_timeout`` seconds without a byte reconnect
+        (``None``: 15 s on v2 streams, ``timeout_seconds`` + 15 s on v1).
+        Control records go to ``on_control(record)`` and are yielded only with
+        ``include_control``; a ``public-access-token`` on a ``turn-complete``
+        replaces a public token. Recently seen part ids (``dedup_window``) are
+        skipped. A gap after a (re)connect logs a warning and calls
+        ``on_trim(expected_seq, got_seq)``. ``cursor.set(seq)`` is called once the
+        consumer is done with a record (it asked for the next or closed the
+        generator). ``peek_settled`` sends ``X-Peek-Settled: 1`` when resuming and
+        ends the reader when the server answers ``X-Session-Settled: true``.
+        Closing the generator closes its connection at once.
+        """
+        return self._iter(
+            "out",
+            last_event_id=last_event_id,
+            follow=follow,
+            timeout_seconds=timeout_seconds,
+            include_control=include_control,
+            on_control=on_control,
+            cursor=cursor,
+            max_retries=max_retries,
+            stall_timeout=stall_timeout,
+            connect_timeout=connect_timeout,
+            dedup_window=dedup_window,
+            on_trim=on_trim,
+            peek_settled=peek_settled,
+        )
+
+    def iter_in(
+        self,
+        *,
+        last_event_id: Optional[int] = None,
+        follow: bool = True,
+        timeout_seconds: int = 60,
+        include_control: bool = False,
+        on_control: Optional[Callable[[Record], Any]] = None,
+        cursor: Optional[Cursor] = None,
+        max_retries: Optional[int] = None,
+        stall_timeout: Optional[float] = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        dedup_window: int = DEFAULT_DEDUP_WINDOW,
+        on_trim: Optional[Callable[[int, int], Any]] = None,
+        peek_settled: bool = False,
+    ) -> Iterator[Record]:
+        """Yield the records of ``.in``; the same contract as :meth:`iter_out`."""
+        return self._iter(
+            "in",
+            last_event_id=last_event_id,
+            follow=follow,
+            timeout_seconds=timeout_seconds,
+            include_control=include_control,
+            on_control=on_control,
+            cursor=cursor,
+            max_retries=max_retries,
+            stall_timeout=stall_timeout,
+            connect_timeout=connect_timeout,
+            dedup_window=dedup_window,
+            on_trim=on_trim,
+            peek_settled=peek_settled,
+        )
+
+    def _iter(
+        self,
+        io: str,
+        *,
+        last_event_id: Optional[int],
+        follow: bool,
+        timeout_seconds: int,
+        include_control: bool,
+        on_control: Optional[Callable[[Record], Any]],
+        cursor: Optional[Cursor],
+        max_retries: Optional[int],
+        stall_timeout: Optional[float],
+        connect_timeout: float,
+        dedup_window: int,
+        on_trim: Optional[Callable[[int, int], Any]],
+        peek_settled: bool,
+    ) -> Iterator[Record]:
+        if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, int):
+            raise TypeError("timeout_seconds must be an int")
+        if not 1 <= timeout_seconds <= 600:
+            raise ConfigurationError(
+                f"timeout_seconds must be between 1 and 600 (got {timeout_seconds})"
+            )
+        start = _check_seq(last_event_id, "last_event_id")
+        stored = _check_cursor(cursor)
+        if start is None:
+            start = stored
+        if max_retries is not None:
+            if isinstance(max_retries, bool) or not isinstance(max_retries, int):
+                raise TypeError("max_retries must be an int or None")
+            if max_retries < 0:
+                raise ConfigurationError("max_retries must not be negative")
+        _check_positive(stall_timeout, "stall_timeout", allow_none=True)
+        _check_positive(connect_timeout, "connect_timeout")
+        if isinstance(dedup_window, bool) or not isinstance(dedup_window, int):
+            raise TypeError("dedup_window must be an int")
+        if dedup_window < 0:
+            raise ConfigurationError("dedup_window must not be negative")
+        _check_callable(on_control, "on_control")
+        _check_callable(on_trim, "on_trim")
+        self.transport._check_open()
+        return read_channel(
+            self.transport,
+            self._path(io),
+            last_seq=start,
+            follow=bool(follow),
+            timeout_seconds=timeout_seconds,
+            include_control=bool(include_control),
+            on_control=on_control,
+            handle_control=self._handle_control,
+            store=cursor.set if cursor is not None else None,
+            max_retries=max_retries,
+            stall_timeout=stall_timeout,
+            connect_timeout=float(connect_timeout),
+            dedup_window=dedup_window,
+            on_trim=on_trim,
+            peek_settled=bool(peek_settled),
+            sleep=self._sleep,
+            backoff=Backoff(),
+        )
+
+    def _handle_control(self, record: Record) -> None:
+        """Adopt a refreshed public token from a ``turn-complete`` control record."""
+        if record.get("control") != "turn-complete":
+            return
+        for header in record.get("headers") or []:
+            if len(header) == 2 and header[0] == "public-access-token":
+                new_token = header[1]
+                if not isinstance(new_token, str) or not new_token.strip():
+                    continue
+                if is_secret_key(self.transport.token):
+                    logger.debug("ignoring a refreshed public token: this session uses a key")
+                    return
+                try:
+                    self.transport.token = new_token.strip()
+                except ConfigurationError:
+                    logger.warning("ignoring a malformed refreshed token")
+                    return
+                logger.info("session token refreshed from a turn-complete record")
+
+    # -- drains --------------------------------------------------------------------
+
+    def drain_out(
+        self,
+        *,
+        after: Optional[int] = None,
+        include_control: bool = False,
+        cursor: Optional[Cursor] = None,
+    ) -> List[Record]:
+        """Every record of ``.out`` after ``after`` (else after ``cursor.get()``), all pages.
+
+        Returns at once (no streaming). Control records are included only with
+        ``include_control`` (a refreshed public token is adopted either way). When
+        ``cursor`` is given, the highest seq returned is stored before returning.
+        """
+        return self._drain("out", after, include_control, cursor)
+
+    def drain_in(
+        self,
+        *,
+        after: Optional[int] = None,
+        include_control: bool = False,
+        cursor: Optional[Cursor] = None,
+    ) -> List[Record]:
+        """Every record of ``.in``; the same contract as :meth:`drain_out`."""
+        return self._drain("in", after, include_control, cursor)
+
+    def _drain(
+        self, io: str, after: Optional[int], include_control: bool, cursor: Optional[Cursor]
+    ) -> List[Record]:
+        current = _check_seq(after, "after")
+        stored = _check_cursor(cursor)
+        if current is None:
+            current = stored
+        start = current
+        records: List[Record] = []
+        for _ in range(_MAX_DRAIN_PAGES):
+            params = None if current is None else {"afterEventId": str(current)}
+            response = self.transport.request(
+                "GET", self._path(io, "/records"), params=params, retry=self.read_retry
+            )
+            page = _records_page(response)
+            fresh = [r for r in page if current is None or int(r["seq"]) > current]
+            if not fresh:
+                break
+            for record in fresh:
+                if record.get("control") is not None:
+                    self._handle_control(record)
+                    if not include_control:
+                        continue
+                records.append(record)
+            current = max(int(r["seq"]) for r in fresh)
+        if cursor is not None and current is not None and current != start:
+            cursor.set(current)
+        return records
+
+    # -- chat turns (sessions_client.turns) ----------------------------------------
+
+    def read_turn(
+        self,
+        *,
+        after_in_seq: Optional[int] = None,
+        last_event_id: Optional[int] = None,
+        timeout: float = 60,
+        cursor: Optional[Cursor] = None,
+    ) -> Iterator[Record]:
+        """Yield ``.out`` data records until the turn-complete of this turn; see ``turns``."""
+        from . import turns
+
+        return turns.read_turn(
+            self,
+            after_in_seq=after_in_seq,
+            last_event_id=last_event_id,
+            timeout=timeout,
+            cursor=cursor,
+        )
+
+    def ask(self, record: Any, *, timeout: float = 60) -> Dict[str, Any]:
+        """Append ``record`` to ``.in`` and return the agent's reply; see ``turns.ask``."""
+        from . import turns
+
+        return turns.ask(self, record, timeout=timeout)
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection pool (if this session made it); idempotent."""
+        if self._owns_transport:
+            self.transport.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _preview(body: bytes) -> str:
+    text = body[:200].decode("utf-8", errors="replace")
+    return repr(text)
+
+
+def _json_body(response: requests.Response, what: str) -> Any:
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        content_type = response.headers.get("Content-Type", "")
+        raise ProtocolError(
+            f"the {what} answer is not JSON (Content-Type {content_type!r}): "
+            f"{_preview(response.content)}",
+            status=response.status_code,
+        ) from None
+
+
+def _records_page(response: requests.Response) -> List[Record]:
+    answer = _json_body(response, "records")
+    items = answer.get("records") if isinstance(answer, dict) else None
+    if not isinstance(items, list):
+        raise ProtocolError("the records answer has no list 'records'", status=response.status_code)
+    records: List[Record] = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise ProtocolError("a drained record is not an object", status=response.status_code)
+        records.append(decode_drain_item(item))
+    return records
+
+
+__all__ = ["Session", "encode_record"]
