@@ -18,6 +18,8 @@ from .errors import (
     SessionClosedError,
     SessionsError,
 )
+from .http import RetryPolicy
+from .session import Session
 
 __all__ = [
     "__version__",
@@ -31,7 +33,9 @@ __all__ = [
     "ProtocolError",
     "RateLimitedError",
     "RecordTooLargeError",
+    "RetryPolicy",
     "ServerError",
+    "Session",
     "SessionClosedError",
     "SessionsError",
 ]
