@@ -1,0 +1,516 @@
+"""SQLite storage of the local server: sessions, channel records, part ids and tokens.
+
+Contract:
+
+- A path or ``":memory:"``. A file is durable across a restart: sessions, records
+  (with their sequence numbers), part ids and minted tokens survive, and so does
+  the token signing key.
+- Each ``(session, channel)`` pair has its own sequence numbers, from 0, monotonic,
+  never reused (not even after a trim).
+- :meth:`Store.append` is idempotent on ``part_id``: a part id seen before on that
+  channel appends nothing and returns the original sequence number. It holds under
+  concurrent duplicate calls (one connection, one lock, a UNIQUE constraint).
+- Readers block in :meth:`Store.wait` and are woken as soon as a record is appended
+  (a condition variable; no polling).
+
+Every record is stored with its v2 wire fragment already encoded
+(``{"seq_num":..,"timestamp":..,"headers"?:..,"body"?:..}``) so that serving a
+batch is a string join.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+Headers = List[List[str]]
+AppendListener = Callable[[str, str, int], None]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    rowid INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    external_id TEXT UNIQUE,
+    type TEXT NOT NULL,
+    task_identifier TEXT NOT NULL,
+    trigger_config TEXT,
+    current_run_id TEXT,
+    tags TEXT NOT NULL,
+    metadata TEXT,
+    closed_at INTEGER,
+    closed_reason TEXT,
+    expires_at INTEGER,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS channels (
+    session_id TEXT NOT NULL,
+    io TEXT NOT NULL,
+    next_seq INTEGER NOT NULL,
+    last_ts INTEGER,
+    PRIMARY KEY (session_id, io)
+);
+CREATE TABLE IF NOT EXISTS records (
+    session_id TEXT NOT NULL,
+    io TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    headers TEXT,
+    body TEXT NOT NULL,
+    frag TEXT NOT NULL,
+    PRIMARY KEY (session_id, io, seq)
+);
+CREATE TABLE IF NOT EXISTS parts (
+    session_id TEXT NOT NULL,
+    io TEXT NOT NULL,
+    part_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    UNIQUE (session_id, io, part_id)
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    jti TEXT PRIMARY KEY,
+    subject TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+"""
+
+_SESSION_COLUMNS = (
+    "rowid, id, external_id, type, task_identifier, trigger_config, current_run_id, tags, "
+    "metadata, closed_at, closed_reason, expires_at, created_at, updated_at"
+)
+
+
+def now_ms() -> int:
+    """The current time in Unix milliseconds."""
+    return int(time.time() * 1000)
+
+
+def new_id(prefix: str) -> str:
+    """A random friendly id such as ``session_k3v9...`` (lower-case alphanumerics)."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    return prefix + "".join(secrets.choice(alphabet) for _ in range(25))
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def encode_fragment(seq: int, ts: int, headers: Optional[Headers], body: str) -> str:
+    """The v2 wire form of one record; ``headers`` and ``body`` omitted when empty."""
+    parts = ['{"seq_num":', str(seq), ',"timestamp":', str(ts)]
+    if headers:
+        parts.append(',"headers":')
+        parts.append(_dumps(headers))
+    if body:
+        parts.append(',"body":')
+        parts.append(_dumps(body))
+    parts.append("}")
+    return "".join(parts)
+
+
+@dataclass
+class SessionRecord:
+    """One stored session (times in Unix ms)."""
+
+    rowid: int
+    id: str
+    external_id: Optional[str]
+    type: str
+    task_identifier: str
+    trigger_config: Optional[Dict[str, Any]]
+    current_run_id: Optional[str]
+    tags: List[str]
+    metadata: Optional[Dict[str, Any]]
+    closed_at: Optional[int]
+    closed_reason: Optional[str]
+    expires_at: Optional[int]
+    created_at: int
+    updated_at: int
+
+    def status(self, at_ms: Optional[int] = None) -> str:
+        """``CLOSED``, ``EXPIRED`` or ``ACTIVE``."""
+        if self.closed_at is not None:
+            return "CLOSED"
+        if self.expires_at is not None and self.expires_at < (at_ms or now_ms()):
+            return "EXPIRED"
+        return "ACTIVE"
+
+    def ids(self) -> List[str]:
+        """Every id this session answers to (friendly id, then externalId if any)."""
+        return [self.id] + ([self.external_id] if self.external_id else [])
+
+
+@dataclass
+class StoredRecord:
+    """One record as stored: ``body`` is the envelope JSON text ('' for control records)."""
+
+    seq: int
+    timestamp: int
+    headers: Headers = field(default_factory=list)
+    body: str = ""
+    fragment: str = ""
+
+    @property
+    def is_command(self) -> bool:
+        """An S2 command record: its first header has an empty name."""
+        return bool(self.headers) and self.headers[0][0] == ""
+
+    @property
+    def control(self) -> Optional[str]:
+        """The ``trigger-control`` subtype, or None."""
+        for name, value in self.headers:
+            if name == "trigger-control":
+                return value
+        return None
+
+
+class Store:
+    """Thread-safe SQLite store (one connection guarded by one lock)."""
+
+    def __init__(self, path: str = ":memory:") -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        if path != ":memory:":
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(_SCHEMA)
+        self._cond = threading.Condition(threading.Lock())
+        self._tails: Dict[Tuple[str, str], int] = {}
+        self._last_ts: Dict[Tuple[str, str], Optional[int]] = {}
+        self._generation = 0
+        self._listeners: List[AppendListener] = []
+        self._closed = False
+        for sid, io, next_seq, last_ts in self._conn.execute(
+            "SELECT session_id, io, next_seq, last_ts FROM channels"
+        ):
+            self._tails[(sid, io)] = next_seq
+            self._last_ts[(sid, io)] = last_ts
+
+    # ------------------------------------------------------------------ meta
+
+    def signing_key(self) -> bytes:
+        """The token signing key, created once per database (so tokens survive a restart)."""
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE name='signing_key'").fetchone()
+            if row is None:
+                value = secrets.token_hex(32)
+                self._conn.execute(
+                    "INSERT INTO meta (name, value) VALUES ('signing_key', ?)", (value,)
+                )
+                return bytes.fromhex(value)
+            return bytes.fromhex(str(row[0]))
+
+    # -------------------------------------------------------------- sessions
+
+    def _row_to_session(self, row: Sequence[Any]) -> SessionRecord:
+        return SessionRecord(
+            rowid=row[0],
+            id=row[1],
+            external_id=row[2],
+            type=row[3],
+            task_identifier=row[4],
+            trigger_config=json.loads(row[5]) if row[5] is not None else None,
+            current_run_id=row[6],
+            tags=json.loads(row[7]),
+            metadata=json.loads(row[8]) if row[8] is not None else None,
+            closed_at=row[9],
+            closed_reason=row[10],
+            expires_at=row[11],
+            created_at=row[12],
+            updated_at=row[13],
+        )
+
+    def get_session(self, ident: str) -> Optional[SessionRecord]:
+        """The session whose friendly id (``session_…``) or externalId is ``ident``."""
+        column = "id" if ident.startswith("session_") else "external_id"
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE {column} = ?", (ident,)
+            ).fetchone()
+        return self._row_to_session(row) if row else None
+
+    def find_or_create_session(
+        self,
+        *,
+        external_id: Optional[str],
+        type: str,
+        task_identifier: str,
+        trigger_config: Optional[Dict[str, Any]],
+        tags: List[str],
+        metadata: Optional[Dict[str, Any]],
+        expires_at: Optional[int],
+    ) -> Tuple[SessionRecord, bool]:
+        """Return ``(session, created)``; an existing externalId returns the stored session."""
+        with self._lock:
+            if external_id is not None:
+                existing = self.get_session(external_id)
+                if existing is not None:
+                    return existing, False
+            at = now_ms()
+            friendly = new_id("session_")
+            self._conn.execute(
+                "INSERT INTO sessions (id, external_id, type, task_identifier, trigger_config,"
+                " current_run_id, tags, metadata, closed_at, closed_reason, expires_at,"
+                " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,NULL,NULL,?,?,?)",
+                (
+                    friendly,
+                    external_id,
+                    type,
+                    task_identifier,
+                    _dumps(trigger_config) if trigger_config is not None else None,
+                    new_id("run_"),
+                    _dumps(tags),
+                    _dumps(metadata) if metadata is not None else None,
+                    expires_at,
+                    at,
+                    at,
+                ),
+            )
+            created = self.get_session(friendly)
+        assert created is not None
+        self._bump_generation()
+        return created, True
+
+    def update_session(self, friendly_id: str, changes: Dict[str, Any]) -> SessionRecord:
+        """Apply ``changes`` (column name -> Python value) and bump ``updated_at``.
+
+        Raises :class:`sqlite3.IntegrityError` when a new externalId is already taken.
+        """
+        columns: Dict[str, Callable[[Any], Any]] = {
+            "external_id": lambda v: v,
+            "trigger_config": lambda v: None if v is None else _dumps(v),
+            "tags": _dumps,
+            "metadata": lambda v: None if v is None else _dumps(v),
+            "closed_at": lambda v: v,
+            "closed_reason": lambda v: v,
+        }
+        sets = []
+        values: List[Any] = []
+        for name, value in changes.items():
+            sets.append(f"{name} = ?")
+            values.append(columns[name](value))
+        sets.append("updated_at = ?")
+        values.append(now_ms())
+        values.append(friendly_id)
+        with self._lock:
+            self._conn.execute(f"UPDATE sessions SET {', '.join(sets)} WHERE id = ?", values)
+            updated = self.get_session(friendly_id)
+        assert updated is not None
+        self._bump_generation()
+        return updated
+
+    def list_sessions(self) -> List[SessionRecord]:
+        """Every session, newest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions ORDER BY rowid DESC"
+            ).fetchall()
+        return [self._row_to_session(r) for r in rows]
+
+    # --------------------------------------------------------------- records
+
+    def append(
+        self,
+        session_id: str,
+        io: str,
+        body: str,
+        *,
+        headers: Optional[Headers] = None,
+        part_id: Optional[str] = None,
+        timestamp: Optional[int] = None,
+    ) -> Tuple[int, bool]:
+        """Append one record; return ``(seq, appended)``.
+
+        ``appended`` is False when ``part_id`` was already used on this channel: then
+        nothing is written and ``seq`` is the original record's.
+        """
+        key = (session_id, io)
+        with self._lock:
+            if part_id is not None:
+                row = self._conn.execute(
+                    "SELECT seq FROM parts WHERE session_id=? AND io=? AND part_id=?",
+                    (session_id, io, part_id),
+                ).fetchone()
+                if row is not None:
+                    return int(row[0]), False
+            seq = self._tails.get(key, 0)
+            ts = timestamp if timestamp is not None else now_ms()
+            hdrs = headers or []
+            fragment = encode_fragment(seq, ts, hdrs, body)
+            conn = self._conn
+            conn.execute("BEGIN")
+            try:
+                conn.execute(
+                    "INSERT INTO records (session_id, io, seq, ts, headers, body, frag)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    (session_id, io, seq, ts, _dumps(hdrs) if hdrs else None, body, fragment),
+                )
+                if part_id is not None:
+                    conn.execute(
+                        "INSERT INTO parts (session_id, io, part_id, seq) VALUES (?,?,?,?)",
+                        (session_id, io, part_id, seq),
+                    )
+                conn.execute(
+                    "INSERT INTO channels (session_id, io, next_seq, last_ts) VALUES (?,?,?,?)"
+                    " ON CONFLICT (session_id, io) DO UPDATE SET next_seq=excluded.next_seq,"
+                    " last_ts=excluded.last_ts",
+                    (session_id, io, seq + 1, ts),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            with self._cond:
+                self._tails[key] = seq + 1
+                self._last_ts[key] = ts
+                self._cond.notify_all()
+        for listener in list(self._listeners):
+            listener(session_id, io, seq)
+        return seq, True
+
+    def read(
+        self,
+        session_id: str,
+        io: str,
+        start_seq: int,
+        *,
+        limit: int = 1000,
+        max_bytes: int = 1024 * 1024,
+    ) -> List[StoredRecord]:
+        """Records with ``seq >= start_seq`` in order: at most ``limit`` records and about
+        ``max_bytes`` of fragments (always at least one record when any exists)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT seq, ts, headers, body, frag FROM records"
+                " WHERE session_id=? AND io=? AND seq>=? ORDER BY seq LIMIT ?",
+                (session_id, io, start_seq, limit),
+            ).fetchall()
+        out: List[StoredRecord] = []
+        total = 0
+        for seq, ts, headers, body, frag in rows:
+            total += len(frag)
+            if out and total > max_bytes:
+                break
+            out.append(
+                StoredRecord(seq, ts, json.loads(headers) if headers else [], body, fragment=frag)
+            )
+        return out
+
+    def tail(self, session_id: str, io: str) -> Tuple[int, Optional[int]]:
+        """``(next_seq, timestamp of the last record or None)`` of a channel."""
+        with self._cond:
+            key = (session_id, io)
+            return self._tails.get(key, 0), self._last_ts.get(key)
+
+    def last_record(self, session_id: str, io: str) -> Optional[StoredRecord]:
+        """The most recent record that is not a command record, or None."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT seq, ts, headers, body, frag FROM records WHERE session_id=? AND io=?"
+                " ORDER BY seq DESC LIMIT 16",
+                (session_id, io),
+            ).fetchall()
+        for seq, ts, headers, body, frag in rows:
+            record = StoredRecord(seq, ts, json.loads(headers) if headers else [], body, frag)
+            if not record.is_command:
+                return record
+        return None
+
+    def last_control(self, session_id: str, io: str, subtype: str) -> Optional[StoredRecord]:
+        """The most recent control record of ``subtype`` on a channel, or None."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT seq, ts, headers, body, frag FROM records WHERE session_id=? AND io=?"
+                " AND headers LIKE ? ORDER BY seq DESC LIMIT 1",
+                (session_id, io, '%["trigger-control","' + subtype + '"]%'),
+            ).fetchone()
+        if row is None:
+            return None
+        seq, ts, headers, body, frag = row
+        return StoredRecord(seq, ts, json.loads(headers) if headers else [], body, frag)
+
+    def trim(self, session_id: str, io: str, before_seq: int) -> int:
+        """Append a ``["", "trim"]`` command record and delete records with seq < before_seq.
+
+        Returns the command record's seq.
+        """
+        body = str(before_seq)
+        seq, _ = self.append(session_id, io, body, headers=[["", "trim"]])
+        with self._lock:
+            self._conn.execute(
+                "DELETE FROM records WHERE session_id=? AND io=? AND seq<?",
+                (session_id, io, min(before_seq, seq)),
+            )
+        return seq
+
+    # ---------------------------------------------------------------- tokens
+
+    def save_token(self, jti: str, subject: str, expires_at: int) -> None:
+        """Remember a minted token id."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO tokens (jti, subject, expires_at) VALUES (?,?,?)",
+                (jti, subject, expires_at),
+            )
+
+    def token_known(self, jti: str) -> bool:
+        """True when a token with this id was minted by this database."""
+        with self._lock:
+            row = self._conn.execute("SELECT 1 FROM tokens WHERE jti=?", (jti,)).fetchone()
+        return row is not None
+
+    # ----------------------------------------------------------- notification
+
+    def add_listener(self, listener: AppendListener) -> None:
+        """Call ``listener(session_id, io, seq)`` after every append (on the writer thread)."""
+        self._listeners.append(listener)
+
+    def _bump_generation(self) -> None:
+        with self._cond:
+            self._generation += 1
+            self._cond.notify_all()
+
+    @property
+    def generation(self) -> int:
+        """A counter bumped on every session create or update."""
+        with self._cond:
+            return self._generation
+
+    def wait(self, ready: Callable[[], bool], timeout: float) -> bool:
+        """Block until ``ready()`` is true (evaluated under the notification lock after
+        every append or session change and on :meth:`wake_all`) or ``timeout`` passes."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._closed or ready(), timeout)
+
+    def channels(self) -> List[Tuple[str, str]]:
+        """Every ``(session_id, io)`` channel that holds or held records."""
+        with self._cond:
+            return list(self._tails)
+
+    def tail_unlocked(self, session_id: str, io: str) -> int:
+        """``next_seq`` of a channel; only for use inside a :meth:`wait` predicate."""
+        return self._tails.get((session_id, io), 0)
+
+    def generation_unlocked(self) -> int:
+        """The session generation; only for use inside a :meth:`wait` predicate."""
+        return self._generation
+
+    def wake_all(self) -> None:
+        """Wake every waiter so that it re-checks its condition (e.g. on shutdown)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Wake every waiter for good and close the database."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        with self._lock:
+            self._conn.close()
