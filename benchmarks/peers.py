@@ -261,8 +261,10 @@ def run_latency(args: argparse.Namespace) -> Dict[str, Any]:
     for i in range(args.count + 1):
         time.sleep(0.01)  # let the stream go idle
         start = time.perf_counter()
-        writer.append_out(APPEND_BODY)
-        _seq, arrived = arrivals.get(timeout=10)
+        seq = writer.append_out(APPEND_BODY)["seq"]
+        arrived_seq, arrived = arrivals.get(timeout=10)
+        while arrived_seq < seq:  # an older record (preloaded, or the first catch-up)
+            arrived_seq, arrived = arrivals.get(timeout=10)
         if i:  # the first record also opens the connection
             latencies.append(arrived - start)
     stop.set()
