@@ -1,0 +1,381 @@
+"""HTTP plumbing of the local server: HTTP/1.1 keep-alive, routing, bodies, answers.
+
+Routes (names used by fault injection and ``request_counts``):
+
+==========  ==========================================================
+``append``  ``POST /realtime/v1/sessions/{session}/{io}/append``
+``read``    ``GET|HEAD /realtime/v1/sessions/{session}/{io}`` (SSE)
+``records`` ``GET /realtime/v1/sessions/{session}/{io}/records``
+``sessions``  ``/api/v1/sessions``, ``/api/v1/sessions/{session}``,
+            ``/api/v1/sessions/{session}/close``
+==========  ==========================================================
+
+Request bodies are read up to :data:`MAX_BODY_BYTES` at most: a larger declared (or
+chunked) body is answered ``413`` and the connection is closed without reading the
+rest. Every answer is written with a single ``sendall`` (TCP_NODELAY is set on the
+socket by the server), so keep-alive request/answer round trips stay fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Dict, List, Optional, Tuple
+from urllib.parse import parse_qs, unquote
+
+from .auth import AuthError, Principal, TokenAuthority
+from .faults import FaultInjector
+from .store import Store
+
+logger = logging.getLogger("sessions_client.testing")
+
+MAX_BODY_BYTES = 1024 * 1024
+MAX_MANAGEMENT_BODY_BYTES = 32 * 1024
+
+
+class BodyTooLarge(Exception):
+    """The request body exceeds the limit; the connection must be closed."""
+
+
+class BadBody(Exception):
+    """The request body framing is invalid."""
+
+
+@dataclass
+class ServerContext:
+    """State shared by every request of one server."""
+
+    store: Store
+    tokens: TokenAuthority
+    faults: FaultInjector
+    wire: str
+    ping_interval: float
+    stopping: threading.Event
+    counts_lock: threading.Lock = field(default_factory=threading.Lock)
+    request_counts: Dict[str, int] = field(default_factory=dict)
+
+    def count(self, route: str) -> None:
+        """Count one request on ``route``."""
+        with self.counts_lock:
+            self.request_counts[route] = self.request_counts.get(route, 0) + 1
+
+
+@dataclass
+class Response:
+    """A complete (non-streaming) answer."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json; charset=utf-8"
+    headers: List[Tuple[str, str]] = field(default_factory=list)
+
+
+def json_response(
+    status: int, payload: Any, headers: Optional[List[Tuple[str, str]]] = None
+) -> Response:
+    """A JSON answer (compact encoding)."""
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return Response(status, body, headers=list(headers or []))
+
+
+def text_response(status: int, text: str) -> Response:
+    """A plain-text answer."""
+    return Response(status, text.encode("utf-8"), content_type="text/plain; charset=utf-8")
+
+
+class Request:
+    """One parsed request as the route functions see it."""
+
+    def __init__(
+        self, handler: RequestHandler, method: str, segments: List[str], query: Dict[str, List[str]]
+    ) -> None:
+        self.handler = handler
+        self.method = method
+        self.segments = segments
+        self.query = query
+        self.headers = handler.headers
+
+    def header(self, name: str) -> Optional[str]:
+        """A request header value, or None."""
+        value = self.headers.get(name)
+        return None if value is None else str(value)
+
+    def param(self, name: str) -> Optional[str]:
+        """The last value of a query parameter, or None."""
+        values = self.query.get(name)
+        return values[-1] if values else None
+
+    def body(self, limit: int = MAX_BODY_BYTES) -> bytes:
+        """The request body; raises :class:`BodyTooLarge` or :class:`BadBody`."""
+        return self.handler.read_body(limit)
+
+    def authenticate(self) -> Principal:
+        """The caller; raises :class:`AuthError` (401)."""
+        return self.handler.ctx.tokens.authenticate(self.header("Authorization"))
+
+
+class StreamWriter:
+    """Writes a chunked (``Transfer-Encoding: chunked``) streaming answer."""
+
+    def __init__(self, handler: RequestHandler) -> None:
+        self._handler = handler
+        self._sock: socket.socket = handler.connection
+        self.bytes_sent = 0
+
+    def start(self, headers: List[Tuple[str, str]]) -> None:
+        """Send the status line and headers of a 200 streaming answer."""
+        lines = ["HTTP/1.1 200 OK", "Transfer-Encoding: chunked"]
+        lines.extend(f"{k}: {v}" for k, v in headers)
+        self._sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` as one chunk (raises OSError when the peer is gone)."""
+        if data:
+            self._sock.sendall(b"%x\r\n%b\r\n" % (len(data), data))
+            self.bytes_sent += len(data)
+
+    def finish(self) -> None:
+        """End the answer cleanly (the connection stays usable)."""
+        self._sock.sendall(b"0\r\n\r\n")
+
+    def abort(self) -> None:
+        """Close the connection abruptly, without the final chunk."""
+        self._handler.abort_connection()
+
+
+def _segments(path: str) -> List[str]:
+    raw = path.split("?", 1)[0].split("/")
+    parts = [unquote(s) for s in raw[1:]]
+    while parts and parts[-1] == "":
+        parts.pop()
+    return parts
+
+
+def route_of(segments: List[str]) -> Optional[str]:
+    """The route name of a path, or None when no route matches."""
+    if segments[:3] == ["realtime", "v1", "sessions"]:
+        if len(segments) == 5:
+            return "read"
+        if len(segments) == 6 and segments[5] == "append":
+            return "append"
+        if len(segments) == 6 and segments[5] == "records":
+            return "records"
+        return None
+    is_sessions = segments[:3] == ["api", "v1", "sessions"]
+    if is_sessions and (len(segments) in (3, 4) or segments[4:] == ["close"]):
+        return "sessions"
+    return None
+
+
+_ALLOWED = {
+    "append": ("POST",),
+    "read": ("GET", "HEAD"),
+    "records": ("GET",),
+}
+
+
+def _error_body(route: str, message: str) -> Dict[str, Any]:
+    if route == "sessions":
+        return {"error": message}
+    return {"ok": False, "error": message}
+
+
+class RequestHandler(BaseHTTPRequestHandler):
+    """Serves one connection (keep-alive: many requests)."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "sessions-client-local"
+    sys_version = ""
+    ctx: ServerContext
+
+    def setup(self) -> None:
+        super().setup()
+        self.ctx = self.server.ctx  # type: ignore[attr-defined]
+        self._body: Optional[bytes] = None
+        self._aborted = False
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s - %s", self.address_string(), format % args)
+
+    # ----------------------------------------------------------------- body
+
+    def read_body(self, limit: int) -> bytes:
+        """Read the request body (at most ``limit`` bytes); see :meth:`Request.body`."""
+        if self._body is not None:
+            return self._body
+        encoding = str(self.headers.get("Transfer-Encoding", "")).lower()
+        if "chunked" in encoding:
+            self._body = self._read_chunked(limit)
+            return self._body
+        raw = self.headers.get("Content-Length")
+        try:
+            length = int(raw) if raw is not None else 0
+        except ValueError:
+            self.close_connection = True
+            raise BadBody("Invalid Content-Length") from None
+        if length < 0:
+            self.close_connection = True
+            raise BadBody("Invalid Content-Length")
+        if length > limit:
+            self.close_connection = True
+            raise BodyTooLarge(f"Request body exceeds {limit} bytes")
+        self._body = self.rfile.read(length) if length else b""
+        if len(self._body) != length:
+            self.close_connection = True
+            raise BadBody("Truncated body")
+        return self._body
+
+    def _read_chunked(self, limit: int) -> bytes:
+        parts: List[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                self.close_connection = True
+                raise BadBody("Invalid chunked body") from None
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(parts)
+            total += size
+            if total > limit:
+                self.close_connection = True
+                raise BodyTooLarge(f"Request body exceeds {limit} bytes")
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+
+    def _discard_unread_body(self) -> None:
+        if self._body is not None or self._aborted:
+            return
+        try:
+            self.read_body(MAX_BODY_BYTES)
+        except (BodyTooLarge, BadBody):
+            self.close_connection = True
+
+    # -------------------------------------------------------------- answers
+
+    def send(self, response: Response, *, head: bool = False) -> None:
+        """Write a complete answer in one ``sendall``."""
+        self._discard_unread_body()
+        status = response.status
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = "Status"
+        lines = [
+            f"HTTP/1.1 {status} {reason}",
+            f"Content-Type: {response.content_type}",
+            f"Content-Length: {len(response.body)}",
+        ]
+        lines.extend(f"{k}: {v}" for k, v in response.headers)
+        if self.close_connection:
+            lines.append("Connection: close")
+        data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if not head:
+            data += response.body
+        self.log_request(status, len(response.body))
+        self.wfile.write(data)
+
+    def abort_connection(self) -> None:
+        """Close the connection at once, answering nothing more."""
+        self._aborted = True
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    # -------------------------------------------------------------- routing
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._dispatch("GET")
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._dispatch("HEAD")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch("POST")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._dispatch("PATCH")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        from . import channels, management
+
+        self._body = None
+        segments = _segments(self.path)
+        route = route_of(segments)
+        if route is None:
+            self.send(json_response(404, {"error": "Not found"}), head=method == "HEAD")
+            return
+        self.ctx.count(route)
+        allowed = _ALLOWED.get(route)
+        if allowed is not None and method not in allowed:
+            allow = ", ".join(allowed)
+            self.send(
+                json_response(405, _error_body(route, "Method not allowed"), [("Allow", allow)])
+            )
+            return
+        if self._inject_faults(route):
+            return
+        query = (
+            parse_qs(self.path.split("?", 1)[1], keep_blank_values=True) if "?" in self.path else {}
+        )
+        request = Request(self, method, segments, query)
+        process_then_drop = self.ctx.faults.take_drop(route)
+        if process_then_drop is not None and not process_then_drop:
+            self._drop()
+            return
+        response: Optional[Response]
+        try:
+            if route == "sessions":
+                response = management.handle(request, self.ctx)
+            elif route == "read":
+                response = channels.handle_read(request, self.ctx)
+            elif route == "append":
+                response = channels.handle_append(request, self.ctx)
+            else:
+                response = channels.handle_records(request, self.ctx)
+        except AuthError as exc:
+            response = json_response(401, _error_body(route, str(exc)))
+        except BodyTooLarge as exc:
+            response = json_response(413, _error_body(route, str(exc)))
+        except BadBody as exc:
+            response = json_response(400, _error_body(route, str(exc)))
+        if process_then_drop:
+            self._drop()
+            return
+        if response is not None and not self._aborted:
+            self.send(response, head=method == "HEAD")
+
+    def _inject_faults(self, route: str) -> bool:
+        faults = self.ctx.faults
+        delay = faults.latency(route)
+        if delay and faults.sleep(delay):
+            self.abort_connection()
+            return True
+        failure = faults.take_failure(route)
+        if failure is None:
+            return False
+        headers = []
+        if failure.retry_after is not None:
+            retry = failure.retry_after
+            headers.append(("Retry-After", str(int(retry)) if retry == int(retry) else str(retry)))
+        self.send(json_response(failure.status, _error_body(route, "injected fault"), headers))
+        return True
+
+    def _drop(self) -> None:
+        self._discard_unread_body()
+        self.abort_connection()
