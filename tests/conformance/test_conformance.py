@@ -1,0 +1,615 @@
+"""The official TypeScript SDK (``@trigger.dev/core`` ApiClient) against the local server.
+
+Each test runs ``driver.mjs`` (see its header for the ops) with node and asserts on what the
+SDK returned. Every SDK call validates the server's answers with the SDK's own zod schemas, so
+an ``ok`` result already means "production-shaped". When the SDK and the server disagree, the
+server is wrong (see SDK_NOTES.md and DISCREPANCIES.md).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Callable, Dict, List, Optional
+
+import pytest
+
+pytestmark = [pytest.mark.conformance, pytest.mark.timeout(120)]
+
+Drive = Callable[[Any, List[Dict[str, Any]]], List[Dict[str, Any]]]
+Servers = Callable[[str], Any]
+
+WIRES = ["v1", "v2"]
+
+
+def _uid() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def _create_body(
+    external_id: Optional[str] = None,
+    *,
+    type_: str = "chat.agent",
+    task: str = "conformance-agent",
+    tags: Optional[List[str]] = None,
+    metadata: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
+    body: Dict[str, Any] = {
+        "type": type_,
+        "taskIdentifier": task,
+        "triggerConfig": {"basePayload": {"chatId": external_id or "none"}},
+    }
+    if external_id is not None:
+        body["externalId"] = external_id
+    if tags is not None:
+        body["tags"] = tags
+    if metadata is not None:
+        body["metadata"] = metadata
+    return body
+
+
+def ok(result: Dict[str, Any]) -> Any:
+    assert result["ok"], f"SDK call failed: {result.get('error')}"
+    return result["value"]
+
+
+def err(result: Dict[str, Any], status: int) -> Dict[str, Any]:
+    assert not result["ok"], f"expected HTTP {status}, the SDK call succeeded: {result}"
+    error: Dict[str, Any] = result["error"]
+    assert error["status"] == status, error
+    return error
+
+
+def _new_session(drive: Drive, srv: Any, ext: Optional[str] = None) -> Dict[str, Any]:
+    ext = ext or f"conf-{_uid()}"
+    (created,) = drive(srv, [{"op": "create", "body": _create_body(ext)}])
+    data: Dict[str, Any] = ok(created)["data"]
+    return data
+
+
+def _data_chunks(wire: str, chunks: List[Any]) -> List[Any]:
+    """The appended values the SDK yielded, as the SDK yields them for that wire shape.
+
+    v2: the envelope's ``data`` (the raw appended string). v1: the SDK does not unwrap the
+    envelope, so each chunk is ``{"data": ..., "id": ...}``; a ``[DONE]`` event surfaces as
+    the string chunk "[DONE]" (SDK_NOTES.md), which is not a record.
+    """
+    if wire == "v2":
+        return chunks
+    out = []
+    for chunk in chunks:
+        if chunk == "[DONE]":
+            continue
+        assert isinstance(chunk, dict) and "data" in chunk, chunk
+        out.append(chunk["data"])
+    return out
+
+
+def _record_parts(wire: str, parts: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    return [p for p in parts if not (wire == "v1" and p["chunk"] == "[DONE]")]
+
+
+# --------------------------------------------------------------------------- management
+
+
+def test_create_is_idempotent_on_external_id_and_validates(servers: Servers, drive: Drive) -> None:
+    srv = servers("v2")
+    ext = f"conf/ext id?#{_uid()}"  # needs encodeURIComponent in every path
+    body = _create_body(ext, tags=["t1", "t2"], metadata={"k": "v", "n": 1})
+    first, again, anonymous = drive(
+        srv,
+        [
+            {"op": "create", "body": body},
+            {"op": "create", "body": body},
+            {"op": "create", "body": _create_body()},
+        ],
+    )
+    created = ok(first)
+    assert created["status"] == 201
+    data = created["data"]
+    assert data["id"].startswith("session_")
+    assert data["externalId"] == ext
+    assert data["type"] == "chat.agent"
+    assert data["taskIdentifier"] == "conformance-agent"
+    assert data["tags"] == ["t1", "t2"]
+    assert data["metadata"] == {"k": "v", "n": 1}
+    assert data["isCached"] is False
+    assert data["publicAccessToken"]
+    assert isinstance(data["runId"], str)
+    assert data["closedAt"] is None and data["closedReason"] is None
+
+    cached = ok(again)
+    assert cached["status"] == 200
+    assert cached["data"]["isCached"] is True
+    assert cached["data"]["id"] == data["id"]
+    assert cached["data"]["publicAccessToken"]
+
+    anon = ok(anonymous)
+    assert anon["status"] == 201
+    assert anon["data"]["externalId"] is None
+    assert anon["data"]["id"] != data["id"]
+
+
+def test_retrieve_update_close_and_conflict(servers: Servers, drive: Drive) -> None:
+    srv = servers("v2")
+    ext = f"conf-close-{_uid()}"
+    session = _new_session(drive, srv, ext)
+    sid, pat = session["id"], session["publicAccessToken"]
+    results = drive(
+        srv,
+        [
+            {"op": "retrieve", "session": sid},
+            {"op": "retrieve", "session": ext},
+            {"op": "retrieve", "session": ext, "token": pat},
+            {"op": "update", "session": ext, "body": {"tags": ["u"], "metadata": {"x": 2}}},
+            {"op": "close", "session": ext, "body": {"reason": "nope"}, "token": pat},
+            {"op": "update", "session": ext, "body": {"tags": ["no"]}, "token": pat},
+            {"op": "close", "session": sid, "body": {"reason": "done"}},
+            {"op": "close", "session": ext, "body": {"reason": "again"}},
+            {"op": "create", "body": _create_body(ext)},
+            {"op": "retrieve", "session": ext},
+            {"op": "retrieve", "session": "session_doesnotexist0000"},
+            {"op": "retrieve", "session": sid, "token": "not-a-valid-token"},
+        ],
+    )
+    by_id, by_ext, by_pat, updated = (ok(r)["data"] for r in results[:4])
+    assert by_id["id"] == by_ext["id"] == by_pat["id"] == sid
+    assert by_ext["externalId"] == ext
+    assert updated["tags"] == ["u"] and updated["metadata"] == {"x": 2}
+    err(results[4], 403)  # a public token cannot close
+    err(results[5], 403)  # nor update
+    closed = ok(results[6])["data"]
+    assert closed["closedAt"] is not None
+    assert closed["closedReason"] == "done"
+    closed_again = ok(results[7])["data"]  # idempotent
+    assert closed_again["closedAt"] == closed["closedAt"]
+    assert closed_again["closedReason"] == "done"
+    conflict = err(results[8], 409)
+    assert conflict["name"] == "ConflictError"
+    assert ok(results[9])["data"]["closedAt"] == closed["closedAt"]
+    assert err(results[10], 404)["name"] == "NotFoundError"
+    assert err(results[11], 401)["name"] == "AuthenticationError"
+
+
+def test_list_pages_and_filters(servers: Servers, drive: Drive) -> None:
+    srv = servers("v2")
+    kind = f"conf-list-{_uid()}"
+    ops: List[Dict[str, Any]] = []
+    for i in range(7):
+        ops.append(
+            {
+                "op": "create",
+                "body": _create_body(
+                    f"{kind}-{i}",
+                    type_=kind,
+                    task="task-even" if i % 2 == 0 else "task-odd",
+                    tags=["tag-a"] if i < 3 else ["tag-b", "tag-c"],
+                ),
+            }
+        )
+    created = [ok(r)["data"] for r in drive(srv, ops)]
+    ids = [c["id"] for c in created]
+    closed_ids = set(ids[5:])
+    before = int(time.time() * 1000) - 60_000
+    future = int(time.time() * 1000) + 3_600_000
+
+    results = drive(
+        srv,
+        [{"op": "close", "session": sid} for sid in sorted(closed_ids)]
+        + [
+            {"op": "list", "options": {"type": kind, "limit": 3}},
+            {"op": "listAll", "options": {"type": kind, "limit": 2}},
+            {"op": "listAll", "options": {"type": kind, "tag": "tag-a"}},
+            {"op": "listAll", "options": {"type": kind, "tag": ["tag-c", "nope"]}},
+            {"op": "listAll", "options": {"type": kind, "taskIdentifier": "task-odd"}},
+            {"op": "listAll", "options": {"type": kind, "status": "CLOSED"}},
+            {"op": "listAll", "options": {"type": kind, "status": ["ACTIVE"]}},
+            {"op": "listAll", "options": {"externalId": f"{kind}-4"}},
+            {"op": "listAll", "options": {"type": kind, "from": before}},
+            {"op": "listAll", "options": {"type": kind, "from": future}},
+            {"op": "listAll", "options": {"type": [kind, f"{kind}-other"], "to": before}},
+        ],
+    )
+    for r in results[: len(closed_ids)]:
+        ok(r)
+    rest = results[len(closed_ids) :]
+    pages = ok(rest[0])["pages"]
+    assert [len(p["ids"]) for p in pages] == [3, 3, 1]
+    assert all(p["next"] for p in pages[:-1]) and pages[-1]["next"] is None
+    seen = [sid for p in pages for sid in p["ids"]]
+    assert sorted(seen) == sorted(ids)  # every session exactly once across the pages
+    for page in pages:
+        for item in page["items"]:
+            assert item["type"] == kind
+            assert (item["closedAt"] is not None) == (item["id"] in closed_ids)
+
+    def listed(r: Dict[str, Any]) -> List[str]:
+        got: List[str] = ok(r)["ids"]
+        assert len(got) == len(set(got)), "duplicates across pages"
+        return sorted(got)
+
+    assert listed(rest[1]) == sorted(ids)
+    assert listed(rest[2]) == sorted(ids[:3])
+    assert listed(rest[3]) == sorted(ids[3:])
+    assert listed(rest[4]) == sorted(ids[1::2])
+    assert listed(rest[5]) == sorted(closed_ids)
+    assert listed(rest[6]) == sorted(set(ids) - closed_ids)
+    assert listed(rest[7]) == [ids[4]]
+    assert listed(rest[8]) == sorted(ids)
+    assert listed(rest[9]) == []
+    assert listed(rest[10]) == []
+
+
+# ------------------------------------------------------------------------------ appends
+
+
+def test_append_scopes_and_drain(servers: Servers, drive: Drive) -> None:
+    srv = servers("v2")
+    session = _new_session(drive, srv)
+    sid, ext, pat = session["id"], session["externalId"], session["publicAccessToken"]
+    other = _new_session(drive, srv)
+    bodies = ['{"type":"user","text":"hi"}', "plain text, not JSON", '"a JSON string"']
+    results = drive(
+        srv,
+        [
+            {"op": "appendMany", "session": ext, "io": "in", "bodies": bodies, "token": pat},
+            {"op": "append", "session": sid, "io": "out", "body": '{"x":1}', "token": pat},
+            {"op": "append", "session": sid, "io": "out", "body": '{"x":1}'},
+            {"op": "append", "session": sid, "io": "in", "body": "from the key"},
+            {"op": "append", "session": other["id"], "io": "in", "body": "x", "token": pat},
+            {"op": "append", "session": sid, "io": "in", "body": "x", "token": "tr_dev_wrong"},
+            {"op": "records", "session": ext, "io": "in", "token": pat},
+            {"op": "records", "session": sid, "io": "in", "afterEventId": 1},
+            {"op": "records", "session": sid, "io": "out"},
+            {"op": "records", "session": sid, "io": "in", "afterEventId": 99},
+        ],
+    )
+    assert all(item == {"ok": True} for item in ok(results[0])["data"])
+    denied = err(results[1], 403)
+    assert denied["name"] == "PermissionDeniedError"
+    assert ok(results[2])["data"]["ok"] is True
+    assert ok(results[3])["data"]["ok"] is True
+    err(results[4], 403)  # token of another session
+    err(results[5], 401)
+
+    drained = ok(results[6])["data"]["records"]
+    assert [r["seqNum"] for r in drained] == [0, 1, 2, 3]
+    assert [r["data"] for r in drained] == [*bodies, "from the key"]
+    part_ids = [r["id"] for r in drained]
+    assert all(isinstance(p, str) and p for p in part_ids)
+    assert len(set(part_ids)) == 4
+    after = ok(results[7])["data"]["records"]
+    assert [r["seqNum"] for r in after] == [2, 3]
+    assert [r["data"] for r in after] == [bodies[2], "from the key"]
+    out = ok(results[8])["data"]["records"]
+    assert [r["data"] for r in out] == ['{"x":1}']
+    assert ok(results[9])["data"]["records"] == []
+
+
+def test_closed_session_rejects_appends(servers: Servers, drive: Drive) -> None:
+    srv = servers("v2")
+    session = _new_session(drive, srv)
+    sid, pat = session["id"], session["publicAccessToken"]
+    results = drive(
+        srv,
+        [
+            {"op": "close", "session": sid},
+            {"op": "append", "session": sid, "io": "in", "body": "late", "token": pat},
+            {"op": "append", "session": sid, "io": "out", "body": "late"},
+        ],
+    )
+    ok(results[0])
+    assert err(results[1], 400)["name"] == "BadRequestError"
+    err(results[2], 400)
+
+
+def test_drain_returns_control_records_with_string_ids(servers: Servers, drive: Drive) -> None:
+    srv = servers("v2")
+    session = _new_session(drive, srv)
+    sid = session["id"]
+    (appended,) = drive(srv, [{"op": "append", "session": sid, "io": "out", "body": '"d"'}])
+    ok(appended)
+    control_seq = srv.write_control(
+        sid, "turn-complete", headers=[["session-in-event-id", "0"]], io="out"
+    )
+    (drained,) = drive(srv, [{"op": "records", "session": sid, "io": "out"}])
+    records = ok(drained)["data"]["records"]  # zod: every record has a string id
+    assert [r["seqNum"] for r in records] == [0, control_seq]
+    assert records[0]["data"] == '"d"'
+    assert "headers" not in records[0] or records[0]["headers"] == []
+    assert ["trigger-control", "turn-complete"] in records[1]["headers"]
+    assert ["session-in-event-id", "0"] in records[1]["headers"]
+
+
+# ---------------------------------------------------------------------------- subscribe
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_subscribe_delivers_records_in_order(wire: str, servers: Servers, drive: Drive) -> None:
+    srv = servers(wire)
+    session = _new_session(drive, srv)
+    sid, ext, pat = session["id"], session["externalId"], session["publicAccessToken"]
+    bodies = [
+        '{"type":"text-delta","delta":"po"}',
+        "not JSON at all",
+        "h\u00e9llo \u2713 \U0001f600",
+        '"quoted"',
+        "42",
+        '{"nested":{"list":[1,2,3],"null":null}}',
+    ]
+    results = drive(
+        srv,
+        [
+            {"op": "appendMany", "session": sid, "io": "out", "bodies": bodies},
+            {"op": "append", "session": ext, "io": "in", "body": '{"text":"in"}', "token": pat},
+            {
+                "op": "subscribe",
+                "session": ext,
+                "io": "out",
+                "timeoutInSeconds": 2,
+                "stopAfter": len(bodies),
+            },
+            {
+                "op": "subscribe",
+                "session": sid,
+                "io": "in",
+                "timeoutInSeconds": 2,
+                "stopAfter": 1,
+                "token": pat,
+            },
+        ],
+    )
+    ok(results[0])
+    ok(results[1])
+    sub = ok(results[2])
+    assert sub["error"] is None
+    assert _data_chunks(wire, sub["chunks"]) == bodies
+    parts = _record_parts(wire, sub["parts"])
+    assert [p["id"] for p in parts] == [str(i) for i in range(len(bodies))]
+    assert sub["controls"] == []
+    if wire == "v2":
+        record_ids = [p["recordId"] for p in parts]
+        assert all(isinstance(r, str) and r for r in record_ids)
+        assert len(set(record_ids)) == len(bodies)
+        assert all(isinstance(p["timestamp"], int) and p["timestamp"] > 0 for p in parts)
+    sub_in = ok(results[3])
+    assert sub_in["error"] is None
+    assert _data_chunks(wire, sub_in["chunks"]) == ['{"text":"in"}']
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_resume_with_last_event_id(wire: str, servers: Servers, drive: Drive) -> None:
+    srv = servers(wire)
+    session = _new_session(drive, srv)
+    sid = session["id"]
+    bodies = [f'{{"n":{i}}}' for i in range(5)]
+    results = drive(
+        srv,
+        [
+            {"op": "appendMany", "session": sid, "io": "out", "bodies": bodies},
+            {
+                "op": "subscribe",
+                "session": sid,
+                "io": "out",
+                "lastEventId": "2",
+                "timeoutInSeconds": 2,
+                "stopAfter": 2,
+            },
+            {
+                "op": "subscribe",
+                "session": sid,
+                "io": "out",
+                "lastEventId": "0",
+                "timeoutInSeconds": 2,
+                "stopAfter": 4,
+            },
+            {
+                "op": "subscribe",
+                "session": sid,
+                "io": "out",
+                "lastEventId": "4",
+                "timeoutInSeconds": 1,
+                "maxMs": 6000,
+            },
+        ],
+    )
+    ok(results[0])
+    later = ok(results[1])
+    assert _data_chunks(wire, later["chunks"]) == bodies[3:]
+    assert [p["id"] for p in _record_parts(wire, later["parts"])] == ["3", "4"]
+    from_zero = ok(results[2])
+    assert _data_chunks(wire, from_zero["chunks"]) == bodies[1:]
+    caught_up = ok(results[3])
+    assert caught_up["error"] is None
+    assert _data_chunks(wire, caught_up["chunks"]) == []
+    assert caught_up["completed"], "the stream should end after Timeout-Seconds with nothing new"
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_live_appends_reach_a_subscriber(wire: str, servers: Servers, drive: Drive) -> None:
+    srv = servers(wire)
+    session = _new_session(drive, srv)
+    sid = session["id"]
+    (sub_result,) = drive(
+        srv,
+        [
+            {
+                "op": "subscribe",
+                "session": sid,
+                "io": "out",
+                "timeoutInSeconds": 10,
+                "stopAfter": 2,
+                "maxMs": 10000,
+                "during": {
+                    "delayMs": 300,
+                    "ops": [
+                        {
+                            "op": "appendMany",
+                            "session": sid,
+                            "io": "out",
+                            "bodies": ['"live-1"', '"live-2"'],
+                        }
+                    ],
+                },
+            }
+        ],
+    )
+    sub = ok(sub_result)
+    assert all(r["ok"] for r in sub["during"]), sub["during"]
+    assert sub["error"] is None
+    assert _data_chunks(wire, sub["chunks"]) == ['"live-1"', '"live-2"']
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_subscribe_from_latest_skips_existing_records(
+    wire: str, servers: Servers, drive: Drive
+) -> None:
+    """``from: "latest"`` sends ``X-Trigger-Stream-Start: latest``: only new records."""
+    srv = servers(wire)
+    session = _new_session(drive, srv)
+    sid = session["id"]
+    results = drive(
+        srv,
+        [
+            {"op": "appendMany", "session": sid, "io": "out", "bodies": ['"old-1"', '"old-2"']},
+            {
+                "op": "subscribe",
+                "session": sid,
+                "io": "out",
+                "from": "latest",
+                "timeoutInSeconds": 10,
+                "stopAfter": 1,
+                "maxMs": 10000,
+                "during": {
+                    "delayMs": 400,
+                    "ops": [{"op": "append", "session": sid, "io": "out", "body": '"new"'}],
+                },
+            },
+        ],
+    )
+    ok(results[0])
+    sub = ok(results[1])
+    assert sub["error"] is None
+    assert _data_chunks(wire, sub["chunks"]) == ['"new"']
+    assert [p["id"] for p in _record_parts(wire, sub["parts"])] == ["2"]
+
+
+def test_control_records_go_to_on_control(servers: Servers, drive: Drive) -> None:
+    srv = servers("v2")
+    session = _new_session(drive, srv)
+    sid, ext = session["id"], session["externalId"]
+    (first,) = drive(
+        srv, [{"op": "appendMany", "session": sid, "io": "out", "bodies": ['"a"', '"b"']}]
+    )
+    ok(first)
+    control_seq = srv.write_control(
+        sid,
+        "turn-complete",
+        headers=[["public-access-token", "fresh-token"], ["session-in-event-id", "7"]],
+        io="out",
+    )
+    upgrade_seq = srv.write_control(ext, "upgrade-required", io="out")
+    results = drive(
+        srv,
+        [
+            {"op": "append", "session": sid, "io": "out", "body": '"c"'},
+            {"op": "subscribe", "session": sid, "io": "out", "timeoutInSeconds": 2, "stopAfter": 3},
+            {
+                "op": "subscribe",
+                "session": sid,
+                "io": "out",
+                "timeoutInSeconds": 2,
+                "stopAfter": 1,
+                "lastEventId": str(control_seq),
+            },
+        ],
+    )
+    ok(results[0])
+    sub = ok(results[1])
+    assert sub["error"] is None
+    assert sub["chunks"] == ['"a"', '"b"', '"c"']  # control records are never chunks
+    controls = sub["controls"]
+    assert [c["subtype"] for c in controls] == ["turn-complete", "upgrade-required"]
+    assert [c["seqNum"] for c in controls] == [control_seq, upgrade_seq]
+    headers = controls[0]["headers"]
+    assert ["trigger-control", "turn-complete"] in headers
+    assert ["public-access-token", "fresh-token"] in headers
+    assert ["session-in-event-id", "7"] in headers
+    assert [p["id"] for p in sub["parts"]] == [
+        "0",
+        "1",
+        str(control_seq),
+        str(upgrade_seq),
+        str(upgrade_seq + 1),
+    ]
+    resumed = ok(results[2])
+    assert resumed["chunks"] == ['"c"']
+    assert [c["subtype"] for c in resumed["controls"]] == ["upgrade-required"]
+
+
+def test_command_records_are_skipped_after_trim(servers: Servers, drive: Drive) -> None:
+    srv = servers("v2")
+    session = _new_session(drive, srv)
+    sid = session["id"]
+    (first,) = drive(
+        srv, [{"op": "appendMany", "session": sid, "io": "out", "bodies": ['"a"', '"b"', '"c"']}]
+    )
+    ok(first)
+    srv.trim(sid, "out", 1)  # removes "a"; appends a command record ["", "trim"] at seq 3
+    results = drive(
+        srv,
+        [
+            {"op": "append", "session": sid, "io": "out", "body": '"d"'},
+            {"op": "subscribe", "session": sid, "io": "out", "timeoutInSeconds": 2, "stopAfter": 3},
+            {"op": "records", "session": sid, "io": "out"},
+        ],
+    )
+    ok(results[0])
+    sub = ok(results[1])
+    assert sub["chunks"] == ['"b"', '"c"', '"d"']
+    assert [p["id"] for p in sub["parts"]] == ["1", "2", "4"]
+    assert sub["controls"] == []
+    drained = ok(results[2])["data"]["records"]
+    assert [r["seqNum"] for r in drained] == [1, 2, 4]
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_subscribe_errors_are_terminal(wire: str, servers: Servers, drive: Drive) -> None:
+    srv = servers(wire)
+    session = _new_session(drive, srv)
+    other = _new_session(drive, srv)
+    results = drive(
+        srv,
+        [
+            {
+                "op": "subscribe",
+                "session": "session_doesnotexist0000",
+                "io": "out",
+                "timeoutInSeconds": 1,
+                "maxMs": 6000,
+            },
+            {
+                "op": "subscribe",
+                "session": session["id"],
+                "io": "out",
+                "token": other["publicAccessToken"],
+                "timeoutInSeconds": 1,
+                "maxMs": 6000,
+            },
+            {
+                "op": "subscribe",
+                "session": f"not-created-yet-{_uid()}",
+                "io": "out",
+                "timeoutInSeconds": 1,
+                "maxMs": 6000,
+            },
+        ],
+    )
+    missing = ok(results[0])
+    assert missing["error"] is not None and missing["error"]["status"] == 404
+    denied = ok(results[1])
+    assert denied["error"] is not None and denied["error"]["status"] == 403
+    empty = ok(results[2])
+    assert empty["error"] is None
+    assert _data_chunks(wire, empty["chunks"]) == []
+    assert empty["completed"]
