@@ -24,7 +24,7 @@ from .config import MAX_RECORD_BYTES, is_secret_key, resolve_api_url, resolve_br
 from .errors import ConfigurationError, ProtocolError, RecordTooLargeError
 from .http import DEFAULT_TIMEOUT, RetryPolicy, TimeoutType, Transport, quote_segment
 from .reconnect import Backoff, read_channel
-from .wire import decode_drain_item
+from .wire import DEFAULT_MAX_EVENT_BYTES, decode_drain_item
 
 if TYPE_CHECKING:
     from .cursor import Cursor
@@ -151,7 +151,8 @@ class Session:
     :class:`~sessions_client.http.RetryPolicy` of appends (default: 5 attempts,
     0.2 s doubling to 5 s, 60 s in total) and ``read_retry`` that of drains;
     ``pool_maxsize`` bounds the connections of a session-owned pool (each open
-    reader holds one); ``sleep`` is injectable for tests.
+    reader holds one); a server-sent event over ``max_event_bytes`` (16 MiB)
+    raises :class:`ProtocolError`; ``sleep`` is injectable for tests.
 
     A ``Session`` is thread-safe: many threads may append at once. Readers are
     generators; use each from one thread.
@@ -171,9 +172,15 @@ class Session:
         append_retry: Optional[RetryPolicy] = None,
         read_retry: Optional[RetryPolicy] = None,
         pool_maxsize: int = 10,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._segment = quote_segment(session_id)
+        if isinstance(max_event_bytes, bool) or not isinstance(max_event_bytes, int):
+            raise TypeError("max_event_bytes must be an int")
+        if max_event_bytes < 1:
+            raise ConfigurationError("max_event_bytes must be positive")
+        self.max_event_bytes = max_event_bytes
         self.session_id = session_id
         if transport is None:
             transport = Transport(
@@ -400,6 +407,7 @@ class Session:
             peek_settled=bool(peek_settled),
             sleep=self._sleep,
             backoff=Backoff(),
+            max_event_bytes=self.max_event_bytes,
         )
 
     def _handle_control(self, record: Record) -> None:
