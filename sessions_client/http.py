@@ -175,16 +175,17 @@ def quote_segment(value: str) -> str:
     """Percent-encode ``value`` as one URL path segment, like ``encodeURIComponent``.
 
     Everything except ``A-Z a-z 0-9 - _ . ! ~ * ' ( )`` is escaped (``/``, ``?``,
-    ``#``, ``%``, spaces, non-ASCII as UTF-8), and the dot segments ``.`` and ``..``
-    are escaped too, so an id can never leave its route. Raises ``TypeError`` for a
-    non-string and :class:`ConfigurationError` for an empty string.
+    ``#``, ``%``, spaces, non-ASCII as UTF-8),
+    so an id can never leave its route. Raises ``TypeError`` for a non-string and
+    :class:`ConfigurationError` for an empty string and for the dot segments ``.``
+    and ``..`` (no escaping survives URL normalisation for those).
     """
     if not isinstance(value, str):
         raise TypeError(f"an id must be a str, not {type(value).__name__}")
     if not value:
         raise ConfigurationError("an id must not be empty")
     if value in (".", ".."):
-        return value.replace(".", "%2E")
+        raise ConfigurationError(f"{value!r} is not a valid id")
     return quote(value, safe="-_.!~*'()")
 
 

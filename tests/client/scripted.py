@@ -136,7 +136,7 @@ Handler = Callable[[Conn], None]
 
 
 class ScriptedServer:
-    def __init__(self, handler: Handler, host: str = "127.0.0.1") -> None:
+    def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 0) -> None:
         self.handler = handler
         self.lock = threading.Lock()
         self.requests: List[Request] = []
@@ -145,7 +145,7 @@ class ScriptedServer:
         self.errors: List[BaseException] = []
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
+        self._listener.bind(("127.0.0.1", port))
         self._listener.listen(128)
         self._listener.settimeout(0.1)
         self.port = self._listener.getsockname()[1]
@@ -253,3 +253,29 @@ def v2_ping(tail: int) -> bytes:
 
 
 DONE = b"data: [DONE]\n\n"
+
+Script = Callable[[Conn, Request], None]
+
+
+def idle_stream(conn: Conn, request: Request) -> None:
+    """An open v1 stream that sends nothing until the client goes away."""
+    conn.start_stream(chunked=True)
+    conn.wait_closed_by_peer(30)
+
+
+def streams(*scripts: Script) -> Handler:
+    """A handler running the n-th script for the n-th SSE request (one per connection)."""
+    lock = threading.Lock()
+    count = [0]
+
+    def handler(conn: Conn) -> None:
+        request = conn.read_request()
+        if request is None:
+            return
+        with lock:
+            index = count[0]
+            count[0] += 1
+        script = scripts[index] if index < len(scripts) else idle_stream
+        script(conn, request)
+
+    return handler
