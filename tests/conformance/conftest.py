@@ -28,7 +28,7 @@ import shutil
 import subprocess
 import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, NoReturn, Optional
+from typing import Any, Callable, Dict, Iterator, List, NoReturn, Optional, Tuple
 
 import pytest
 
@@ -118,17 +118,20 @@ def _server_class() -> Any:
 
 
 @pytest.fixture(scope="module")
-def servers(node_bin: str) -> Iterator[Callable[[str], Any]]:
-    """``servers(wire)`` -> a running LocalServer with that wire shape, shared by the module."""
+def servers(node_bin: str) -> Iterator[Callable[..., Any]]:
+    """``servers(wire, echo_agent=False)`` -> a running LocalServer, shared by the module."""
     cls = _server_class()
-    running: Dict[str, Any] = {}
+    running: Dict[Tuple[str, bool], Any] = {}
 
-    def get(wire: str) -> Any:
-        if wire not in running:
-            srv = cls(secret_key=SECRET_KEY, db=":memory:", wire=wire, port=0)
+    def get(wire: str, echo_agent: bool = False) -> Any:
+        key = (wire, echo_agent)
+        if key not in running:
+            srv = cls(
+                secret_key=SECRET_KEY, db=":memory:", wire=wire, port=0, echo_agent=echo_agent
+            )
             srv.__enter__()
-            running[wire] = srv
-        return running[wire]
+            running[key] = srv
+        return running[key]
 
     try:
         yield get

@@ -23,7 +23,8 @@
 //   close     {session, body?}               -> value {data}
 //   list      {options, maxPages?}           -> value {pages: [{ids, next, previous}]}
 //   listAll   {options}                      -> value {ids}   (for await over every page)
-//   append    {session, io, body}            -> value {data}   (body: a string, sent as is)
+//   append    {session, io, body, repeat?}   -> value {data}   (body: a string, sent as is;
+//                                                               repeated `repeat` times)
 //   appendMany {session, io, bodies}         -> value {data: [...]}
 //   records   {session, io, afterEventId?}   -> value {data}
 //   subscribe {session, io, lastEventId?, from?, timeoutInSeconds?, stopAfter?, maxMs?,
@@ -180,10 +181,12 @@ async function runOp(op) {
       }
       return { ids };
     }
-    case "append":
+    case "append": {
+      const body = op.repeat === undefined ? op.body : op.body.repeat(op.repeat);
       return {
-        data: await api.appendToSessionStream(op.session, op.io, op.body, reqOpts(op)),
+        data: await api.appendToSessionStream(op.session, op.io, body, reqOpts(op)),
       };
+    }
     case "appendMany": {
       const data = [];
       for (const body of op.bodies) {

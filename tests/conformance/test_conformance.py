@@ -17,7 +17,7 @@ import pytest
 pytestmark = [pytest.mark.conformance, pytest.mark.timeout(120)]
 
 Drive = Callable[[Any, List[Dict[str, Any]]], List[Dict[str, Any]]]
-Servers = Callable[[str], Any]
+Servers = Callable[..., Any]
 
 WIRES = ["v1", "v2"]
 
@@ -128,6 +128,25 @@ def test_create_is_idempotent_on_external_id_and_validates(servers: Servers, dri
     assert anon["status"] == 201
     assert anon["data"]["externalId"] is None
     assert anon["data"]["id"] != data["id"]
+
+    # The SDK percent-encodes the externalId in every path; the token is scoped to it.
+    pat = data["publicAccessToken"]
+    results = drive(
+        srv,
+        [
+            {"op": "retrieve", "session": ext, "token": pat},
+            {"op": "create", "body": body, "token": pat},
+            {"op": "append", "session": ext, "io": "in", "body": '{"text":"x"}', "token": pat},
+            {"op": "records", "session": ext, "io": "in", "token": pat},
+            {"op": "retrieve", "session": anon["data"]["id"], "token": pat},
+        ],
+    )
+    assert ok(results[0])["data"]["id"] == data["id"]
+    by_token = ok(results[1])["data"]  # write:sessions scope may create (idempotently)
+    assert by_token["isCached"] is True and by_token["id"] == data["id"]
+    ok(results[2])
+    assert [r["data"] for r in ok(results[3])["data"]["records"]] == ['{"text":"x"}']
+    err(results[4], 403)  # another session's token
 
 
 def test_retrieve_update_close_and_conflict(servers: Servers, drive: Drive) -> None:
@@ -240,6 +259,106 @@ def test_list_pages_and_filters(servers: Servers, drive: Drive) -> None:
     assert listed(rest[10]) == []
 
 
+def test_create_validation_matches_the_sdk_schema(servers: Servers, drive: Drive) -> None:
+    """Bodies that break ``CreateSessionRequestBody`` are rejected (400 or 422), not stored."""
+    srv = servers("v2")
+    good = _create_body(f"conf-valid-{_uid()}")
+    no_config = {k: v for k, v in good.items() if k != "triggerConfig"}
+    bad_bodies = [
+        no_config,
+        {**good, "externalId": "session_reserved"},
+        {**good, "externalId": "   "},
+        {**good, "tags": [f"t{i}" for i in range(11)]},
+        {**good, "type": ""},
+        {**good, "taskIdentifier": ""},
+        {**good, "triggerConfig": {"basePayload": "not an object"}},
+    ]
+    results = drive(srv, [{"op": "create", "body": b} for b in bad_bodies])
+    for body, result in zip(bad_bodies, results):
+        assert not result["ok"], f"accepted an invalid body: {body}"
+        assert result["error"]["status"] in (400, 422), (body, result["error"])
+    (retrieved,) = drive(srv, [{"op": "retrieve", "session": good["externalId"]}])
+    err(retrieved, 404)  # nothing was created on the way
+
+
+def test_update_renames_and_clears(servers: Servers, drive: Drive) -> None:
+    srv = servers("v2")
+    ext = f"conf-upd-{_uid()}"
+    session = _new_session(drive, srv, ext)
+    sid = session["id"]
+    renamed = f"{ext}-renamed"
+    results = drive(
+        srv,
+        [
+            {"op": "retrieve", "session": sid},
+            {"op": "update", "session": ext, "body": {"externalId": renamed}},
+            {"op": "retrieve", "session": renamed},
+            {"op": "retrieve", "session": ext},
+            {"op": "update", "session": sid, "body": {"externalId": None, "metadata": None}},
+            {"op": "retrieve", "session": sid},
+        ],
+    )
+    retrieved = ok(results[0])["data"]
+    assert retrieved["triggerConfig"] == _create_body(ext)["triggerConfig"]
+    assert ok(results[1])["data"]["externalId"] == renamed
+    assert ok(results[2])["data"]["id"] == sid
+    err(results[3], 404)
+    cleared = ok(results[4])["data"]
+    assert cleared["externalId"] is None and cleared["metadata"] is None
+    assert ok(results[5])["data"]["externalId"] is None
+
+
+def test_list_before_cursor_and_page_size_limits(servers: Servers, drive: Drive) -> None:
+    """``before`` pages backwards from ``pagination.previous``.
+
+    (The SDK's own ``getPreviousPage()`` after ``getNextPage()`` sends both
+    ``page[after]`` and ``page[before]``, which production rejects with 400: SDK_NOTES.md.)
+    """
+    srv = servers("v2")
+    kind = f"conf-back-{_uid()}"
+    created = drive(
+        srv, [{"op": "create", "body": _create_body(f"{kind}-{i}", type_=kind)} for i in range(5)]
+    )
+    for r in created:
+        ok(r)
+    (listed,) = drive(srv, [{"op": "list", "options": {"type": kind, "limit": 2}}])
+    pages = ok(listed)["pages"]
+    assert [len(p["ids"]) for p in pages] == [2, 2, 1]
+    assert pages[0]["previous"] is None
+    assert pages[1]["previous"] and pages[2]["previous"]
+    results = drive(
+        srv,
+        [
+            {
+                "op": "list",
+                "options": {"type": kind, "limit": 2, "before": pages[2]["previous"]},
+                "maxPages": 1,
+            },
+            {
+                "op": "list",
+                "options": {"type": kind, "limit": 2, "before": pages[1]["previous"]},
+                "maxPages": 1,
+            },
+            {"op": "list", "options": {"type": kind, "limit": 101}, "maxPages": 1},
+            {
+                "op": "list",
+                "options": {
+                    "type": kind,
+                    "after": pages[0]["next"],
+                    "before": pages[2]["previous"],
+                },
+                "maxPages": 1,
+            },
+            {"op": "list", "options": {"type": kind, "status": "NOPE"}, "maxPages": 1},
+        ],
+    )
+    assert ok(results[0])["pages"][0]["ids"] == pages[1]["ids"]
+    assert ok(results[1])["pages"][0]["ids"] == pages[0]["ids"]
+    err(results[2], 400)
+    err(results[3], 400)
+    err(results[4], 400)
+
+
 # ------------------------------------------------------------------------------ appends
 
 
@@ -284,6 +403,32 @@ def test_append_scopes_and_drain(servers: Servers, drive: Drive) -> None:
     out = ok(results[8])["data"]["records"]
     assert [r["data"] for r in out] == ['{"x":1}']
     assert ok(results[9])["data"]["records"] == []
+
+
+def test_append_size_limit_and_sdk_part_ids(servers: Servers, drive: Drive) -> None:
+    srv = servers("v2")
+    session = _new_session(drive, srv)
+    sid = session["id"]
+    results = drive(
+        srv,
+        [
+            {"op": "append", "session": sid, "io": "in", "body": "a", "repeat": 1_000_000},
+            {"op": "append", "session": sid, "io": "in", "body": "b", "repeat": 1_048_577},
+            {"op": "append", "session": sid, "io": "in", "body": '"', "repeat": 600_000},
+            {"op": "append", "session": sid, "io": "in", "body": "small"},
+            {"op": "records", "session": sid, "io": "in"},
+        ],
+    )
+    assert ok(results[0])["data"]["ok"] is True
+    assert err(results[1], 413)["name"] == "ApiError"
+    err(results[2], 413)  # under 1 MiB raw, over it once escaped in the envelope
+    ok(results[3])
+    records = ok(results[4])["data"]["records"]
+    assert [r["seqNum"] for r in records] == [0, 1]
+    assert len(records[0]["data"]) == 1_000_000
+    assert records[1]["data"] == "small"
+    # The SDK sends one nanoid (21 chars) as X-Part-Id per append; the server keeps it.
+    assert all(len(r["id"]) == 21 for r in records), [r["id"] for r in records]
 
 
 def test_closed_session_rejects_appends(servers: Servers, drive: Drive) -> None:
@@ -613,3 +758,66 @@ def test_subscribe_errors_are_terminal(wire: str, servers: Servers, drive: Drive
     assert empty["error"] is None
     assert _data_chunks(wire, empty["chunks"]) == []
     assert empty["completed"]
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_chat_turn_with_the_echo_agent(wire: str, servers: Servers, drive: Drive) -> None:
+    """PROTOCOL.md section 6 through the SDK: append to .in, read .out to turn-complete."""
+    srv = servers(wire, echo_agent=True)
+    session = _new_session(drive, srv)
+    sid, ext, pat = session["id"], session["externalId"], session["publicAccessToken"]
+    results = drive(
+        srv,
+        [
+            {"op": "append", "session": ext, "io": "in", "body": '{"text":"hello"}', "token": pat},
+            {
+                "op": "subscribe",
+                "session": ext,
+                "io": "out",
+                "token": pat,
+                "timeoutInSeconds": 600,  # what the SDK's session stream manager sends
+                "stopAfter": 2 if wire == "v1" else 1,
+                "maxMs": 10000,
+            },
+        ],
+    )
+    ok(results[0])
+    sub = ok(results[1])
+    assert sub["error"] is None
+    if wire == "v2":
+        # The agent writes JSON values (not strings) into the envelope.
+        assert sub["chunks"] == [{"type": "text", "text": "echo: hello"}]
+        # The data chunk is enqueued before the control part is read; read on to it.
+        (more,) = drive(
+            srv,
+            [
+                {
+                    "op": "subscribe",
+                    "session": sid,
+                    "io": "out",
+                    "token": pat,
+                    "lastEventId": "0",
+                    "timeoutInSeconds": 1,
+                    "maxMs": 6000,
+                }
+            ],
+        )
+        controls = ok(more)["controls"]
+        assert [c["subtype"] for c in controls] == ["turn-complete"]
+        assert controls[0]["seqNum"] == 1
+        headers = dict((name, value) for name, value in controls[0]["headers"])
+        assert headers["session-in-event-id"] == "0"
+        fresh = headers["public-access-token"]
+    else:
+        # v1: no headers, so the SDK has no onControl; the legacy control data record
+        # arrives as a chunk (PROTOCOL.md 3.2, "older agents").
+        assert sub["controls"] == []
+        echo, control = _data_chunks(wire, sub["chunks"])
+        assert echo == {"type": "text", "text": "echo: hello"}
+        assert control["type"] == "trigger:turn-complete"
+        fresh = control["publicAccessToken"]
+    assert fresh
+    (again,) = drive(
+        srv, [{"op": "append", "session": sid, "io": "in", "body": '"second"', "token": fresh}]
+    )
+    assert ok(again)["data"]["ok"] is True  # the refreshed token works
