@@ -86,6 +86,10 @@ class ProtocolError(SessionsError):
     """The server sent something that does not follow the wire protocol."""
 
 
+class TurnTimeoutError(SessionsError, TimeoutError):
+    """A chat turn (``read_turn`` / ``ask``) did not complete within its ``timeout``."""
+
+
 __all__ = [
     "SessionsError",
     "ConfigurationError",
@@ -100,4 +104,5 @@ __all__ = [
     "ServerError",
     "NetworkError",
     "ProtocolError",
+    "TurnTimeoutError",
 ]
