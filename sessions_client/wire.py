@@ -141,6 +141,24 @@ def _drop_ignored_fields(block: bytes) -> bytes:
     return b"\n".join(kept)
 
 
+def _has_ignored_fields(block: bytes) -> bool:
+    """Whether ``block`` may hold a ``retry`` line or an ``id`` line containing NUL.
+
+    Walks the line starts with ``find`` (memchr speed, a handful of lines per event):
+    ten times cheaper than searching a megabyte data line for ``b"retry"``.
+    """
+    start = 0
+    end = len(block)
+    while start < end:
+        newline = block.find(b"\n", start)
+        if block.startswith(b"retry", start) or (
+            block.startswith(b"id", start) and block.find(b"\0", start, newline) >= 0
+        ):
+            return True
+        start = newline + 1
+    return False
+
+
 def _frame_events(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
     """Cut a byte stream into complete events, LF-normalised, each ending with ``\\n\\n``.
 
@@ -150,7 +168,10 @@ def _frame_events(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
     exceeds ``limit`` bytes, so at most about ``limit`` bytes plus one chunk are held.
     A trailing incomplete event is discarded at the end of the stream (WHATWG).
     """
-    buf = bytearray()
+    # The incomplete event is kept as a list of chunk pieces, joined once when it
+    # completes: no per-chunk buffer growth, no memmove of the remainder, one copy.
+    pieces: List[bytes] = []
+    held = 0
     head: Optional[bytes] = b""  # bytes held until we know whether the stream starts with a BOM
     skip_lf = False  # the previous chunk ended with CR: a leading LF here belongs to that CRLF
     for chunk in chunks:
@@ -172,25 +193,51 @@ def _frame_events(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         if not chunk:
             continue
-        # Only the new bytes (plus one for a "\n" + "\n" straddling chunks) are searched.
-        search_from = len(buf) - 1 if buf else 0
-        buf += chunk
         pos = 0
-        cut = buf.find(b"\n\n", search_from)
-        while cut >= 0:
-            if cut + 1 - pos > limit:
+        if pieces and chunk[0] == 10 and pieces[-1][-1] == 10:
+            end = 1  # the blank line straddles the chunk boundary
+        else:
+            # Only the new chunk is searched: held bytes are never scanned twice.
+            cut = chunk.find(b"\n\n")
+            end = cut + 2 if cut >= 0 else -1
+        while end >= 0:
+            if held + end - pos - 1 > limit:
                 raise _too_large(limit)
-            block = bytes(buf[pos : cut + 2])
-            pos = cut + 2
-            # Rare fields only: a C-level scan keeps the common case free of line splitting.
-            if b"\0" in block or b"retry" in block:
+            if pieces:
+                pieces.append(chunk[pos:end])
+                block = b"".join(pieces)
+                pieces = []
+                held = 0
+            elif pos == 0 and end == len(chunk):
+                block = chunk  # fast path: the chunk is exactly one event, no copy
+            else:
+                block = chunk[pos:end]
+            pos = end
+            if _has_ignored_fields(block):
                 block = _drop_ignored_fields(block)
             yield block
-            cut = buf.find(b"\n\n", pos)
-        if pos:
-            del buf[:pos]
-        if len(buf) > limit:
-            raise _too_large(limit)
+            cut = chunk.find(b"\n\n", pos)
+            end = cut + 2 if cut >= 0 else -1
+        if pos < len(chunk):
+            rest = chunk[pos:] if pos else chunk
+            pieces.append(rest)
+            held += len(rest)
+            if held > limit:
+                raise _too_large(limit)
+
+
+class _EventParser(sseclient.SSEClient):
+    """sseclient-py's field parser (``events()``), fed complete, LF-normalised events."""
+
+    def __init__(self, blocks: Iterator[bytes]) -> None:
+        super().__init__(blocks)
+        self._blocks = blocks
+
+    def _read(self) -> Iterator[bytes]:
+        # The blocks are whole events already: skip sseclient's line-by-line re-joining
+        # (a copy of every event per line). Were ``_read`` ever renamed, the base class
+        # would re-split our complete blocks into the very same events, only slower.
+        return self._blocks
 
 
 def iter_sse_events(
@@ -213,7 +260,7 @@ def iter_sse_events(
     """
     if max_event_bytes < 1:
         raise ValueError("max_event_bytes must be positive")
-    parsed = sseclient.SSEClient(_frame_events(chunks, max_event_bytes)).events()
+    parsed = _EventParser(_frame_events(chunks, max_event_bytes)).events()
     try:
         for event in parsed:
             retry = event.retry
