@@ -821,3 +821,64 @@ def test_chat_turn_with_the_echo_agent(wire: str, servers: Servers, drive: Drive
         srv, [{"op": "append", "session": sid, "io": "in", "body": '"second"', "token": fresh}]
     )
     assert ok(again)["data"]["ok"] is True  # the refreshed token works
+
+
+# ------------------------------------------------------------------- faults and retries
+
+
+def test_sdk_append_retries_are_idempotent(servers: Servers, drive: Drive) -> None:
+    """The SDK reuses its X-Part-Id across retries: a lost answer appends once."""
+    srv = servers("v2")
+    session = _new_session(drive, srv)
+    sid = session["id"]
+    srv.faults.drop_next(1, route="append", process=True)
+    srv.faults.fail_next(1, status=503, route="append")
+    try:
+        results = drive(
+            srv,
+            [
+                {"op": "append", "session": sid, "io": "out", "body": '"once"', "retry": 3},
+                {"op": "append", "session": sid, "io": "out", "body": '"after-503"', "retry": 3},
+                {"op": "records", "session": sid, "io": "out"},
+            ],
+        )
+    finally:
+        srv.faults.clear()
+    assert ok(results[0])["data"]["ok"] is True
+    assert ok(results[1])["data"]["ok"] is True
+    records = ok(results[2])["data"]["records"]
+    assert [r["data"] for r in records] == ['"once"', '"after-503"']
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_sdk_resumes_after_a_cut_stream(wire: str, servers: Servers, drive: Drive) -> None:
+    """A stream cut mid-way: the SDK reconnects with Last-Event-ID, nothing lost or doubled."""
+    srv = servers(wire)
+    session = _new_session(drive, srv)
+    sid = session["id"]
+    bodies = [f'"r{i}"' for i in range(6)]
+    (appended,) = drive(srv, [{"op": "appendMany", "session": sid, "io": "out", "bodies": bodies}])
+    ok(appended)
+    reads_before = srv.request_counts.get("read", 0)
+    srv.faults.cut_stream(after_records=2, count=2)
+    try:
+        (sub_result,) = drive(
+            srv,
+            [
+                {
+                    "op": "subscribe",
+                    "session": sid,
+                    "io": "out",
+                    "timeoutInSeconds": 5,
+                    "stopAfter": len(bodies),
+                    "maxMs": 10000,
+                }
+            ],
+        )
+    finally:
+        srv.faults.clear()
+    sub = ok(sub_result)
+    assert _data_chunks(wire, sub["chunks"]) == bodies
+    assert [p["id"] for p in _record_parts(wire, sub["parts"])] == [str(i) for i in range(6)]
+    # two cut responses, then a whole one
+    assert srv.request_counts.get("read", 0) - reads_before >= 3
