@@ -31,7 +31,8 @@
 //              during?: {delayMs, ops: [...]}}
 //             -> value {chunks, parts, controls, completed, error, during}
 //             Reads until `stopAfter` chunks arrived (then cancels), the stream completes,
-//             or maxMs (default 8000) passes. `during` ops run concurrently after delayMs.
+//             or maxMs (default 8000) passes. `during` ops run concurrently, delayMs after
+//             the subscription's response headers arrived.
 import { createInterface } from "node:readline";
 import { ApiClient } from "@trigger.dev/core/v3";
 
@@ -56,6 +57,24 @@ const defaultKey =
 // Short client-level backoff so an unexpected transient failure costs little time; the
 // protocol (paths, headers, bodies, parsing) is the SDK's own.
 const CLIENT_OPTIONS = { retry: { maxAttempts: 3, minTimeoutInMs: 100, maxTimeoutInMs: 500 } };
+
+// Resolvers waiting for the next SSE response's headers (see `during` in runSubscribe): the
+// SDK calls the global fetch at call time, so wrapping it observes the moment the server has
+// answered a subscription (and so fixed its start position).
+let sseWaiters = [];
+const originalFetch = globalThis.fetch;
+globalThis.fetch = async (input, init) => {
+  const response = await originalFetch(input, init);
+  const accept = new Headers(init?.headers).get("accept") ?? "";
+  if (accept.includes("text/event-stream")) {
+    const waiters = sseWaiters;
+    sseWaiters = [];
+    for (const resolve of waiters) resolve(response.status);
+  }
+  return response;
+};
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let url = defaultUrl;
 let secretKey = defaultKey;
@@ -91,9 +110,11 @@ async function runSubscribe(op) {
   const timer = setTimeout(() => abort.abort(), maxMs);
   let duringPromise = Promise.resolve(null);
   if (op.during) {
-    duringPromise = new Promise((resolve) => setTimeout(resolve, op.during.delayMs ?? 300)).then(
-      () => runOps(op.during.ops)
-    );
+    // Run the ops once the subscription's response headers arrived, plus delayMs.
+    const connected = new Promise((resolve) => sseWaiters.push(resolve));
+    duringPromise = Promise.race([connected, sleep(maxMs)])
+      .then(() => sleep(op.during.delayMs ?? 100))
+      .then(() => runOps(op.during.ops));
   }
   let completed = false;
   let timedOut = false;

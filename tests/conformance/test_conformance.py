@@ -586,7 +586,7 @@ def test_live_appends_reach_a_subscriber(wire: str, servers: Servers, drive: Dri
                 "stopAfter": 2,
                 "maxMs": 10000,
                 "during": {
-                    "delayMs": 300,
+                    "delayMs": 50,
                     "ops": [
                         {
                             "op": "appendMany",
@@ -626,7 +626,7 @@ def test_subscribe_from_latest_skips_existing_records(
                 "stopAfter": 1,
                 "maxMs": 10000,
                 "during": {
-                    "delayMs": 400,
+                    "delayMs": 50,
                     "ops": [{"op": "append", "session": sid, "io": "out", "body": '"new"'}],
                 },
             },
