@@ -178,6 +178,16 @@ class SSE:
         records = [r for e in events if e["event"] == "batch" for r in json.loads(e["data"])["records"]]
         return records, events
 
+    def take(self, count: int) -> List[Dict[str, Any]]:
+        """The first ``count`` v2 records (stops reading there)."""
+        records: List[Dict[str, Any]] = []
+        for event in self.events():
+            if event["event"] == "batch":
+                records.extend(json.loads(event["data"])["records"])
+                if len(records) >= count:
+                    break
+        return records
+
     def close(self) -> None:
         self.file.close()
         self.sock.close()
