@@ -1,0 +1,302 @@
+"""Chat turns (PROTOCOL.md §6): send to ``.in``, read ``.out`` until the turn is complete.
+
+``Session.read_turn`` and ``Session.ask`` delegate here.
+
+A turn ends with a ``turn-complete`` control record on ``.out`` whose
+``session-in-event-id`` header is the highest ``.in`` seq the agent consumed in
+that turn. A turn-complete of an earlier turn can arrive first (the agent was
+still busy, or the reader started before the previous turn's end): it is
+skipped. A turn-complete without that header (older agents) ends any turn.
+
+**Where reading starts.** Each :class:`~sessions_client.session.Session` object
+remembers the ``.out`` seq where its last turn ended (weakly, per object, in
+this process). The next ``read_turn`` / ``ask`` starts after it, so the history
+of ``.out`` is read at most once per ``Session`` object: the first turn of a
+fresh object reads ``.out`` from the start of what is retained (or after
+``last_event_id`` / ``cursor`` when given). That is correct even when the reply
+is written before the read starts, because the read never starts *after* the
+reply. While skipping a stale turn-complete, :func:`ask` also drops the data
+records that came before it (they were the earlier turn's reply);
+:func:`read_turn`, a generator, has already yielded them, so start it at the
+previous turn's end (``last_event_id``, ``cursor`` or the remembered position).
+
+**Deadline.** ``timeout`` bounds the whole turn. The reader polls ``.out`` with
+short long-poll windows (``follow=False``: about one second idle per request),
+reconnects after transient failures with a capped backoff, and raises
+:class:`~sessions_client.errors.TurnTimeoutError` once the deadline has passed
+(at most about a second late). 400, 401, 403, 404, 409, 410, 422 and 501 raise
+their typed error at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from typing import TYPE_CHECKING, Any, Dict, Generator, Iterator, List, Optional, Tuple
+
+from .errors import APIError, ConfigurationError, NetworkError, SessionsError, TurnTimeoutError
+from .reconnect import PERMANENT_STATUSES, Backoff
+
+if TYPE_CHECKING:
+    from .cursor import Cursor
+    from .session import Session
+
+__all__ = ["TURN_COMPLETE", "IN_EVENT_ID_HEADER", "turn_in_seq", "read_turn", "ask"]
+
+logger = logging.getLogger("sessions_client.turns")
+
+Record = Dict[str, Any]
+
+TURN_COMPLETE = "turn-complete"
+IN_EVENT_ID_HEADER = "session-in-event-id"
+#: Upper bound of one read's stall timeout (the reader's own default on v2 is 15 s).
+_MAX_STALL = 16.0
+_MAX_CONNECT = 30.0
+
+_positions: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+_positions_lock = threading.Lock()
+
+
+def _remembered(session: Session) -> Optional[int]:
+    with _positions_lock:
+        try:
+            return _positions.get(session)
+        except TypeError:  # not weak-referenceable
+            return None
+
+
+def _remember(session: Session, seq: int) -> None:
+    with _positions_lock:
+        try:
+            current = _positions.get(session)
+            if current is None or seq > current:
+                _positions[session] = seq
+        except TypeError:
+            pass
+
+
+def turn_in_seq(record: Record) -> Optional[int]:
+    """The ``session-in-event-id`` of a control record as an int, else ``None``."""
+    for header in record.get("headers") or []:
+        if len(header) == 2 and header[0] == IN_EVENT_ID_HEADER:
+            value = str(header[1]).strip()
+            if value.isdigit() and value.isascii():
+                return int(value)
+    return None
+
+
+def _check_seq(value: Any, name: str) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int or None, not {type(value).__name__}")
+    if value < 0:
+        raise ConfigurationError(f"{name} must not be negative (got {value})")
+    return value
+
+
+def _check_timeout(timeout: Any) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError("timeout must be a number of seconds")
+    if not timeout > 0:
+        raise ConfigurationError("timeout must be positive")
+    return float(timeout)
+
+
+def _is_transient(error: SessionsError) -> bool:
+    if isinstance(error, NetworkError):
+        return True
+    return (
+        isinstance(error, APIError)
+        and error.status is not None
+        and error.status not in PERMANENT_STATUSES
+    )
+
+
+def _turn_events(
+    session: Session,
+    *,
+    start: Optional[int],
+    after_in_seq: Optional[int],
+    timeout: float,
+    cursor: Optional[Cursor],
+) -> Generator[Tuple[str, Record], None, None]:
+    """Yield ``("data", r)``, ``("stale", r)`` and finally ``("end", r)`` for one turn."""
+    deadline = time.monotonic() + timeout
+    position = start
+    delays = Backoff(initial=0.1, maximum=2.0)
+
+    def expired(cause: Optional[BaseException] = None) -> TurnTimeoutError:
+        after = "" if after_in_seq is None else f" for .in seq {after_in_seq}"
+        error = TurnTimeoutError(f"no turn-complete{after} on .out within {timeout:g} s")
+        error.__cause__ = cause
+        return error
+
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise expired()
+        reader = session.iter_out(
+            last_event_id=position,
+            follow=False,
+            include_control=True,
+            cursor=cursor,
+            max_retries=0,
+            stall_timeout=min(_MAX_STALL, remaining + 1.0),
+            connect_timeout=min(_MAX_CONNECT, max(remaining, 0.1)),
+        )
+        try:
+            for record in reader:
+                seq = int(record["seq"])
+                position = seq
+                delays.reset()
+                kind = _classify(record, after_in_seq)
+                if kind == "end":
+                    _remember(session, seq)
+                    yield kind, record
+                    return
+                if kind != "skip":
+                    try:
+                        yield kind, record
+                    finally:
+                        _remember(session, seq)
+                else:
+                    _remember(session, seq)
+                if time.monotonic() >= deadline:
+                    raise expired()
+        except SessionsError as error:
+            if isinstance(error, TurnTimeoutError) or not _is_transient(error):
+                raise
+            pause = min(delays.next_delay(), deadline - time.monotonic())
+            if pause <= 0:
+                raise expired(error) from error
+            logger.info("turn reader: %s; retrying in %.2f s", error, pause)
+            time.sleep(pause)
+        finally:
+            close = getattr(reader, "close", None)
+            if close is not None:
+                close()
+
+
+def _classify(record: Record, after_in_seq: Optional[int]) -> str:
+    """``data``, ``end`` (this turn's turn-complete), ``stale`` (an earlier one) or ``skip``."""
+    control = record.get("control")
+    if control is None:
+        return "data"
+    if control != TURN_COMPLETE:
+        return "skip"
+    consumed = turn_in_seq(record)
+    if after_in_seq is None or consumed is None or consumed >= after_in_seq:
+        return "end"
+    logger.debug(
+        "skipping a stale turn-complete (session-in-event-id %d < %d)", consumed, after_in_seq
+    )
+    return "stale"
+
+
+def _start_position(
+    session: Session, last_event_id: Optional[int], cursor: Optional[Cursor]
+) -> Optional[int]:
+    if last_event_id is not None:
+        return last_event_id
+    if cursor is not None and cursor.get() is not None:
+        return None  # the reader starts after the cursor's stored seq
+    return _remembered(session)
+
+
+def read_turn(
+    session: Session,
+    *,
+    after_in_seq: Optional[int] = None,
+    last_event_id: Optional[int] = None,
+    timeout: float = 60,
+    cursor: Optional[Cursor] = None,
+) -> Iterator[Record]:
+    """Yield the ``.out`` data records of one turn, then stop at its ``turn-complete``.
+
+    The turn ends at the first ``turn-complete`` whose ``session-in-event-id`` is
+    ≥ ``after_in_seq`` (any turn-complete when ``after_in_seq`` is ``None`` or the
+    header is missing); earlier turn-completes and other control records are not
+    yielded. Reading starts after ``last_event_id``, else after ``cursor.get()``,
+    else where this ``Session`` object's previous turn ended, else at the start of
+    ``.out``. ``cursor.set(seq)`` is called once the consumer is done with a record
+    (the turn-complete included). ``timeout`` (seconds, counted from the first
+    ``next()``) bounds the whole turn: :class:`TurnTimeoutError` when it passes. A
+    refreshed public token on a turn-complete is adopted by the session.
+    """
+    start = _check_seq(last_event_id, "last_event_id")
+    after = _check_seq(after_in_seq, "after_in_seq")
+    seconds = _check_timeout(timeout)
+    if cursor is not None and (
+        not callable(getattr(cursor, "get", None)) or not callable(getattr(cursor, "set", None))
+    ):
+        raise TypeError("cursor must have get() and set(seq) methods")
+    return _read_turn(session, start, after, seconds, cursor)
+
+
+def _read_turn(
+    session: Session,
+    start: Optional[int],
+    after_in_seq: Optional[int],
+    timeout: float,
+    cursor: Optional[Cursor],
+) -> Iterator[Record]:
+    events = _turn_events(
+        session,
+        start=_start_position(session, start, cursor),
+        after_in_seq=after_in_seq,
+        timeout=timeout,
+        cursor=cursor,
+    )
+    try:
+        for kind, record in events:
+            if kind == "data":
+                yield record
+    finally:
+        events.close()
+
+
+def ask(
+    session: Session,
+    record: Any,
+    *,
+    timeout: float = 60,
+    last_event_id: Optional[int] = None,
+) -> Dict[str, Any]:
+    """Append ``record`` to ``.in`` and return the agent's reply to it.
+
+    Returns ``{"in_seq": n, "records": [data records of the reply],
+    "control": <the turn-complete record>}``. The reply is the data records on
+    ``.out`` before the first turn-complete whose ``session-in-event-id`` is ≥ ``n``;
+    records of earlier turns (those before a stale turn-complete) are dropped.
+    Reading starts where this ``Session`` object's previous turn ended (or after
+    ``last_event_id``, or at the start of ``.out``). ``timeout`` seconds bound the
+    append and the read together (:class:`TurnTimeoutError`). If the server
+    returns no seq for the append (``in_seq`` is ``None``), the first turn-complete
+    ends the turn.
+    """
+    seconds = _check_timeout(timeout)
+    start = _check_seq(last_event_id, "last_event_id")
+    deadline = time.monotonic() + seconds
+    if start is None:
+        start = _remembered(session)
+    appended = session.append_in(record)
+    in_seq = appended.get("seq")
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TurnTimeoutError(f"the append to .in took longer than {seconds:g} s")
+    records: List[Record] = []
+    events = _turn_events(session, start=start, after_in_seq=in_seq, timeout=remaining, cursor=None)
+    try:
+        for kind, item in events:
+            if kind == "data":
+                records.append(item)
+            elif kind == "stale":
+                records.clear()
+            else:
+                return {"in_seq": in_seq, "records": records, "control": item}
+    finally:
+        events.close()
+    raise TurnTimeoutError("the .out reader ended without a turn-complete")  # pragma: no cover
