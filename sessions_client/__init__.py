@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from ._version import __version__
+from .client import Client
+from .cursor import FileCursor, MemoryCursor
 from .errors import (
     APIError,
     AuthenticationError,
@@ -17,6 +19,7 @@ from .errors import (
     ServerError,
     SessionClosedError,
     SessionsError,
+    TurnTimeoutError,
 )
 from .http import RetryPolicy
 from .session import Session
@@ -26,7 +29,10 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "Client",
     "ConfigurationError",
+    "FileCursor",
+    "MemoryCursor",
     "NetworkError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -38,4 +44,5 @@ __all__ = [
     "Session",
     "SessionClosedError",
     "SessionsError",
+    "TurnTimeoutError",
 ]
