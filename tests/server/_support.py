@@ -53,7 +53,9 @@ def create(
     if external_id is not None:
         body["externalId"] = external_id
     body.update(extra)
-    response = requests.post(f"{srv.url}/api/v1/sessions", json=body, headers=bearer(token), timeout=10)
+    response = requests.post(
+        f"{srv.url}/api/v1/sessions", json=body, headers=bearer(token), timeout=10
+    )
     assert response.status_code == expect, response.text
     result: Dict[str, Any] = response.json()
     return result
@@ -73,11 +75,16 @@ def append(
         headers["X-Part-Id"] = part_id
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
     return requests.post(
-        f"{srv.url}/realtime/v1/sessions/{session}/{io}/append", data=data, headers=headers, timeout=10
+        f"{srv.url}/realtime/v1/sessions/{session}/{io}/append",
+        data=data,
+        headers=headers,
+        timeout=10,
     )
 
 
-def drain(srv: LocalServer, session: str, io: str, *, token: str = SECRET, after: Optional[str] = None) -> requests.Response:
+def drain(
+    srv: LocalServer, session: str, io: str, *, token: str = SECRET, after: Optional[str] = None
+) -> requests.Response:
     params = {"afterEventId": after} if after is not None else None
     return requests.get(
         f"{srv.url}/realtime/v1/sessions/{session}/{io}/records",
@@ -175,7 +182,9 @@ class SSE:
     def records(self) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
         """(v2 records of every batch, every event) until the end of the stream."""
         events = self.all()
-        records = [r for e in events if e["event"] == "batch" for r in json.loads(e["data"])["records"]]
+        records = [
+            r for e in events if e["event"] == "batch" for r in json.loads(e["data"])["records"]
+        ]
         return records, events
 
     def take(self, count: int) -> List[Dict[str, Any]]:

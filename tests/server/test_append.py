@@ -33,8 +33,12 @@ def test_append_stores_raw_body_inside_envelope(server: LocalServer) -> None:
     append(server, "c", "in", body, part_id="part-1")
     (record,) = server.records("c", "in")
     assert json.loads(record["body"]) == {"data": body, "id": "part-1"}
-    assert record["body"] == json.dumps({"data": body, "id": "part-1"}, separators=(",", ":"), ensure_ascii=False)
-    assert drain(server, "c", "in").json() == {"records": [{"data": body, "id": "part-1", "seqNum": 0}]}
+    assert record["body"] == json.dumps(
+        {"data": body, "id": "part-1"}, separators=(",", ":"), ensure_ascii=False
+    )
+    assert drain(server, "c", "in").json() == {
+        "records": [{"data": body, "id": "part-1", "seqNum": 0}]
+    }
 
 
 def test_server_picks_a_part_id_when_none_is_sent(server: LocalServer) -> None:
@@ -142,7 +146,10 @@ def test_chunked_body_over_limit_is_413(server: LocalServer) -> None:
             yield b"x" * (MIB // 2)
 
     response = requests.post(
-        f"{server.url}/realtime/v1/sessions/c/in/append", data=body(), headers=bearer(SECRET), timeout=10
+        f"{server.url}/realtime/v1/sessions/c/in/append",
+        data=body(),
+        headers=bearer(SECRET),
+        timeout=10,
     )
     assert response.status_code == 413
 
@@ -155,23 +162,34 @@ def test_chunked_body_within_limit_is_appended(server: LocalServer) -> None:
         yield b"1}"
 
     response = requests.post(
-        f"{server.url}/realtime/v1/sessions/c/in/append", data=body(), headers=bearer(SECRET), timeout=10
+        f"{server.url}/realtime/v1/sessions/c/in/append",
+        data=body(),
+        headers=bearer(SECRET),
+        timeout=10,
     )
     assert response.json() == {"ok": True, "seq": 0}
     assert drain(server, "c", "in").json()["records"][0]["data"] == '{"a":1}'
 
 
-def test_keep_alive_connection_serves_many_requests_and_survives_errors(server: LocalServer) -> None:
+def test_keep_alive_connection_serves_many_requests_and_survives_errors(
+    server: LocalServer,
+) -> None:
     create(server, "c")
     before = server.total_connections
     with requests.Session() as http:
         for i in range(20):
             ok = http.post(
-                f"{server.url}/realtime/v1/sessions/c/in/append", data=str(i), headers=bearer(SECRET), timeout=5
+                f"{server.url}/realtime/v1/sessions/c/in/append",
+                data=str(i),
+                headers=bearer(SECRET),
+                timeout=5,
             )
             assert ok.json()["seq"] == i
             missing = http.post(
-                f"{server.url}/realtime/v1/sessions/session_nope/in/append", data="x" * 100, headers=bearer(SECRET), timeout=5
+                f"{server.url}/realtime/v1/sessions/session_nope/in/append",
+                data="x" * 100,
+                headers=bearer(SECRET),
+                timeout=5,
             )
             assert missing.status_code == 404
     assert server.total_connections - before == 1

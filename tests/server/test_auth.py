@@ -47,12 +47,16 @@ def _foreign_token() -> str:
         return other.mint_token("chat-1")
 
 
-def test_every_route_answers_401_without_a_valid_token(server: LocalServer, session_ids: Dict[str, str]) -> None:
+def test_every_route_answers_401_without_a_valid_token(
+    server: LocalServer, session_ids: Dict[str, str]
+) -> None:
     base = server.url
     for label, token in bad_tokens(server).items():
         h = headers_for(token)
         checks = [
-            requests.post(f"{base}/realtime/v1/sessions/chat-1/in/append", data="x", headers=h, timeout=5),
+            requests.post(
+                f"{base}/realtime/v1/sessions/chat-1/in/append", data="x", headers=h, timeout=5
+            ),
             requests.get(f"{base}/realtime/v1/sessions/chat-1/out", headers=h, timeout=5),
             requests.get(f"{base}/realtime/v1/sessions/chat-1/out/records", headers=h, timeout=5),
         ]
@@ -81,13 +85,17 @@ def test_public_token_scopes_match_either_id_form(
     assert append(server, ident, "in", "hi", token=token).status_code == 200
     assert drain(server, ident, "out", token=token).status_code == 200
     assert drain(server, ident, "in", token=token).status_code == 200
-    response = requests.get(f"{server.url}/api/v1/sessions/{ident}", headers=headers_for(token), timeout=5)
+    response = requests.get(
+        f"{server.url}/api/v1/sessions/{ident}", headers=headers_for(token), timeout=5
+    )
     assert response.status_code == 200
     with SSE(server, ident, "out", token=token, headers={"Timeout-Seconds": "1"}) as sse:
         assert sse.status == 200
 
 
-def test_public_token_never_appends_to_out(server: LocalServer, session_ids: Dict[str, str]) -> None:
+def test_public_token_never_appends_to_out(
+    server: LocalServer, session_ids: Dict[str, str]
+) -> None:
     token = server.mint_token("chat-1")
     response = append(server, "chat-1", "out", "x", token=token)
     assert response.status_code == 403
@@ -95,11 +103,18 @@ def test_public_token_never_appends_to_out(server: LocalServer, session_ids: Dic
     assert append(server, "chat-1", "out", "x").status_code == 200
 
 
-def test_public_token_cannot_update_close_or_list(server: LocalServer, session_ids: Dict[str, str]) -> None:
+def test_public_token_cannot_update_close_or_list(
+    server: LocalServer, session_ids: Dict[str, str]
+) -> None:
     token = headers_for(server.mint_token("chat-1"))
     base = f"{server.url}/api/v1/sessions"
-    assert requests.patch(f"{base}/chat-1", json={"tags": []}, headers=token, timeout=5).status_code == 403
-    assert requests.post(f"{base}/chat-1/close", json={}, headers=token, timeout=5).status_code == 403
+    assert (
+        requests.patch(f"{base}/chat-1", json={"tags": []}, headers=token, timeout=5).status_code
+        == 403
+    )
+    assert (
+        requests.post(f"{base}/chat-1/close", json={}, headers=token, timeout=5).status_code == 403
+    )
     assert requests.get(base, headers=token, timeout=5).status_code == 403
     assert requests.get(f"{base}/chat-1", headers=token, timeout=5).json()["closedAt"] is None
 
@@ -123,7 +138,9 @@ def test_token_for_another_session_is_403(server: LocalServer, session_ids: Dict
     other = server.mint_token("chat-2")
     assert append(server, "chat-1", "in", "x", token=other).status_code == 403
     assert drain(server, "chat-1", "out", token=other).status_code == 403
-    response = requests.get(f"{server.url}/api/v1/sessions/chat-1", headers=headers_for(other), timeout=5)
+    response = requests.get(
+        f"{server.url}/api/v1/sessions/chat-1", headers=headers_for(other), timeout=5
+    )
     assert response.status_code == 403 and set(response.json()) == {"error"}
 
 
@@ -155,5 +172,7 @@ def test_type_level_scope_allows_listing(server: LocalServer) -> None:
 
 
 def test_secret_key_is_never_echoed_in_errors(server: LocalServer) -> None:
-    response = requests.get(f"{server.url}/api/v1/sessions/nope", headers=headers_for(SECRET), timeout=5)
+    response = requests.get(
+        f"{server.url}/api/v1/sessions/nope", headers=headers_for(SECRET), timeout=5
+    )
     assert SECRET not in response.text

@@ -103,7 +103,10 @@ def test_update_tags_metadata_and_external_id(server: LocalServer) -> None:
     assert body["externalId"] == "new" and body["updatedAt"] > created["updatedAt"]
     assert requests.get(api(server, "/new"), headers=bearer(SECRET), timeout=5).status_code == 200
     cleared = requests.patch(
-        api(server, f"/{created['id']}"), json={"externalId": None}, headers=bearer(SECRET), timeout=5
+        api(server, f"/{created['id']}"),
+        json={"externalId": None},
+        headers=bearer(SECRET),
+        timeout=5,
     )
     assert cleared.json()["externalId"] is None
 
@@ -111,18 +114,26 @@ def test_update_tags_metadata_and_external_id(server: LocalServer) -> None:
 def test_update_to_a_taken_external_id_is_409_and_bad_values_422(server: LocalServer) -> None:
     create(server, "one")
     create(server, "two")
-    taken = requests.patch(api(server, "/two"), json={"externalId": "one"}, headers=bearer(SECRET), timeout=5)
+    taken = requests.patch(
+        api(server, "/two"), json={"externalId": "one"}, headers=bearer(SECRET), timeout=5
+    )
     assert taken.status_code == 409
-    bad = requests.patch(api(server, "/two"), json={"externalId": "session_x"}, headers=bearer(SECRET), timeout=5)
+    bad = requests.patch(
+        api(server, "/two"), json={"externalId": "session_x"}, headers=bearer(SECRET), timeout=5
+    )
     assert bad.status_code == 422
 
 
 def test_close_is_idempotent_and_keeps_first_reason(server: LocalServer) -> None:
     create(server, "c")
-    first = requests.post(api(server, "/c/close"), json={"reason": "done"}, headers=bearer(SECRET), timeout=5)
+    first = requests.post(
+        api(server, "/c/close"), json={"reason": "done"}, headers=bearer(SECRET), timeout=5
+    )
     assert first.status_code == 200
     assert first.json()["closedReason"] == "done" and first.json()["closedAt"]
-    again = requests.post(api(server, "/c/close"), json={"reason": "other"}, headers=bearer(SECRET), timeout=5)
+    again = requests.post(
+        api(server, "/c/close"), json={"reason": "other"}, headers=bearer(SECRET), timeout=5
+    )
     assert again.status_code == 200 and again.json() == first.json()
     empty = requests.post(api(server, "/c/close"), headers=bearer(SECRET), timeout=5)
     assert empty.status_code == 200
@@ -150,7 +161,9 @@ def test_list_pages_forward_and_backward_newest_first(server: LocalServer) -> No
     assert seen == newest_first
     assert [len(p["data"]) for p in pages] == [3, 3, 1]
     assert "previous" in pages[1]["pagination"]
-    back = list_sessions(server, **{"page[size]": 3, "page[before]": pages[1]["pagination"]["previous"]})
+    back = list_sessions(
+        server, **{"page[size]": 3, "page[before]": pages[1]["pagination"]["previous"]}
+    )
     assert [s["id"] for s in back["data"]] == newest_first[:3]
 
 
@@ -159,7 +172,9 @@ def test_list_default_page_size_is_20_and_limits_are_checked(server: LocalServer
         create(server, f"s{i}")
     assert len(list_sessions(server)["data"]) == 20
     for size in ("0", "101", "x"):
-        response = requests.get(api(server), params={"page[size]": size}, headers=bearer(SECRET), timeout=5)
+        response = requests.get(
+            api(server), params={"page[size]": size}, headers=bearer(SECRET), timeout=5
+        )
         assert response.status_code == 400
 
 
@@ -184,14 +199,19 @@ def test_list_filters(server: LocalServer) -> None:
     assert ids(**{"filter[createdAt][from]": now + 60_000}) == []
     assert len(ids(**{"filter[createdAt][to]": now + 60_000})) == 3
     assert ids(**{"filter[createdAt][to]": now - 3_600_000}) == []
-    bad = requests.get(api(server), params={"filter[status]": "NOPE"}, headers=bearer(SECRET), timeout=5)
+    bad = requests.get(
+        api(server), params={"filter[status]": "NOPE"}, headers=bearer(SECRET), timeout=5
+    )
     assert bad.status_code == 400
 
 
 def test_status_of_expired_session_is_expired_and_append_is_refused(server: LocalServer) -> None:
     create(server, "old", expiresAt=int(time.time() * 1000) - 1)
     response = requests.post(
-        f"{server.url}/realtime/v1/sessions/old/in/append", data="x", headers=bearer(SECRET), timeout=5
+        f"{server.url}/realtime/v1/sessions/old/in/append",
+        data="x",
+        headers=bearer(SECRET),
+        timeout=5,
     )
     assert response.status_code == 400
     assert response.json() == {"ok": False, "error": "Cannot append to an expired session"}

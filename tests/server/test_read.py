@@ -35,7 +35,10 @@ def test_v2_headers_batch_shape_and_done(server: LocalServer) -> None:
     assert set(data) == {"seq_num", "timestamp", "body"}
     assert envelope(data) == {"data": '{"x":1}', "id": "p0"}
     assert set(control) == {"seq_num", "timestamp", "headers"}
-    assert control["headers"] == [["trigger-control", "turn-complete"], ["session-in-event-id", "4"]]
+    assert control["headers"] == [
+        ["trigger-control", "turn-complete"],
+        ["session-in-event-id", "4"],
+    ]
     assert events[-1]["data"] == "[DONE]" and sse.ended
 
 
@@ -84,7 +87,9 @@ def test_default_timeout_is_60_seconds_so_stream_stays_open(server: LocalServer)
         ("601", "Timeout seconds must be less than 600"),
     ],
 )
-def test_timeout_seconds_validation_is_plain_text_400(server: LocalServer, value: str, message: str) -> None:
+def test_timeout_seconds_validation_is_plain_text_400(
+    server: LocalServer, value: str, message: str
+) -> None:
     create(server, "c")
     with SSE(server, "c", "out", headers={"Timeout-Seconds": value}) as sse:
         assert sse.status == 400
@@ -103,9 +108,17 @@ def test_last_event_id_resumes_after_it_and_garbage_restarts(server: LocalServer
     create(server, "c")
     for i in range(5):
         append(server, "c", "out", str(i))
-    cases = {"2": [3, 4], "0": [1, 2, 3, 4], "abc": [0, 1, 2, 3, 4], "-1": [0, 1, 2, 3, 4], "99": []}
+    cases = {
+        "2": [3, 4],
+        "0": [1, 2, 3, 4],
+        "abc": [0, 1, 2, 3, 4],
+        "-1": [0, 1, 2, 3, 4],
+        "99": [],
+    }
     for last, expected in cases.items():
-        with SSE(server, "c", "out", headers={"Last-Event-ID": last, "Timeout-Seconds": "1"}) as sse:
+        with SSE(
+            server, "c", "out", headers={"Last-Event-ID": last, "Timeout-Seconds": "1"}
+        ) as sse:
             records = sse.take(len(expected)) if expected else sse.records()[0]
         assert [r["seq_num"] for r in records] == expected, last
 
@@ -183,7 +196,9 @@ def test_batches_hold_at_most_about_1_mib(server: LocalServer) -> None:
     assert all(len(e["data"]) < 1024 * 1024 + 1000 for e in batches)
 
 
-def test_unknown_friendly_id_read_is_404_but_unknown_external_id_is_empty(server: LocalServer) -> None:
+def test_unknown_friendly_id_read_is_404_but_unknown_external_id_is_empty(
+    server: LocalServer,
+) -> None:
     with SSE(server, "session_nope", "out") as sse:
         assert sse.status == 404
     with SSE(server, "not-yet", "out", headers={"Timeout-Seconds": "1"}) as sse:
@@ -261,7 +276,9 @@ def test_v1_shape_per_record_with_control_in_legacy_form() -> None:
         create(srv, "c")
         append(srv, "c", "out", '{"type":"text"}', part_id="p")
         srv.write("c", "out", {"type": "text", "text": "echo: hi"})
-        srv.write_control("c", "turn-complete", [["public-access-token", "tok"], ["session-in-event-id", "0"]])
+        srv.write_control(
+            "c", "turn-complete", [["public-access-token", "tok"], ["session-in-event-id", "0"]]
+        )
         srv.trim("c", "out", 0)
         append(srv, "c", "out", "after")
         events = read_v1(srv, "c", "out")

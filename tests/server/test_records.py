@@ -62,7 +62,9 @@ def test_after_event_id_must_be_digits(server: LocalServer, value: str) -> None:
     assert response.status_code == 400 and response.json()["ok"] is False
 
 
-def test_drain_of_unknown_external_id_is_empty_and_unknown_friendly_id_404(server: LocalServer) -> None:
+def test_drain_of_unknown_external_id_is_empty_and_unknown_friendly_id_404(
+    server: LocalServer,
+) -> None:
     assert drain(server, "nobody-yet", "out").json() == {"records": []}
     assert drain(server, "session_nobody", "out").status_code == 404
 
@@ -86,7 +88,9 @@ def test_everything_survives_a_restart_on_the_same_file(tmp_path: Path) -> None:
         replay = append(second, "chat-1", "in", "m1 again", part_id="p1", token=token)
         assert replay.json() == {"ok": True, "seq": 1}
         assert append(second, "chat-1", "in", "m3", part_id="p3", token=token).json()["seq"] == 3
-        assert [r["data"] for r in drain(second, "chat-1", "in", token=scoped).json()["records"]] == [
+        assert [
+            r["data"] for r in drain(second, "chat-1", "in", token=scoped).json()["records"]
+        ] == [
             "m0",
             "m1",
             "m2",
@@ -107,7 +111,9 @@ def test_memory_database_starts_empty_each_time() -> None:
         assert second.get_session("c") is None
 
 
-def test_concurrent_appends_on_one_channel_get_distinct_consecutive_seqs(server: LocalServer) -> None:
+def test_concurrent_appends_on_one_channel_get_distinct_consecutive_seqs(
+    server: LocalServer,
+) -> None:
     create(server, "c")
     seqs = []
     lock = threading.Lock()
