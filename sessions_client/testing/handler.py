@@ -201,7 +201,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         self._aborted = False
 
     def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s - %s", self.address_string(), format % args)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s - %s", self.address_string(), format % args)
 
     # ----------------------------------------------------------------- body
 

@@ -49,13 +49,6 @@ CREATE TABLE IF NOT EXISTS sessions (
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS channels (
-    session_id TEXT NOT NULL,
-    io TEXT NOT NULL,
-    next_seq INTEGER NOT NULL,
-    last_ts INTEGER,
-    PRIMARY KEY (session_id, io)
-);
 CREATE TABLE IF NOT EXISTS records (
     session_id TEXT NOT NULL,
     io TEXT NOT NULL,
@@ -187,11 +180,16 @@ class Store:
         self._generation = 0
         self._listeners: List[AppendListener] = []
         self._closed = False
-        for sid, io, next_seq, last_ts in self._conn.execute(
-            "SELECT session_id, io, next_seq, last_ts FROM channels"
+        self._sessions: Dict[str, SessionRecord] = {}
+        # A trim never deletes the channel's last record (the trim command itself), so
+        # the highest stored seq always gives the channel's next seq after a restart.
+        for sid, io, seq, ts in self._conn.execute(
+            "SELECT r.session_id, r.io, r.seq, r.ts FROM records r JOIN"
+            " (SELECT session_id, io, MAX(seq) AS top FROM records GROUP BY session_id, io) t"
+            " ON r.session_id = t.session_id AND r.io = t.io AND r.seq = t.top"
         ):
-            self._tails[(sid, io)] = next_seq
-            self._last_ts[(sid, io)] = last_ts
+            self._tails[(sid, io)] = seq + 1
+            self._last_ts[(sid, io)] = ts
 
     # ------------------------------------------------------------------ meta
 
@@ -228,13 +226,24 @@ class Store:
         )
 
     def get_session(self, ident: str) -> Optional[SessionRecord]:
-        """The session whose friendly id (``session_…``) or externalId is ``ident``."""
-        column = "id" if ident.startswith("session_") else "external_id"
+        """The session whose friendly id (``session_…``) or externalId is ``ident``.
+
+        Answers come from a cache that every create and update clears; treat the
+        returned record as read-only.
+        """
         with self._lock:
+            cached = self._sessions.get(ident)
+            if cached is not None:
+                return cached
+            column = "id" if ident.startswith("session_") else "external_id"
             row = self._conn.execute(
                 f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE {column} = ?", (ident,)
             ).fetchone()
-        return self._row_to_session(row) if row else None
+            if row is None:
+                return None
+            session = self._row_to_session(row)
+            self._sessions[ident] = session
+            return session
 
     def find_or_create_session(
         self,
@@ -273,6 +282,7 @@ class Store:
                     at,
                 ),
             )
+            self._sessions.clear()
             created = self.get_session(friendly)
         assert created is not None
         self._bump_generation()
@@ -301,6 +311,7 @@ class Store:
         values.append(friendly_id)
         with self._lock:
             self._conn.execute(f"UPDATE sessions SET {', '.join(sets)} WHERE id = ?", values)
+            self._sessions.clear()
             updated = self.get_session(friendly_id)
         assert updated is not None
         self._bump_generation()
@@ -333,13 +344,6 @@ class Store:
         """
         key = (session_id, io)
         with self._lock:
-            if part_id is not None:
-                row = self._conn.execute(
-                    "SELECT seq FROM parts WHERE session_id=? AND io=? AND part_id=?",
-                    (session_id, io, part_id),
-                ).fetchone()
-                if row is not None:
-                    return int(row[0]), False
             seq = self._tails.get(key, 0)
             ts = timestamp if timestamp is not None else now_ms()
             hdrs = headers or []
@@ -347,23 +351,26 @@ class Store:
             conn = self._conn
             conn.execute("BEGIN")
             try:
-                conn.execute(
-                    "INSERT INTO records (session_id, io, seq, ts, headers, body, frag)"
-                    " VALUES (?,?,?,?,?,?,?)",
-                    (session_id, io, seq, ts, _dumps(hdrs) if hdrs else None, body, fragment),
-                )
                 if part_id is not None:
                     conn.execute(
                         "INSERT INTO parts (session_id, io, part_id, seq) VALUES (?,?,?,?)",
                         (session_id, io, part_id, seq),
                     )
                 conn.execute(
-                    "INSERT INTO channels (session_id, io, next_seq, last_ts) VALUES (?,?,?,?)"
-                    " ON CONFLICT (session_id, io) DO UPDATE SET next_seq=excluded.next_seq,"
-                    " last_ts=excluded.last_ts",
-                    (session_id, io, seq + 1, ts),
+                    "INSERT INTO records (session_id, io, seq, ts, headers, body, frag)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    (session_id, io, seq, ts, _dumps(hdrs) if hdrs else None, body, fragment),
                 )
                 conn.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                conn.execute("ROLLBACK")
+                row = conn.execute(
+                    "SELECT seq FROM parts WHERE session_id=? AND io=? AND part_id=?",
+                    (session_id, io, part_id),
+                ).fetchone()
+                if row is None:
+                    raise
+                return int(row[0]), False
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
