@@ -77,13 +77,36 @@ def _remember(session: Session, seq: int) -> None:
             pass
 
 
+def _as_seq(value: Any) -> Optional[int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value >= 0 else None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit() and text.isascii():
+            return int(text)
+    return None
+
+
 def turn_in_seq(record: Record) -> Optional[int]:
-    """The ``session-in-event-id`` of a control record as an int, else ``None``."""
-    for header in record.get("headers") or []:
-        if len(header) == 2 and header[0] == IN_EVENT_ID_HEADER:
-            value = str(header[1]).strip()
-            if value.isdigit() and value.isascii():
-                return int(value)
+    """The ``session-in-event-id`` of a control record as an int, else ``None``.
+
+    Read from the record's headers, or for a legacy ``trigger:turn-complete`` data
+    record from its data (``sessionInEventId``, or the ``headers`` list it carries).
+    """
+    headers = list(record.get("headers") or [])
+    data = record.get("data")
+    if isinstance(data, dict):
+        legacy = _as_seq(data.get("sessionInEventId"))
+        if legacy is not None:
+            return legacy
+        if isinstance(data.get("headers"), list):
+            headers.extend(data["headers"])
+    for header in headers:
+        named = isinstance(header, (list, tuple)) and len(header) == 2
+        if named and header[0] == IN_EVENT_ID_HEADER:
+            seq = _as_seq(header[1])
+            if seq is not None:
+                return seq
     return None
 
 

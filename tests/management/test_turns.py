@@ -1,0 +1,267 @@
+"""Chat turns: ask() with the echo agent, read_turn() boundaries, stale turn-completes,
+deadlines, cursors and token refresh."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, Iterator, List, Optional
+
+import pytest
+
+from sessions_client import Client, MemoryCursor, Session
+from sessions_client.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    TurnTimeoutError,
+)
+from sessions_client.testing import LocalServer
+from sessions_client.turns import turn_in_seq
+
+from .conftest import unique
+
+
+@pytest.fixture(scope="module", params=["v2", "v1"])
+def echo(request: pytest.FixtureRequest) -> Iterator[LocalServer]:
+    """A server with the echo agent, once per wire shape."""
+    with LocalServer(echo_agent=True, wire=request.param) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def echo_v2() -> Iterator[LocalServer]:
+    with LocalServer(echo_agent=True) as srv:
+        yield srv
+
+
+def _texts(records: List[Dict[str, Any]]) -> List[Any]:
+    return [r["data"] for r in records]
+
+
+def _echo(text: str) -> Dict[str, str]:
+    return {"type": "text", "text": f"echo: {text}"}
+
+
+def _wait_for_out(srv: LocalServer, ext: str, count: int) -> None:
+    deadline = time.monotonic() + 5
+    while len(srv.records(ext, "out")) < count:
+        assert time.monotonic() < deadline, "the echo agent did not answer"
+        time.sleep(0.01)
+
+
+# -- ask ------------------------------------------------------------------------------------
+
+
+def test_ask_returns_the_echo(echo: LocalServer) -> None:
+    ext = unique()
+    echo.create_session(ext)
+    with Session(ext, echo.secret_key, echo.url) as session:
+        first = session.ask("hello", timeout=10)
+        assert first["in_seq"] == 0
+        assert _texts(first["records"]) == [_echo("hello")]
+        assert first["control"]["control"] == "turn-complete"
+        assert turn_in_seq(first["control"]) == 0
+        second = session.ask({"text": "again"}, timeout=10)
+        assert second["in_seq"] == 1
+        assert _texts(second["records"]) == [_echo("again")]
+        assert turn_in_seq(second["control"]) == 1
+        assert second["control"]["seq"] > first["control"]["seq"]
+
+
+def test_ask_through_a_client_session_with_the_public_token(echo_v2: LocalServer) -> None:
+    with Client(echo_v2.secret_key, echo_v2.url) as client:
+        created = client.create_session(
+            "chat.agent", "echo", {"basePayload": {}}, external_id=unique()
+        )
+        session = client.session(created["externalId"], token=created["publicAccessToken"])
+        reply = session.ask({"text": "hi"}, timeout=10)
+        assert _texts(reply["records"]) == [_echo("hi")]
+
+
+def test_a_stale_turn_complete_is_skipped(echo: LocalServer) -> None:
+    ext = unique()
+    echo.create_session(ext)
+    echo.append(ext, "in", "earlier")  # .in seq 0, answered by the agent
+    _wait_for_out(echo, ext, 2)
+    echo.write(ext, "out", {"type": "text", "text": "late part of turn 0"})
+    echo.write_control(ext, "turn-complete", headers=[["session-in-event-id", "0"]])
+    with Session(ext, echo.secret_key, echo.url) as session:  # a fresh object: reads history
+        reply = session.ask("now", timeout=10)
+    assert reply["in_seq"] == 1
+    assert _texts(reply["records"]) == [_echo("now")]
+    assert turn_in_seq(reply["control"]) == 1
+
+
+def test_ask_resumes_where_the_previous_turn_ended(echo_v2: LocalServer) -> None:
+    ext = unique()
+    echo_v2.create_session(ext)
+    with Session(ext, echo_v2.secret_key, echo_v2.url) as session:
+        starts: List[Optional[int]] = []
+        original = session.iter_out
+
+        def spy(**kwargs: Any) -> Iterator[Dict[str, Any]]:
+            starts.append(kwargs.get("last_event_id"))
+            return original(**kwargs)
+
+        session.iter_out = spy  # type: ignore[method-assign]
+        first = session.ask("one", timeout=10)
+        assert starts[0] is None, "a fresh Session reads .out from the start"
+        starts.clear()
+        second = session.ask("two", timeout=10)
+        assert starts[0] == first["control"]["seq"], "no history is read twice"
+        assert _texts(second["records"]) == [_echo("two")]
+
+
+def test_ask_times_out_without_an_agent(server: LocalServer) -> None:
+    ext = unique()
+    server.create_session(ext)
+    with Session(ext, server.secret_key, server.url) as session:
+        started = time.monotonic()
+        with pytest.raises(TurnTimeoutError) as info:
+            session.ask("anyone?", timeout=0.5)
+        assert isinstance(info.value, TimeoutError)
+        assert time.monotonic() - started < 5
+        assert server.records(ext, "in")[0]["seq"] == 0, "the message itself was appended"
+
+
+# -- read_turn ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def scripted(server: LocalServer) -> Dict[str, Any]:
+    """.out = A, turn-complete(in 0), upgrade-required, B, turn-complete(in 1), C."""
+    ext = unique()
+    server.create_session(ext)
+    seqs = {
+        "A": server.write(ext, "out", "A"),
+        "tc0": server.write_control(ext, "turn-complete", [["session-in-event-id", "0"]]),
+        "up": server.write_control(ext, "upgrade-required"),
+        "B": server.write(ext, "out", "B"),
+        "tc1": server.write_control(ext, "turn-complete", [["session-in-event-id", "1"]]),
+        "C": server.write(ext, "out", "C"),
+    }
+    return {"ext": ext, "seqs": seqs, "server": server}
+
+
+def _session(scripted: Dict[str, Any]) -> Session:
+    srv = scripted["server"]
+    return Session(scripted["ext"], srv.secret_key, srv.url)
+
+
+def test_read_turn_stops_at_the_first_turn_complete_without_after_in_seq(
+    scripted: Dict[str, Any],
+) -> None:
+    with _session(scripted) as session:
+        assert _texts(list(session.read_turn(timeout=5))) == ["A"]
+
+
+def test_read_turn_skips_earlier_turn_completes_and_control_records(
+    scripted: Dict[str, Any],
+) -> None:
+    with _session(scripted) as session:
+        records = list(session.read_turn(after_in_seq=1, timeout=5))
+    assert _texts(records) == ["A", "B"]
+    assert all(r["control"] is None for r in records)
+
+
+def test_read_turn_continues_after_the_previous_turn_of_the_same_session(
+    scripted: Dict[str, Any],
+) -> None:
+    with _session(scripted) as session:
+        assert _texts(list(session.read_turn(timeout=5))) == ["A"]
+        assert _texts(list(session.read_turn(timeout=5))) == ["B"]
+
+
+def test_read_turn_starts_after_last_event_id(scripted: Dict[str, Any]) -> None:
+    with _session(scripted) as session:
+        turn = session.read_turn(after_in_seq=1, last_event_id=scripted["seqs"]["tc0"], timeout=5)
+        assert _texts(list(turn)) == ["B"]
+
+
+def test_read_turn_stores_the_cursor_and_resumes_from_it(scripted: Dict[str, Any]) -> None:
+    cursor = MemoryCursor()
+    with _session(scripted) as session:
+        assert _texts(list(session.read_turn(cursor=cursor, timeout=5))) == ["A"]
+    assert cursor.get() == scripted["seqs"]["tc0"]
+    with _session(scripted) as fresh:
+        assert _texts(list(fresh.read_turn(cursor=cursor, timeout=5))) == ["B"]
+    assert cursor.get() == scripted["seqs"]["tc1"]
+
+
+def test_read_turn_times_out_with_a_typed_error(scripted: Dict[str, Any]) -> None:
+    with _session(scripted) as session:
+        got: List[Any] = []
+        started = time.monotonic()
+        with pytest.raises(TurnTimeoutError) as info:
+            for record in session.read_turn(after_in_seq=7, timeout=0.5):
+                got.append(record["data"])
+        assert "7" in str(info.value)
+        assert got == ["A", "B", "C"]
+        assert time.monotonic() - started < 5
+
+
+def test_read_turn_survives_a_transient_read_failure(scripted: Dict[str, Any]) -> None:
+    srv = scripted["server"]
+    srv.faults.fail_next(1, status=503, route="read")
+    try:
+        with _session(scripted) as session:
+            assert _texts(list(session.read_turn(after_in_seq=1, timeout=5))) == ["A", "B"]
+    finally:
+        srv.faults.clear()
+
+
+def test_read_turn_validates_its_arguments(scripted: Dict[str, Any]) -> None:
+    with _session(scripted) as session:
+        with pytest.raises(ConfigurationError):
+            session.read_turn(timeout=0)
+        with pytest.raises(ConfigurationError):
+            session.read_turn(after_in_seq=-1)
+        with pytest.raises(TypeError):
+            session.read_turn(last_event_id="3")  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            session.read_turn(cursor=object())  # type: ignore[arg-type]
+
+
+def test_turn_in_seq_reads_headers_and_legacy_data() -> None:
+    assert turn_in_seq({"headers": [["session-in-event-id", "4"]], "data": None}) == 4
+    assert turn_in_seq({"headers": [], "data": {"sessionInEventId": "5"}}) == 5
+    assert turn_in_seq({"headers": [], "data": {"headers": [["session-in-event-id", "6"]]}}) == 6
+    assert turn_in_seq({"headers": [["session-in-event-id", "x"]], "data": None}) is None
+
+
+# -- token refresh ----------------------------------------------------------------------------
+
+
+def test_a_refreshed_token_is_used_by_the_next_request(echo_v2: LocalServer) -> None:
+    ext = unique()
+    echo_v2.create_session(ext)
+    short = echo_v2.mint_token(ext, ttl=1)
+    with Session(ext, short, echo_v2.url) as session:
+        sent: List[str] = []
+        session.transport.http_session.hooks["response"].append(
+            lambda r, *a, **k: sent.append(r.request.headers["Authorization"])
+        )
+        reply = session.ask("one", timeout=10)
+        fresh = dict(reply["control"]["headers"])["public-access-token"]
+        assert fresh != short
+        assert session.token == fresh
+        deadline = time.monotonic() + 5
+        with Client(short, echo_v2.url) as probe:  # a Client never adopts refreshed tokens
+            while True:  # wait until the original token has expired
+                try:
+                    probe.get_session(ext)
+                except AuthenticationError:
+                    break
+                assert time.monotonic() < deadline, "the short token never expired"
+                time.sleep(0.1)
+        sent.clear()
+        second = session.ask("two", timeout=10)
+        assert _texts(second["records"]) == [_echo("two")]
+        assert sent and sent[0] == f"Bearer {fresh}", "the append after the refresh used it"
+
+
+def test_a_secret_key_is_never_replaced_by_a_refreshed_token(echo_v2: LocalServer) -> None:
+    ext = unique()
+    echo_v2.create_session(ext)
+    with Session(ext, echo_v2.secret_key, echo_v2.url) as session:
+        session.ask("x", timeout=10)
+        assert session.token == echo_v2.secret_key
