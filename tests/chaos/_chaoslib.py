@@ -1,0 +1,166 @@
+"""Helpers shared by the chaos tests: payloads, tallies, fault schedulers, deadlines."""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+import threading
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
+
+T = TypeVar("T")
+
+_PAD_ALPHABET = string.ascii_letters + string.digits + " "
+
+
+def payloads(count: int, seed: int, *, low: int = 60, high: int = 160) -> List[str]:
+    """``count`` JSON records, each with a unique sequential ``n`` and a seeded random pad.
+
+    A record is ``{"n":<n>,"pad":"<low..high chars>"}``: about 80-180 bytes.
+    """
+    rng = random.Random(seed)
+    pool = "".join(rng.choice(_PAD_ALPHABET) for _ in range(4096 + high))
+    out: List[str] = []
+    for n in range(count):
+        start = rng.randrange(4096)
+        pad = pool[start : start + rng.randint(low, high)]
+        out.append(json.dumps({"n": n, "pad": pad}, separators=(",", ":")))
+    return out
+
+
+class Tally:
+    """Exactly-once bookkeeping for a stream of ``n`` values expected to be ``range(total)``."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.seen: List[int] = []
+
+    def add(self, n: int) -> None:
+        self.seen.append(n)
+
+    @property
+    def distinct(self) -> int:
+        return len(set(self.seen))
+
+    @property
+    def lost(self) -> int:
+        return self.total - len(set(self.seen) & set(range(self.total)))
+
+    @property
+    def duplicated(self) -> int:
+        return len(self.seen) - self.distinct
+
+    @property
+    def out_of_order(self) -> int:
+        """Number of adjacent pairs that go backwards (0 for a strictly increasing stream)."""
+        return sum(1 for a, b in zip(self.seen, self.seen[1:]) if b <= a)
+
+    def first_problems(self, limit: int = 10) -> List[Tuple[int, int]]:
+        """(index, n) of the first positions where ``seen`` departs from ``range(total)``."""
+        return [(i, n) for i, n in enumerate(self.seen) if n != i][:limit]
+
+
+def n_of(record: Dict[str, Any]) -> int:
+    data = record["data"]
+    if isinstance(data, str):
+        data = json.loads(data)
+    return int(data["n"])
+
+
+class Rearmer:
+    """Keeps one fault armed for every new SSE connection the server accepts.
+
+    ``arm(rng)`` arms the fault for the next read connection. A background thread polls
+    ``srv.request_counts["read"]``; each time a new read request arrives (it consumes the
+    armed fault) the next fault is armed, well before the client's reconnect backoff ends.
+    """
+
+    def __init__(
+        self,
+        srv: Any,
+        arm: Callable[[random.Random], None],
+        rng: random.Random,
+        *,
+        limit: Optional[int] = None,
+        poll: float = 0.001,
+    ) -> None:
+        self.srv = srv
+        self._arm = arm
+        self.rng = rng
+        self.limit = limit
+        self.poll = poll
+        self.armed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="chaos-rearmer", daemon=True)
+
+    def reads(self) -> int:
+        return int(self.srv.request_counts.get("read", 0))
+
+    def start(self) -> Rearmer:
+        self._seen = self.reads()
+        self._arm_one()
+        self._thread.start()
+        return self
+
+    def _arm_one(self) -> None:
+        if self.limit is not None and self.armed >= self.limit:
+            return
+        self._arm(self.rng)
+        self.armed += 1
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = self.reads()
+            if now != self._seen:
+                self._seen = now
+                self._arm_one()
+            time.sleep(self.poll)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.srv.faults.clear()
+
+    def __enter__(self) -> Rearmer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def run_bounded(fn: Callable[[], T], timeout: float, what: str) -> T:
+    """Run ``fn`` in a daemon thread; fail the test (instead of hanging) after ``timeout`` s."""
+    box: Dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="chaos-bounded", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise AssertionError(f"{what} did not finish within {timeout:.0f} s (hang)")
+    if "error" in box:
+        raise box["error"]
+    return box["result"]  # type: ignore[no-any-return]
+
+
+def collect(records: Iterable[Dict[str, Any]], tally: Tally, stop_at: Optional[int] = None) -> None:
+    """Feed ``n`` of every record into ``tally``; stop after ``n == stop_at`` when given.
+
+    The generator is closed on the way out (``break`` semantics), whatever happens.
+    """
+    try:
+        for rec in records:
+            n = n_of(rec)
+            tally.add(n)
+            if stop_at is not None and n >= stop_at:
+                return
+    finally:
+        close = getattr(records, "close", None)
+        if close is not None:
+            close()
