@@ -481,6 +481,9 @@ def test_subscribe_delivers_records_in_order(wire: str, servers: Servers, drive:
         '"quoted"',
         "42",
         '{"nested":{"list":[1,2,3],"null":null}}',
+        "multi\nline\r\ntext\rend",
+        "data: [DONE]\n\nid: 9\n\n",
+        "\u2028line separators\u2029 and a tab\t",
     ]
     results = drive(
         srv,
@@ -882,3 +885,47 @@ def test_sdk_resumes_after_a_cut_stream(wire: str, servers: Servers, drive: Driv
     assert [p["id"] for p in _record_parts(wire, sub["parts"])] == [str(i) for i in range(6)]
     # two cut responses, then a whole one
     assert srv.request_counts.get("read", 0) - reads_before >= 3
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_many_records_stream_and_drain_in_pages(wire: str, servers: Servers, drive: Drive) -> None:
+    """2,500 records: several v2 batches on one stream; the drain pages at <= 1,000."""
+    srv = servers(wire)
+    session = _new_session(drive, srv)
+    sid = session["id"]
+    total = 2500
+    for i in range(total):
+        srv.append(sid, "out", f'{{"i":{i}}}')
+    results = drive(
+        srv,
+        [
+            {
+                "op": "subscribe",
+                "session": sid,
+                "io": "out",
+                "timeoutInSeconds": 5,
+                "stopAfter": total,
+                "maxMs": 20000,
+            },
+            {"op": "records", "session": sid, "io": "out"},
+        ],
+    )
+    sub = ok(results[0])
+    assert _data_chunks(wire, sub["chunks"]) == [f'{{"i":{i}}}' for i in range(total)]
+    first_page = ok(results[1])["data"]["records"]
+    assert 0 < len(first_page) <= 1000
+    seqs = [r["seqNum"] for r in first_page]
+    pages = 1
+    while True:
+        (page_result,) = drive(
+            srv, [{"op": "records", "session": sid, "io": "out", "afterEventId": seqs[-1]}]
+        )
+        page = ok(page_result)["data"]["records"]
+        if not page:
+            break
+        assert len(page) <= 1000
+        seqs.extend(r["seqNum"] for r in page)
+        pages += 1
+        assert pages <= 10
+    assert seqs == list(range(total))
+    assert pages >= 3
