@@ -8,8 +8,10 @@ Builds a synthetic, in-memory v2 stream (text-delta records of ~150 bytes, batch
   each body and of each string payload, building the same record dicts, and
 * ``json``: the raw cost of those ``json.loads`` calls alone (no SSE, no dicts built),
 
-and prints events/s and records/s for both (best of ``--repeat`` runs). ``--profile``
-prints a cProfile of the wire decoder instead. No network, no server.
+and prints events/s and records/s for each: CPU seconds (``time.process_time``), best of
+``--repeat`` interleaved runs, so that other load on the machine distorts the comparison
+as little as possible. ``--profile`` prints a cProfile of the wire decoder instead. No
+network, no server. Run from the repository root:
 
     python -m benchmarks.profile_wire [--records 200000] [--batch 1000] [--chunk 65536]
 """
@@ -138,9 +140,9 @@ def main(argv: List[str]) -> int:
     counts = {}
     for _ in range(args.repeat):
         for name, run in runs.items():
-            started = time.perf_counter()
+            started = time.process_time()
             counts[name] = run()
-            results[name] = min(results[name], time.perf_counter() - started)
+            results[name] = min(results[name], time.process_time() - started)
     for name, seconds in results.items():
         events, records = counts[name]
         print(

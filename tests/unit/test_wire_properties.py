@@ -1,0 +1,267 @@
+"""Property tests (hypothesis) for the wire decoder: robustness and chunking invariance."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, List, Optional, Sequence, Tuple
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sessions_client.errors import ProtocolError
+from sessions_client.wire import SSEEvent, decode_event, decode_payload, iter_sse_events
+
+SETTINGS = settings(max_examples=200, deadline=None)
+
+Outcome = Tuple[List[Any], Optional[str]]
+
+
+def chunk(stream: bytes, cuts: Sequence[int]) -> List[bytes]:
+    bounds = [0, *sorted(set(cuts)), len(stream)]
+    return [stream[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+def outcome(chunks: List[bytes], shape: str, max_event_bytes: int = 1 << 20) -> Outcome:
+    """Every decoded event until the end or a ProtocolError (whose presence is recorded).
+
+    Any other exception escapes and fails the test.
+    """
+    results: List[Any] = []
+    try:
+        for event in iter_sse_events(chunks, max_event_bytes=max_event_bytes):
+            results.append(event)
+            try:
+                results.append(tuple(decode_event(event, shape)))
+            except ProtocolError:
+                results.append("decode error")
+    except ProtocolError:
+        return results, "stream error"
+    return results, None
+
+
+TOKENS = [
+    b"data:",
+    b"data: ",
+    b"data",
+    b"id: ",
+    b"id: 7",
+    b"event: batch",
+    b"event: ping",
+    b"event: error",
+    b"retry: 10",
+    b"retry",
+    b":",
+    b" ",
+    b"\n",
+    b"\r",
+    b"\r\n",
+    b"\n\n",
+    b"[DONE]",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b",",
+    b'"records":',
+    b'"seq_num":',
+    b'"body":',
+    b'"headers":',
+    b'"tail":',
+    b'""',
+    b'"trigger-control"',
+    b"1",
+    b"-1",
+    b"true",
+    b"null",
+    b"\x00",
+    b"\xff",
+    b"\xc3",
+    b"\xa9",
+    b"\xef\xbb\xbf",
+    b'{"data":"x","id":"p"}',
+    b'{"records":[{"seq_num":1,"body":"{\\"data\\":1}"}]}',
+]
+
+streams = st.one_of(
+    st.binary(max_size=300),
+    st.lists(st.sampled_from(TOKENS), max_size=60).map(b"".join),
+)
+
+
+@SETTINGS
+@given(stream=streams, data=st.data())
+def test_random_bytes_only_ever_raise_protocol_error(stream: bytes, data: st.DataObject) -> None:
+    cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=8))
+    limit = data.draw(st.sampled_from([8, 64, 1 << 20]))
+    for shape in ("v1", "v2"):
+        # repr: a decoded NaN is not equal to itself, but its repr is.
+        whole = repr(outcome([stream], shape, limit))
+        assert repr(outcome(chunk(stream, cuts), shape, limit)) == whole
+        assert repr(outcome([bytes([b]) for b in stream], shape, limit)) == whole
+
+
+# ----------------------------------------------------------------------------- valid SSE
+
+line_text = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_characters="\r\n"),
+    max_size=12,
+)
+
+
+@st.composite
+def valid_streams(draw: st.DrawFn) -> Tuple[bytes, List[SSEEvent]]:
+    """A well-formed stream with random line endings, comments and BOM, and its events."""
+    lines: List[str] = []
+    expected: List[SSEEvent] = []
+    for _ in range(draw(st.integers(0, 5))):
+        name = draw(st.one_of(st.none(), st.sampled_from(["batch", "ping", ""]), line_text))
+        event_id = draw(st.one_of(st.none(), line_text))
+        data = draw(st.lists(line_text, max_size=3))
+        body: List[str] = []
+        if name is not None:
+            body.append("event: " + name)
+        if event_id is not None:
+            body.append("id: " + event_id)
+        for value in data:
+            # Only one space after the colon is stripped, so "data:" + " x" would lose it.
+            spaced = value.startswith(" ") or draw(st.booleans())
+            body.append(("data: " if spaced else "data:") + value)
+        if draw(st.booleans()):
+            body.insert(draw(st.integers(0, len(body))), ":" + draw(line_text))
+        lines.extend(body)
+        lines.append("")
+        if data:
+            expected.append(
+                SSEEvent(
+                    name or "message",
+                    "\n".join(data),
+                    event_id if event_id is not None and "\0" not in event_id else None,
+                    None,
+                )
+            )
+    out = [b"\xef\xbb\xbf"] if draw(st.booleans()) else []
+    previous = ""
+    for line in lines:
+        choices = ["\n", "\r", "\r\n"]
+        if previous == "\r" and line == "":
+            choices = ["\r", "\r\n"]  # a lone LF would merge with the CR into one CRLF
+        previous = draw(st.sampled_from(choices))
+        out.append(line.encode() + previous.encode())
+    return b"".join(out), expected
+
+
+@SETTINGS
+@given(case=valid_streams(), data=st.data())
+def test_valid_streams_parse_to_their_events_whatever_the_chunking(
+    case: Tuple[bytes, List[SSEEvent]], data: st.DataObject
+) -> None:
+    stream, expected = case
+    cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=10))
+    assert list(iter_sse_events([stream])) == expected
+    assert list(iter_sse_events(chunk(stream, cuts))) == expected
+
+
+# ----------------------------------------------------------------------------- valid v2
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=6,
+)
+
+
+@st.composite
+def v2_records(draw: st.DrawFn) -> Tuple[List[dict], List[dict], int]:  # type: ignore[type-arg]
+    """Wire records of one batch, the records a reader must get, and the cursor."""
+    wire: List[dict] = []  # type: ignore[type-arg]
+    expected: List[dict] = []  # type: ignore[type-arg]
+    seq = draw(st.integers(0, 1000))
+    for _ in range(draw(st.integers(1, 6))):
+        seq += draw(st.integers(1, 3))
+        kind = draw(st.sampled_from(["text", "json", "control", "command"]))
+        stamp = draw(st.integers(0, 2**45))
+        if kind == "command":
+            wire.append(
+                {"seq_num": seq, "timestamp": stamp, "headers": [["", "trim"]], "body": "x"}
+            )
+        elif kind == "control":
+            headers = [["trigger-control", "turn-complete"], ["session-in-event-id", "3"]]
+            wire.append({"seq_num": seq, "timestamp": stamp, "headers": headers})
+            expected.append(
+                {
+                    "seq": seq,
+                    "data": None,
+                    "part_id": None,
+                    "timestamp": stamp,
+                    "headers": headers,
+                    "control": "turn-complete",
+                }
+            )
+        else:
+            value = draw(json_values)
+            if isinstance(value, dict) and isinstance(value.get("type"), str):
+                value["type"] = "x" + value["type"]  # not a legacy control by accident
+            raw = json.dumps(value) if kind == "text" else value
+            part = draw(st.text(max_size=6))
+            envelope = json.dumps({"data": raw, "id": part})
+            wire.append({"seq_num": seq, "timestamp": stamp, "body": envelope})
+            expected.append(
+                {
+                    "seq": seq,
+                    "data": value,
+                    "part_id": part,
+                    "timestamp": stamp,
+                    "headers": [],
+                    "control": None,
+                }
+            )
+    return wire, expected, seq
+
+
+@SETTINGS
+@given(batches=st.lists(v2_records(), min_size=1, max_size=3), data=st.data())
+def test_valid_v2_streams_decode_to_their_records_whatever_the_chunking(
+    batches: List[Tuple[List[dict], List[dict], int]],  # type: ignore[type-arg]
+    data: st.DataObject,
+) -> None:
+    ending = data.draw(st.sampled_from(["\n", "\r", "\r\n"]))
+    parts = []
+    for wire, _, last in batches:
+        doc = json.dumps({"records": wire, "tail": {"seq_num": last + 1}}, ensure_ascii=False)
+        parts.append(f"event: batch{ending}id: 9,9,9{ending}data: {doc}{ending}{ending}")
+    parts.append(f"data: [DONE]{ending}{ending}")
+    stream = "".join(parts).encode()
+    cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=10))
+    decoded = [decode_event(e, "v2") for e in iter_sse_events(chunk(stream, cuts))]
+    assert [d.kind for d in decoded] == ["records"] * len(batches) + ["done"]
+    for got, (_, records, last) in zip(decoded, batches):
+        assert got.records == records
+        assert got.last_seq == last
+        assert got.tail == last + 1
+
+
+# ----------------------------------------------------------------------------- payloads
+
+
+def reference_payload(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except (ValueError, RecursionError):
+        return value
+
+
+payload_texts = st.one_of(
+    st.text(max_size=20),
+    st.builds(
+        lambda v, a, b: a + json.dumps(v) + b,
+        json_values,
+        st.sampled_from(["", " ", "\n\t", "x", "\ufeff"]),
+        st.sampled_from(["", " ", "\r\n", "x", ","]),
+    ),
+)
+
+
+@SETTINGS
+@given(text=payload_texts)
+def test_decode_payload_is_json_loads_when_it_parses(text: str) -> None:
+    assert decode_payload(text) == reference_payload(text)
