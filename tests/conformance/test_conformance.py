@@ -431,6 +431,63 @@ def test_append_size_limit_and_sdk_part_ids(servers: Servers, drive: Drive) -> N
     assert all(len(r["id"]) == 21 for r in records), [r["id"] for r in records]
 
 
+def test_minted_token_scopes(servers: Servers, drive: Drive) -> None:
+    """Read-only, write-only and expired public tokens, as the SDK meets them."""
+    srv = servers("v2")
+    session = _new_session(drive, srv)
+    sid, ext = session["id"], session["externalId"]
+    read_only = srv.mint_token(ext, read=True, write=False)
+    write_only = srv.mint_token(sid, read=False, write=True)
+    expired = srv.mint_token(sid, read=True, write=True, ttl=-60)
+    results = drive(
+        srv,
+        [
+            {"op": "append", "session": sid, "io": "in", "body": '"w"', "token": write_only},
+            {"op": "append", "session": sid, "io": "in", "body": '"r"', "token": read_only},
+            {"op": "records", "session": ext, "io": "in", "token": read_only},
+            {"op": "records", "session": ext, "io": "in", "token": write_only},
+            {"op": "retrieve", "session": sid, "token": read_only},
+            {"op": "append", "session": sid, "io": "in", "body": '"x"', "token": expired},
+            {
+                "op": "subscribe",
+                "session": sid,
+                "io": "in",
+                "token": read_only,
+                "stopAfter": 1,
+                "timeoutInSeconds": 2,
+            },
+            {
+                "op": "subscribe",
+                "session": sid,
+                "io": "in",
+                "token": write_only,
+                "timeoutInSeconds": 1,
+                "maxMs": 6000,
+            },
+            {
+                "op": "subscribe",
+                "session": sid,
+                "io": "in",
+                "token": expired,
+                "timeoutInSeconds": 1,
+                "maxMs": 6000,
+            },
+        ],
+    )
+    assert ok(results[0])["data"]["ok"] is True
+    err(results[1], 403)
+    assert [r["data"] for r in ok(results[2])["data"]["records"]] == ['"w"']
+    err(results[3], 403)
+    assert ok(results[4])["data"]["id"] == sid
+    assert err(results[5], 401)["name"] == "AuthenticationError"
+    assert ok(results[6])["chunks"] == ['"w"']
+    no_read = ok(results[7])
+    assert no_read["error"] is not None and no_read["error"]["status"] == 403
+    assert no_read["chunks"] == []
+    gone = ok(results[8])
+    assert gone["error"] is not None and gone["error"]["status"] == 401
+
+
 def test_closed_session_rejects_appends(servers: Servers, drive: Drive) -> None:
     srv = servers("v2")
     session = _new_session(drive, srv)
