@@ -219,3 +219,23 @@ def test_two_processes_advancing_a_monotonic_cursor_end_at_the_maximum(tmp_path:
         _, err = p.communicate(timeout=30)
         assert p.returncode == 0, err
     assert FileCursor(path).get() == 199
+
+
+def test_file_cursor_fsyncs_file_and_directory_unless_told_not_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: List[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        calls.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    FileCursor(tmp_path / "durable").set(1)
+    assert len(calls) == 2
+    calls.clear()
+    fast = FileCursor(tmp_path / "fast", fsync=False)
+    fast.set(2)
+    assert calls == []
+    assert fast.get() == 2
