@@ -329,6 +329,34 @@ def test_trigger_config_is_validated_like_the_sdk_schema(servers: Servers, drive
     assert created["triggerConfig"]["concurrency"] == ["per_user"]
 
 
+def test_expiry_and_trimmed_external_id(servers: Servers, drive: Drive) -> None:
+    srv = servers("v2")
+    uid = _uid()
+    past = {**_create_body(f"conf-past-{uid}"), "expiresAt": "2001-01-01T00:00:00Z"}
+    future_ms = int(time.time() * 1000) + 86_400_000
+    results = drive(
+        srv,
+        [
+            {"op": "create", "body": past},
+            {"op": "append", "session": past["externalId"], "io": "out", "body": '"x"'},
+            {"op": "listAll", "options": {"externalId": past["externalId"], "status": "EXPIRED"}},
+            {"op": "create", "body": past},
+            {"op": "create", "body": {**_create_body(f"conf-fut-{uid}"), "expiresAt": future_ms}},
+            {"op": "create", "body": _create_body(f"  conf-trim-{uid}  ")},
+            {"op": "retrieve", "session": f"conf-trim-{uid}"},
+        ],
+    )
+    expired = ok(results[0])["data"]
+    assert expired["expiresAt"].startswith("2001-01-01T00:00:00")
+    assert err(results[1], 400)["name"] == "BadRequestError"
+    assert ok(results[2])["ids"] == [expired["id"]]
+    err(results[3], 409)
+    assert ok(results[4])["data"]["expiresAt"] is not None
+    trimmed = ok(results[5])["data"]
+    assert trimmed["externalId"] == f"conf-trim-{uid}"  # the SDK schema trims externalId
+    assert ok(results[6])["data"]["id"] == trimmed["id"]
+
+
 def test_update_renames_and_clears(servers: Servers, drive: Drive) -> None:
     srv = servers("v2")
     ext = f"conf-upd-{_uid()}"
