@@ -73,11 +73,20 @@ _LEGACY_CONTROL_TYPES = {
     "trigger:upgrade-required": "upgrade-required",
 }
 
-# The C scanner behind json.loads, called directly: one C call per value instead of
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# Strict JSON, as JavaScript's JSON.parse (the official SDK) reads it: Python's json also
+# accepts NaN and Infinity, which would turn a record whose text is "NaN" into a float.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+# The C scanner behind the decoder, called directly: one C call per value instead of
 # json.loads' Python-level wrapper (type checks, two regex matches), ~3x less overhead per
-# small record body. Its answers are json.loads' answers whenever the text has no
-# surrounding whitespace; every other case falls back to json.loads itself.
-_scan_once: Callable[[str, int], Tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+# small record body. Its answers are the decoder's whenever the text has no surrounding
+# whitespace; every other case falls back to the decoder's full decode().
+_scan_once: Callable[[str, int], Tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 class SSEEvent(NamedTuple):
@@ -106,6 +115,8 @@ class Decoded(NamedTuple):
     ``records``: data and control records in stream order; command records removed.
     ``last_seq``: the highest seq the event covers, command records included: the cursor
     to resume after. ``tail``: the next seq the server will write (v2 ping or batch tail).
+    ``first_seq``: the lowest seq the event covers, command records included (to spot a
+    trimmed stream after a reconnect without parsing the event again).
     """
 
     kind: str
@@ -113,6 +124,7 @@ class Decoded(NamedTuple):
     last_seq: Optional[int] = None
     tail: Optional[int] = None
     error: Optional[str] = None
+    first_seq: Optional[int] = None
 
 
 # --------------------------------------------------------------------------- SSE layer
@@ -287,7 +299,7 @@ def wire_shape(headers: Mapping[str, str]) -> str:
 
 
 def _parse_json(text: str, what: str) -> Any:
-    """``json.loads(text)``, raising :class:`ProtocolError` (naming ``what``) when invalid."""
+    """``text`` decoded as strict JSON; :class:`ProtocolError` (naming ``what``) if invalid."""
     try:
         value, end = _scan_once(text, 0)
     except (StopIteration, ValueError, RecursionError):
@@ -296,7 +308,7 @@ def _parse_json(text: str, what: str) -> Any:
         if end == len(text):
             return value
     try:
-        return json.loads(text)
+        return _DECODER.decode(text)
     except RecursionError:
         raise ProtocolError(f"{what} is nested too deeply to decode") from None
     except ValueError as exc:
@@ -308,7 +320,7 @@ def _decode_text(text: str) -> Any:
     try:
         value, end = _scan_once(text, 0)
     except (StopIteration, ValueError, RecursionError):
-        # json.loads starts scanning at the first non-whitespace character: when that is
+        # decode() starts scanning at the first non-whitespace character: when that is
         # index 0 it would fail exactly like the scanner did, so skip the slow retry.
         if not text or text[0] not in _JSON_WHITESPACE:
             return text
@@ -317,7 +329,7 @@ def _decode_text(text: str) -> Any:
             return value
         return text
     try:
-        return json.loads(text)
+        return _DECODER.decode(text)
     except (ValueError, RecursionError):
         return text
 
@@ -325,9 +337,10 @@ def _decode_text(text: str) -> Any:
 def decode_payload(data: Any) -> Any:
     """Decode an envelope's ``data`` (PROTOCOL.md 3.3).
 
-    A string is parsed as JSON when it is valid JSON (surrounding JSON whitespace
-    allowed, like ``json.loads``) and returned unchanged otherwise; any other value is
-    returned as is.
+    A string is parsed as JSON when it is valid JSON, judged like JavaScript's
+    ``JSON.parse`` in the official SDK (surrounding JSON whitespace allowed; ``NaN`` and
+    ``Infinity`` are not JSON), and returned unchanged otherwise (also when too deeply
+    nested or holding an integer too long for Python); any other value is returned as is.
     """
     if type(data) is str:
         return _decode_text(data)
@@ -535,12 +548,13 @@ def _decode_batch(data: str) -> Decoded:
             )
         else:
             append(_envelope_record(seq, timestamp, headers, envelope))
-    return Decoded("records", records, last, _tail(doc.get("tail"), "batch"), None)
+    first = raw_records[0]["seq_num"] if raw_records else None
+    return Decoded("records", records, last, _tail(doc.get("tail"), "batch"), None, first)
 
 
 def _decode_ping(data: str) -> Decoded:
     try:
-        doc = json.loads(data)
+        doc = _DECODER.decode(data)
     except (ValueError, RecursionError):
         logger.debug("ping event data is not JSON; treating it as a bare ping")
         return Decoded("ping", [], None, None, None)
@@ -559,11 +573,13 @@ def _decode_v1_record(event: SSEEvent) -> Decoded:
         headers = _check_headers(doc["headers"], f"record {seq}")
         is_command, control = _classify(headers)
         if is_command:
-            return Decoded("records", [], seq, None, None)
+            return Decoded("records", [], seq, None, None, seq)
         if control is not None:
-            return Decoded("records", [_control_record(seq, None, headers, control)], seq)
+            record = _control_record(seq, None, headers, control)
+            return Decoded("records", [record], seq, None, None, seq)
     timestamp = _timestamp(doc.get("timestamp")) if type(doc) is dict else None
-    return Decoded("records", [_envelope_record(seq, timestamp, headers, doc)], seq, None, None)
+    record = _envelope_record(seq, timestamp, headers, doc)
+    return Decoded("records", [record], seq, None, None, seq)
 
 
 def decode_event(event: SSEEvent, shape: str) -> Decoded:

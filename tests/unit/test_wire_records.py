@@ -83,6 +83,7 @@ def test_v2_data_record_string_data_is_parsed_as_json() -> None:
         10,
         11,
         None,
+        10,
     )
 
 
@@ -207,9 +208,18 @@ def test_v2_command_records_are_dropped_but_advance_the_cursor() -> None:
     assert decoded.last_seq == 3
 
 
+def test_first_seq_counts_command_records() -> None:
+    decoded = decode_event(
+        batch({"seq_num": 7, "headers": [["", "fence"]]}, {"seq_num": 9, "body": body("a")}), "v2"
+    )
+    assert (decoded.first_seq, decoded.last_seq) == (7, 9)
+    assert [r["seq"] for r in decoded.records] == [9]
+    assert decode_event(batch(), "v2").first_seq is None
+
+
 def test_v2_batch_of_only_command_records_still_moves_the_cursor() -> None:
     decoded = decode_event(batch({"seq_num": 41, "headers": [["", "trim"]]}), "v2")
-    assert decoded == Decoded("records", [], 41, None, None)
+    assert decoded == Decoded("records", [], 41, None, None, 41)
 
 
 def test_v2_batch_event_id_is_never_the_cursor() -> None:
@@ -345,6 +355,7 @@ def test_v1_record() -> None:
         42,
         None,
         None,
+        42,
     )
 
 
@@ -369,7 +380,7 @@ def test_v1_control_and_command_records_via_headers() -> None:
     (record,) = decode_event(control, "v1").records
     assert (record["control"], record["data"], record["seq"]) == ("turn-complete", None, 5)
     command = v1("6", {"data": "opaque", "id": "c", "headers": [["", "trim"]]})
-    assert decode_event(command, "v1") == Decoded("records", [], 6, None, None)
+    assert decode_event(command, "v1") == Decoded("records", [], 6, None, None, 6)
 
 
 def test_v1_non_envelope_data_is_delivered_whole() -> None:
@@ -507,6 +518,10 @@ def test_bad_drain_items_are_protocol_errors(item: Any, message: str) -> None:
         ("1 2", "1 2"),
         ('{"a": 1} x', '{"a": 1} x'),
         ("\ufeff1", "\ufeff1"),
+        ("NaN", "NaN"),
+        ("-Infinity", "-Infinity"),
+        ("[1, Infinity]", "[1, Infinity]"),
+        ("1.5e3", 1500.0),
         ("1" * 5000, "1" * 5000),
         ("[" * 100_000, "[" * 100_000),
         (5, 5),
@@ -599,6 +614,7 @@ def test_chunked_v2_stream_decodes_to_the_expected_records() -> None:
         3,
         4,
         None,
+        1,
     )
-    assert ping == ("ping", [], None, 4, None)
-    assert done == ("done", [], None, None, None)
+    assert ping == ("ping", [], None, 4, None, None)
+    assert done == ("done", [], None, None, None, None)
