@@ -19,6 +19,7 @@ the backlog, as on LocalServer, is never part of the figure.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import queue
@@ -33,6 +34,12 @@ if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 DEFAULT_TOKEN = "tr_dev_bench"
+PEER_MODULES = {
+    "raw": ["requests"],
+    "sseclient": ["requests", "sseclient"],
+    "httpx": ["httpx", "httpx_sse"],
+    "sessions": ["sessions_client"],
+}
 APPEND_BODY = '{"type":"text-delta","delta":" the quick brown fox"}'
 
 
@@ -167,13 +174,20 @@ def run_read(args: argparse.Namespace) -> Dict[str, Any]:
         "httpx": lambda: read_httpx(url, args.token, args.expect),
         "sessions": lambda: read_sessions(args.url, args.session, args.token, args.expect),
     }
-    if args.peer == "sessions":
-        import sessions_client  # noqa: F401  (import before the baseline, as the others do)
+    for module in PEER_MODULES[args.peer]:  # imported before the baselines, never timed
+        importlib.import_module(module)
     hwm_before = proc_status_kb("VmHWM")
+    cpu_start = time.process_time()
     start = time.perf_counter()
     records, size = readers[args.peer]()
     seconds = time.perf_counter() - start
-    result: Dict[str, Any] = {"records": records, "seconds": seconds, "bytes": size}
+    cpu_seconds = time.process_time() - cpu_start
+    result: Dict[str, Any] = {
+        "records": records,
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "bytes": size,
+    }
     if args.memory:
         result["hwm_before_kb"] = hwm_before
         result["hwm_after_kb"] = proc_status_kb("VmHWM")

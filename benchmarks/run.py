@@ -87,6 +87,14 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def load_average() -> str:
+    """The 1/5/15-minute load averages (other work on the machine skews wall-clock figures)."""
+    try:
+        return " ".join(f"{value:.2f}" for value in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def ts_core_version() -> str:
     try:
         path = os.path.join(TS_DIR, "node_modules", "@trigger.dev", "core", "package.json")
@@ -105,6 +113,7 @@ def machine_note() -> Dict[str, str]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "node": _version(["node", "--version"]) or "absent",
+        "load average (1/5/15 min) at start": load_average(),
         "packages": ", ".join(
             f"{name} {_module_version(name)}"
             for name in ("sessions_client", "requests", "urllib3", "sseclient-py", "httpx")
@@ -247,10 +256,17 @@ class Samples:
 
     def __init__(self, skip: Optional[str] = None) -> None:
         self.seconds: List[float] = []
+        self.cpu_seconds: List[float] = []
         self.error: Optional[str] = skip
 
     def median(self) -> Optional[float]:
         return statistics.median(self.seconds) if self.seconds and not self.error else None
+
+    def cpu_median(self) -> Optional[float]:
+        """Median CPU time of the reading process (user + system), when reported."""
+        if not self.cpu_seconds or self.error:
+            return None
+        return statistics.median(self.cpu_seconds)
 
 
 def read_command(peer: str, url: str, session: str, expect: int, token: str) -> List[str]:
@@ -288,7 +304,11 @@ def measure_interleaved(
                 sample.error = f"error: {expect_key[0]}={result.get(expect_key[0])}"
                 continue
             sample.seconds.append(float(result["seconds"]))
-            print(f"  {name:<10} {result['seconds']:8.3f} s", flush=True)
+            cpu = result.get("cpu_seconds")
+            if cpu is not None:
+                sample.cpu_seconds.append(float(cpu))
+            cpu_note = "" if cpu is None else f"  (CPU {cpu:.3f} s)"
+            print(f"  {name:<10} {result['seconds']:8.3f} s{cpu_note}", flush=True)
     return samples
 
 
@@ -351,16 +371,38 @@ def rate(records: int, seconds: Optional[float]) -> str:
 def read_section(samples: Dict[str, Samples], records: int, note: str) -> str:
     """Records/s per peer and the ratio of Session.iter_out to each."""
     ours = samples["sessions"].median() if "sessions" in samples else None
+    ours_cpu = samples["sessions"].cpu_median() if "sessions" in samples else None
     rows = []
     for name, sample in samples.items():
-        median = sample.median()
+        median, cpu = sample.median(), sample.cpu_median()
         if median is None:
-            rows.append([PEER_LABELS[name], "-", "-", "-", sample.error or "-"])
+            rows.append([PEER_LABELS[name], "-", "-", "-", "-", "-", sample.error or "-"])
             continue
-        ratio = "-" if ours is None or name == "sessions" else f"{median / ours:.2f}x"
+        mine = name == "sessions"
+        ratio = "-" if ours is None or mine else f"{median / ours:.2f}x"
+        cpu_ratio = "-" if ours_cpu is None or cpu is None or mine else f"{cpu / ours_cpu:.2f}x"
         spread = f"{min(sample.seconds):.3f}-{max(sample.seconds):.3f}"
-        rows.append([PEER_LABELS[name], rate(records, median), f"{median:.3f}", ratio, spread])
-    header = ["peer", "records/s", "median s", "(e) speed vs peer", "range s"]
+        cpu_text = "-" if cpu is None else f"{cpu:.3f}"
+        rows.append(
+            [
+                PEER_LABELS[name],
+                rate(records, median),
+                f"{median:.3f}",
+                ratio,
+                cpu_text,
+                cpu_ratio,
+                spread,
+            ]
+        )
+    header = [
+        "peer",
+        "records/s",
+        "median s",
+        "(e) speed vs peer",
+        "CPU s",
+        "(e) CPU advantage",
+        "range s",
+    ]
     return note + "\n\n" + markdown_table(header, rows)
 
 
@@ -379,7 +421,9 @@ def ratio_target(
         report.target(name, label, reason, None)
         return
     speedup = theirs / ours
-    report.target(name, label, f"{speedup:.2f}x", speedup >= goal)
+    ours_cpu, theirs_cpu = samples["sessions"].cpu_median(), samples[other].cpu_median()
+    cpu = "" if ours_cpu is None or theirs_cpu is None else f" (CPU {theirs_cpu / ours_cpu:.2f}x)"
+    report.target(name, label, f"{speedup:.2f}x{cpu}", speedup >= goal)
 
 
 # --- the benchmarks ------------------------------------------------------------------------
@@ -702,6 +746,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     elapsed = time.monotonic() - started
     command = "python benchmarks/run.py" + (" --quick" if quick else "")
     machine["run time"] = f"{elapsed:.0f} s"
+    machine["load average at end"] = load_average()
     text = report.render(machine, command)
     print("\n" + markdown_table(["target", "goal", "measured", "result"], report.targets))
     if output:

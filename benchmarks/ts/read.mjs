@@ -1,6 +1,6 @@
 // Benchmark peer: the official TypeScript SDK's SSEStreamSubscription reads a
 // loopback SSE stream until EXPECT records have arrived, then prints
-// {"records", "seconds"} as JSON. Node's start-up and the SDK import are not timed.
+// {"records", "seconds", "cpu_seconds"} as JSON. Node's start-up and the SDK import are not timed.
 //
 //   node benchmarks/ts/read.mjs URL TOKEN EXPECT
 //
@@ -12,6 +12,7 @@ const [url, token, expectArg] = process.argv.slice(2);
 const expect = Number.parseInt(expectArg, 10);
 
 const start = performance.now();
+const cpuStart = process.cpuUsage();
 const subscription = new SSEStreamSubscription(url, {
   headers: { Authorization: `Bearer ${token}` },
   timeoutInSeconds: 60,
@@ -26,6 +27,8 @@ while (records < expect) {
   if (value.chunk !== undefined) records += 1;
 }
 const seconds = (performance.now() - start) / 1000;
+const cpu = process.cpuUsage(cpuStart);
+const cpuSeconds = (cpu.user + cpu.system) / 1e6;
 await reader.cancel();
-console.log(JSON.stringify({ records, seconds, bytes: 0 }));
+console.log(JSON.stringify({ records, seconds, cpu_seconds: cpuSeconds, bytes: 0 }));
 process.exit(0);

@@ -1,0 +1,112 @@
+"""Where Session.iter_out spends its time on the read benchmark (source of PROFILE.md).
+
+    python benchmarks/profile_read.py [--records 200000] [--shape v2|v1] [--cprofile]
+
+Starts benchmarks/streamserver.py, then reads the same stream through growing
+slices of the client's pipeline, each the minimum of three runs (the minimum,
+not the median: this attributes cost, it does not compare peers):
+
+    bytes    requests stream + the reader's chunk loop (reconnect._iter_chunks)
+    events   + wire.iter_sse_events (framing + sseclient-py field parsing)
+    decoded  + wire.decode_event (JSON, record dicts)
+    iter_out the whole Session.iter_out (cursor, dedup window, control routing)
+
+The difference between two lines is what the added layer costs. ``--cprofile``
+also prints the top functions of one iter_out run by internal time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import sys
+import time
+from typing import Callable, Dict, Iterator, List, Optional
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+import requests  # noqa: E402
+from run import start_stream_server  # noqa: E402
+
+from sessions_client import Session  # noqa: E402
+from sessions_client.reconnect import _iter_chunks  # noqa: E402
+from sessions_client.wire import decode_event, iter_sse_events, wire_shape  # noqa: E402
+
+TOKEN = "tr_dev_bench"
+
+
+def _chunks(url: str) -> Iterator[bytes]:
+    headers = {"Accept": "text/event-stream", "Authorization": f"Bearer {TOKEN}"}
+    with requests.get(url, headers=headers, stream=True, timeout=(5, 60)) as response:
+        yield wire_shape(response.headers).encode()
+        yield from _iter_chunks(response)
+
+
+def layer_bytes(url: str) -> int:
+    return sum(len(c) for c in _chunks(url))
+
+
+def layer_events(url: str) -> int:
+    chunks = _chunks(url)
+    next(chunks)
+    return sum(1 for _ in iter_sse_events(chunks))
+
+
+def layer_decoded(url: str) -> int:
+    chunks = _chunks(url)
+    shape = next(chunks).decode()
+    return sum(len(decode_event(e, shape).records) for e in iter_sse_events(chunks))
+
+
+def layer_iter_out(base: str, session: str) -> int:
+    return sum(1 for _ in Session(session, token=TOKEN, api_url=base).iter_out(follow=False))
+
+
+def best_of(run: Callable[[], int], times: int = 3) -> float:
+    best = float("inf")
+    for _ in range(times):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="layered timing of Session.iter_out")
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--shape", choices=["v1", "v2"], default="v2")
+    parser.add_argument("--cprofile", action="store_true")
+    args = parser.parse_args(argv)
+    session = f"{args.shape}-{args.records}"
+    server, base, _sizes = start_stream_server([session])
+    url = f"{base}/realtime/v1/sessions/{session}/out"
+    layers: Dict[str, Callable[[], int]] = {
+        "bytes": lambda: layer_bytes(url),
+        "events": lambda: layer_events(url),
+        "decoded": lambda: layer_decoded(url),
+        "iter_out": lambda: layer_iter_out(base, session),
+    }
+    with server:
+        previous = 0.0
+        print(f"{session}: layer, best of 3 (s), added by this layer (s), records/s")
+        for name, run in layers.items():
+            seconds = best_of(run)
+            print(
+                f"  {name:<9} {seconds:7.3f}  {seconds - previous:+7.3f}  "
+                f"{args.records / seconds:>10,.0f}"
+            )
+            previous = seconds
+        if args.cprofile:
+            profile = cProfile.Profile()
+            profile.enable()
+            layer_iter_out(base, session)
+            profile.disable()
+            pstats.Stats(profile).sort_stats("tottime").print_stats(15)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
