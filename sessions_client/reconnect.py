@@ -228,6 +228,7 @@ def read_channel(
                 raise _StreamFailure(exc) from exc
             delays.reset()
             got_event = False
+            done = False
             expected = None if last_seq is None else last_seq + 1
             try:
                 if not _content_type_ok(response):
@@ -252,6 +253,7 @@ def read_channel(
                     got_event = True
                     failures = 0
                     if decoded.kind == "done":
+                        done = True
                         break
                     if decoded.kind == "error":
                         raise _StreamFailure(
@@ -317,7 +319,7 @@ def read_channel(
             if settled:
                 logger.debug("%s is settled; ending the reader", path)
                 return
-            if not follow:
+            if not follow and (done or not got_event):
                 return
             if not got_event:
                 pause = delays.next_delay()

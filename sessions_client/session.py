@@ -414,20 +414,18 @@ class Session:
         """Adopt a refreshed public token from a ``turn-complete`` control record."""
         if record.get("control") != "turn-complete":
             return
-        for header in record.get("headers") or []:
-            if len(header) == 2 and header[0] == "public-access-token":
-                new_token = header[1]
-                if not isinstance(new_token, str) or not new_token.strip():
-                    continue
-                if is_secret_key(self.transport.token):
-                    logger.debug("ignoring a refreshed public token: this session uses a key")
-                    return
-                try:
-                    self.transport.token = new_token.strip()
-                except ConfigurationError:
-                    logger.warning("ignoring a malformed refreshed token")
-                    return
-                logger.info("session token refreshed from a turn-complete record")
+        new_token = _refreshed_token(record)
+        if new_token is None:
+            return
+        if is_secret_key(self.transport.token):
+            logger.debug("ignoring a refreshed public token: this session uses a secret key")
+            return
+        try:
+            self.transport.token = new_token
+        except ConfigurationError:
+            logger.warning("ignoring a malformed refreshed token")
+            return
+        logger.info("session token refreshed from a turn-complete record")
 
     # -- drains --------------------------------------------------------------------
 
@@ -524,6 +522,27 @@ class Session:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _refreshed_token(record: Record) -> Optional[str]:
+    """The ``public-access-token`` of a control record, in its headers or, for legacy
+    data-record controls, in its data (``publicAccessToken`` or a ``headers`` list)."""
+    pairs: List[Any] = list(record.get("headers") or [])
+    data = record.get("data")
+    if isinstance(data, dict):
+        if isinstance(data.get("headers"), list):
+            pairs.extend(data["headers"])
+        pairs.append(["public-access-token", data.get("publicAccessToken")])
+    for pair in pairs:
+        if (
+            isinstance(pair, (list, tuple))
+            and len(pair) == 2
+            and pair[0] == "public-access-token"
+            and isinstance(pair[1], str)
+            and pair[1].strip()
+        ):
+            return pair[1].strip()
+    return None
 
 
 def _preview(body: bytes) -> str:

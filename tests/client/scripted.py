@@ -33,6 +33,7 @@ class Conn:
         self.sock = sock
         self.server = server
         self._buf = b""
+        self.one_shot = False  # answer with Connection: close (one request per connection)
         sock.settimeout(10.0)
 
     def read_request(self) -> Optional[Request]:
@@ -76,6 +77,8 @@ class Conn:
     ) -> None:
         """A complete response with Content-Length (keep-alive)."""
         all_headers = {"Content-Length": str(len(body))}
+        if self.one_shot:
+            all_headers["Connection"] = "close"
         all_headers.update(headers or {})
         head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(
             f"{k}: {v}\r\n" for k, v in all_headers.items()
@@ -276,6 +279,7 @@ def streams(*scripts: Script) -> Handler:
             index = count[0]
             count[0] += 1
         script = scripts[index] if index < len(scripts) else idle_stream
+        conn.one_shot = True
         script(conn, request)
 
     return handler
