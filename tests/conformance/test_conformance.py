@@ -227,6 +227,7 @@ def test_list_pages_and_filters(servers: Servers, drive: Drive) -> None:
             {"op": "listAll", "options": {"type": kind, "from": before}},
             {"op": "listAll", "options": {"type": kind, "from": future}},
             {"op": "listAll", "options": {"type": [kind, f"{kind}-other"], "to": before}},
+            {"op": "listAll", "options": {"type": kind, "period": "1h"}},
         ],
     )
     for r in results[: len(closed_ids)]:
@@ -257,6 +258,7 @@ def test_list_pages_and_filters(servers: Servers, drive: Drive) -> None:
     assert listed(rest[8]) == sorted(ids)
     assert listed(rest[9]) == []
     assert listed(rest[10]) == []
+    assert listed(rest[11]) == sorted(ids)
 
 
 def test_create_validation_matches_the_sdk_schema(servers: Servers, drive: Drive) -> None:
