@@ -12,7 +12,6 @@ the cursor only once the consumer is done with a record.
 from __future__ import annotations
 
 import http.client
-import json
 import logging
 import random
 import socket
@@ -33,7 +32,7 @@ import urllib3
 
 from .errors import APIError, NetworkError, ProtocolError, RateLimitedError, SessionsError
 from .http import Transport
-from .wire import DEFAULT_MAX_EVENT_BYTES, Decoded, SSEEvent, decode_event, iter_sse_events
+from .wire import DEFAULT_MAX_EVENT_BYTES, Decoded, decode_event, iter_sse_events
 from .wire import wire_shape as _wire_shape
 
 logger = logging.getLogger("sessions_client.reader")
@@ -127,15 +126,10 @@ def _set_read_timeout(response: requests.Response, seconds: float) -> bool:
     return True
 
 
-def _first_seq(event: SSEEvent, decoded: Decoded, shape: str) -> Optional[int]:
+def _first_seq(decoded: Decoded) -> Optional[int]:
     """The lowest seq an event carries, command records included, when it is known."""
-    if shape == "v2":
-        try:
-            first = json.loads(event.data)["records"][0]["seq_num"]
-            if isinstance(first, int) and not isinstance(first, bool):
-                return first
-        except (ValueError, KeyError, IndexError, TypeError):
-            pass
+    if decoded.first_seq is not None:
+        return decoded.first_seq
     if decoded.records:
         return int(decoded.records[0]["seq"])
     return decoded.last_seq
@@ -266,7 +260,7 @@ def read_channel(
                     if decoded.kind != "records":
                         continue
                     if expected is not None:
-                        first = _first_seq(event, decoded, shape)
+                        first = _first_seq(decoded)
                         if first is not None and first > expected:
                             logger.warning(
                                 "%s was trimmed: expected seq %d, got %d; records in between "
