@@ -359,6 +359,25 @@ def test_expiry_and_trimmed_external_id(servers: Servers, drive: Drive) -> None:
     assert ok(results[6])["data"]["id"] == trimmed["id"]
 
 
+@pytest.mark.xfail(reason="DISCREPANCIES.md D2: expiresAt after year 9999 crashes", strict=False)
+def test_far_future_expiry_is_refused_not_a_crash(servers: Servers, drive: Drive) -> None:
+    """``expiresAt`` 1e15 ms (year 33658) is a valid JS date; the local server cannot
+    represent it, so it must refuse it (400/422) instead of dropping the connection."""
+    srv = servers("v2")
+    kind = f"conf-far-{_uid()}"
+    body = {**_create_body(f"{kind}-1", type_=kind), "expiresAt": 1_000_000_000_000_000}
+    results = drive(
+        srv,
+        [
+            {"op": "create", "body": body},
+            {"op": "listAll", "options": {"type": kind}},
+        ],
+    )
+    assert not results[0]["ok"]
+    assert results[0]["error"]["status"] in (400, 422), results[0]["error"]
+    assert ok(results[1])["ids"] == []
+
+
 def test_update_renames_and_clears(servers: Servers, drive: Drive) -> None:
     srv = servers("v2")
     ext = f"conf-upd-{_uid()}"
