@@ -25,7 +25,10 @@ short long-poll windows (``follow=False``: about one second idle per request),
 reconnects after transient failures with a capped backoff, and raises
 :class:`~sessions_client.errors.TurnTimeoutError` once the deadline has passed
 (at most about a second late). 400, 401, 403, 404, 409, 410, 422 and 501 raise
-their typed error at once.
+their typed error at once. The price of a deadline that holds whatever the
+server's ping interval: on a v2 server each read also ends once it has caught
+up, so a reply streamed more slowly than it is read costs about one request per
+batch (keep-alive connections make that cheap).
 """
 
 from __future__ import annotations

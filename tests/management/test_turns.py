@@ -3,6 +3,7 @@ deadlines, cursors and token refresh."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Dict, Iterator, List, Optional
 
@@ -265,3 +266,34 @@ def test_a_secret_key_is_never_replaced_by_a_refreshed_token(echo_v2: LocalServe
     with Session(ext, echo_v2.secret_key, echo_v2.url) as session:
         session.ask("x", timeout=10)
         assert session.token == echo_v2.secret_key
+
+
+def test_read_turn_deadline_holds_when_the_server_pings_often() -> None:
+    with LocalServer(ping_interval=0.2) as srv:
+        srv.create_session("pinged")
+        with Session("pinged", srv.secret_key, srv.url) as session:
+            started = time.monotonic()
+            with pytest.raises(TurnTimeoutError):
+                list(session.read_turn(after_in_seq=3, timeout=0.8))
+            assert time.monotonic() - started < 5
+
+
+def test_read_turn_collects_a_reply_streamed_in_many_records(server: LocalServer) -> None:
+    ext = unique()
+    server.create_session(ext)
+
+    def agent() -> None:
+        time.sleep(0.2)
+        for i in range(30):
+            server.write(ext, "out", {"delta": i})
+            time.sleep(0.002)
+        server.write_control(ext, "turn-complete", [["session-in-event-id", "0"]])
+
+    writer = threading.Thread(target=agent)
+    writer.start()
+    try:
+        with Session(ext, server.secret_key, server.url) as session:
+            records = list(session.read_turn(after_in_seq=0, timeout=10))
+    finally:
+        writer.join(10)
+    assert _texts(records) == [{"delta": i} for i in range(30)]
