@@ -119,12 +119,13 @@ def _server_class() -> Any:
 
 @pytest.fixture(scope="module")
 def servers(node_bin: str) -> Iterator[Callable[..., Any]]:
-    """``servers(wire, echo_agent=False)`` -> a running LocalServer, shared by the module."""
+    """``servers(wire, echo_agent=False, name="")`` -> a running LocalServer, shared by the
+    module's tests that ask for the same arguments (a distinct ``name`` isolates a test)."""
     cls = _server_class()
-    running: Dict[Tuple[str, bool], Any] = {}
+    running: Dict[Tuple[str, bool, str], Any] = {}
 
-    def get(wire: str, echo_agent: bool = False) -> Any:
-        key = (wire, echo_agent)
+    def get(wire: str, echo_agent: bool = False, name: str = "") -> Any:
+        key = (wire, echo_agent, name)
         if key not in running:
             srv = cls(
                 secret_key=SECRET_KEY, db=":memory:", wire=wire, port=0, echo_agent=echo_agent

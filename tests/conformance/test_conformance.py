@@ -363,7 +363,7 @@ def test_expiry_and_trimmed_external_id(servers: Servers, drive: Drive) -> None:
 def test_far_future_expiry_is_refused_not_a_crash(servers: Servers, drive: Drive) -> None:
     """``expiresAt`` 1e15 ms (year 33658) is a valid JS date; the local server cannot
     represent it, so it must refuse it (400/422) instead of dropping the connection."""
-    srv = servers("v2")
+    srv = servers("v2", name="far-future")  # a stored bad session would poison listing
     kind = f"conf-far-{_uid()}"
     body = {**_create_body(f"{kind}-1", type_=kind), "expiresAt": 1_000_000_000_000_000}
     results = drive(
