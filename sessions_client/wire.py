@@ -22,7 +22,16 @@ becomes ``None``, an unparsable ``ping`` is still a ping (without tail), an unkn
 type decodes to kind ``"ignored"``. A body that is valid JSON but not an envelope
 ``{"data": X, "id": ...}`` is delivered as a data record whose data is that JSON value
 (exactly what :func:`decode_payload` would make of the raw body) with ``part_id=None``:
-nothing is lost and the cursor stays right.
+nothing is lost and the cursor stays right. A data record without ``body`` (omitted when
+empty) is delivered with ``data=""`` and ``part_id=None``. A command record in a drain
+answer (the server removes those) raises: :func:`decode_drain_item` returns one record
+and cannot skip.
+
+Legacy controls: a data record whose decoded data is an object with ``type``
+``"trigger:turn-complete"`` or ``"trigger:upgrade-required"`` is delivered as a control
+record (``control="turn-complete"`` / ``"upgrade-required"``) that keeps its data and
+part id, and whose ``headers`` gain a synthesised ``["trigger-control", subtype]`` pair,
+so that code looking at ``headers`` sees every control record the same way.
 """
 
 from __future__ import annotations
