@@ -9,6 +9,7 @@ one JSON command per line on stdin and reads one JSON answer per line:
     {"cmd": "preload", "session": "s", "io": "out", "count": 200000}
     -> {"ok": true, "seconds": 3.1}       # direct store appends, text-delta bodies
     {"cmd": "cut_stream", "after_records": 1}          # faults.cut_stream(...)
+    {"cmd": "set_latency", "seconds": 0.005, "route": "append"}   # faults.set_latency
     {"cmd": "stats"} -> {"ok": true, "request_counts": {...}, "total_connections": n}
 
 End of stdin closes the server.
@@ -55,6 +56,9 @@ def handle(server: Any, command: Dict[str, Any]) -> Dict[str, Any]:
         return preload(server, command["session"], command.get("io", "out"), command["count"])
     if name == "cut_stream":
         server.faults.cut_stream(**command)
+        return {"ok": True}
+    if name == "set_latency":
+        server.faults.set_latency(**command)
         return {"ok": True}
     if name == "stats":
         return {

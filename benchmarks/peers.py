@@ -237,12 +237,17 @@ def append_sessions(base: str, token: str, session: str, count: int, threads: in
 def run_append(args: argparse.Namespace) -> Dict[str, Any]:
     if args.peer == "sessions":
         import sessions_client  # noqa: F401
+    cpu_start = time.process_time()
     start = time.perf_counter()
     if args.peer == "bare":
         append_bare(args.url, args.token, args.session, args.count)
     else:
         append_sessions(args.url, args.token, args.session, args.count, args.threads)
-    return {"appends": args.count, "seconds": time.perf_counter() - start}
+    return {
+        "appends": args.count,
+        "seconds": time.perf_counter() - start,
+        "cpu_seconds": time.process_time() - cpu_start,
+    }
 
 
 # --- latency and reconnect ---------------------------------------------------------------
