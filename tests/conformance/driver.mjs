@@ -33,6 +33,9 @@
 //             Reads until `stopAfter` chunks arrived (then cancels), the stream completes,
 //             or maxMs (default 8000) passes. `during` ops run concurrently, delayMs after
 //             the subscription's response headers arrived.
+//   parallel  {ops}                          -> value {results}  (all at once; an entry that
+//                                                               is a list runs in sequence)
+//   sleep     {ms}                           -> value {}
 import { createInterface } from "node:readline";
 import { ApiClient } from "@trigger.dev/core/v3";
 
@@ -225,6 +228,19 @@ async function runOp(op) {
       };
     case "subscribe":
       return runSubscribe(op);
+    case "parallel":
+      // Every entry of `ops` at once; one result per entry, in order. An entry that is a
+      // list runs as a sequence and yields the list of its results.
+      return {
+        results: await Promise.all(
+          op.ops.map((inner) =>
+            Array.isArray(inner) ? runOps(inner) : runOps([inner]).then((r) => r[0])
+          )
+        ),
+      };
+    case "sleep":
+      await sleep(op.ms ?? 0);
+      return {};
     default:
       throw new Error(`unknown op ${op.op}`);
   }

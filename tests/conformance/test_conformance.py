@@ -796,6 +796,45 @@ def test_subscribe_from_latest_skips_existing_records(
     assert [p["id"] for p in _record_parts(wire, sub["parts"])] == ["2"]
 
 
+@pytest.mark.parametrize("wire", WIRES)
+def test_many_concurrent_subscribers(wire: str, servers: Servers, drive: Drive) -> None:
+    """25 SDK subscriptions on one channel while records are appended: each gets them all."""
+    srv = servers(wire)
+    session = _new_session(drive, srv)
+    sid, pat = session["id"], session["publicAccessToken"]
+    bodies = [f'"fan-{i}"' for i in range(5)]
+    subscribe = {
+        "op": "subscribe",
+        "session": sid,
+        "io": "out",
+        "token": pat,
+        "timeoutInSeconds": 10,
+        "stopAfter": len(bodies),
+        "maxMs": 15000,
+    }
+    writer = {
+        "op": "appendMany",
+        "session": sid,
+        "io": "out",
+        "bodies": bodies,
+    }
+    (result,) = drive(
+        srv,
+        [
+            {
+                "op": "parallel",
+                "ops": [*([subscribe] * 25), [{"op": "sleep", "ms": 300}, writer]],
+            }
+        ],
+    )
+    inner = ok(result)["results"]
+    for sub_result in inner[:25]:
+        sub = ok(sub_result)
+        assert sub["error"] is None
+        assert _data_chunks(wire, sub["chunks"]) == bodies
+    assert ok(inner[-1][1])["data"] == [{"ok": True}] * len(bodies)
+
+
 def test_control_records_go_to_on_control(servers: Servers, drive: Drive) -> None:
     srv = servers("v2")
     session = _new_session(drive, srv)
