@@ -293,6 +293,7 @@ def test_list_walks_45_sessions_over_3_pages() -> None:
 
 
 def test_list_is_lazy_and_validates_at_call_time(server: LocalServer, client: Client) -> None:
+    _create(client)
     before = server.request_counts.get("sessions", 0)
     with pytest.raises(ConfigurationError):
         client.list_sessions(page_size=0)
@@ -304,7 +305,7 @@ def test_list_is_lazy_and_validates_at_call_time(server: LocalServer, client: Cl
         client.list_sessions(created_from="yesterday")  # type: ignore[arg-type]
     sessions = client.list_sessions()
     assert server.request_counts.get("sessions", 0) == before
-    next(sessions)  # the module's server has sessions by now
+    next(sessions)
     assert server.request_counts["sessions"] == before + 1
 
 

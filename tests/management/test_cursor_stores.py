@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from typing import List
 
@@ -157,6 +158,7 @@ def test_file_cursor_readers_never_see_a_torn_value_under_concurrent_threads(
             except BaseException as exc:
                 errors.append(exc)
                 return
+            time.sleep(0.0005)
 
     r = threading.Thread(target=reader)
     r.start()
@@ -204,6 +206,7 @@ def test_two_processes_setting_one_file_never_corrupt_it(tmp_path: Path) -> None
         value = FileCursor(path).get()  # raises ConfigurationError on a torn file
         assert value is None or 0 <= value < 150 or 1000 <= value < 1150
         reads += 1
+        time.sleep(0.0005)  # leave the CPU to the writers
     for p in procs:
         out, err = p.communicate(timeout=30)
         assert p.returncode == 0, err
