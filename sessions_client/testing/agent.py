@@ -62,7 +62,7 @@ class EchoAgent:
     def __init__(self, store: Store, tokens: TokenAuthority) -> None:
         self._store = store
         self._tokens = tokens
-        self._queue: queue.Queue[Optional[str]] = queue.Queue()
+        self._queue: queue.Queue[Optional[str]] = queue.Queue()  # novermin
         self._cursors: Dict[str, int] = {}
         self._thread = threading.Thread(target=self._run, name="sessions-echo-agent", daemon=True)
 
