@@ -13,6 +13,7 @@ from sessions_client import Client, MemoryCursor, Session
 from sessions_client.errors import (
     AuthenticationError,
     ConfigurationError,
+    NotFoundError,
     TurnTimeoutError,
 )
 from sessions_client.testing import LocalServer
@@ -297,3 +298,11 @@ def test_read_turn_collects_a_reply_streamed_in_many_records(server: LocalServer
     finally:
         writer.join(10)
     assert _texts(records) == [{"delta": i} for i in range(30)]
+
+
+def test_read_turn_raises_permanent_errors_at_once(server: LocalServer) -> None:
+    with Session("session_doesnotexist", server.secret_key, server.url) as session:
+        started = time.monotonic()
+        with pytest.raises(NotFoundError):
+            list(session.read_turn(timeout=10))
+        assert time.monotonic() - started < 5, "no retry until the deadline"
