@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import math
 import random
 import socket
 import time
@@ -172,6 +173,9 @@ def read_channel(
     """
     delays = backoff if backoff is not None else Backoff()
     window = timeout_seconds if follow else min(timeout_seconds, NON_FOLLOW_WINDOW)
+    if stall_timeout is not None:
+        # End idle long-poll windows (with [DONE]) before the stall timeout would fire.
+        window = min(window, max(1, math.ceil(stall_timeout) - 1))
     open_read_timeout = stall_timeout if stall_timeout is not None else window + V1_STALL_SLACK
     seen_ids: Set[str] = set()
     seen_order: Deque[str] = deque()
@@ -222,6 +226,7 @@ def read_channel(
                 raise _StreamFailure(exc) from exc
             delays.reset()
             got_event = False
+            progressed = False
             done = False
             expected = None if last_seq is None else last_seq + 1
             try:
@@ -242,6 +247,9 @@ def read_channel(
                     except StopIteration:
                         break
                     except _STREAM_ERRORS as exc:
+                        if not follow and not progressed and _is_timeout(exc):
+                            logger.debug("%s: nothing new within the stall timeout; done", path)
+                            return
                         raise _StreamFailure(_read_error(exc, path)) from exc
                     decoded = decode_event(event, shape)
                     got_event = True
@@ -259,6 +267,7 @@ def read_channel(
                         continue
                     if decoded.kind != "records":
                         continue
+                    progressed = True
                     if expected is not None:
                         first = _first_seq(decoded)
                         if first is not None and first > expected:
@@ -334,8 +343,12 @@ def _caught_up_on_ping(last_seq: Optional[int], tail: Optional[int]) -> bool:
     return last_seq >= tail - 1
 
 
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, (urllib3.exceptions.ReadTimeoutError, socket.timeout, requests.Timeout))
+
+
 def _read_error(exc: BaseException, path: str) -> NetworkError:
-    if isinstance(exc, (urllib3.exceptions.ReadTimeoutError, socket.timeout, requests.ReadTimeout)):
+    if _is_timeout(exc):
         return NetworkError(f"stream on {path} stalled: no bytes within the stall timeout")
     return NetworkError(f"stream on {path} broke: {type(exc).__name__}: {exc}")
 

@@ -279,25 +279,47 @@ class Session:
         """Yield the records of ``.out`` in order, exactly once, across reconnects.
 
         Starts after ``last_event_id`` (else after ``cursor.get()``, else at the
-        start of what is retained). ``follow=True`` tails for ever, reconnecting
-        at once after every normal end of a long-poll window of
-        ``timeout_seconds`` (1-600); ``follow=False`` returns once caught up (v2:
-        the last seq reached a ping's or batch's tail - 1; v1: the server ends a
-        1-second window after the last record). Failures reconnect after a capped
-        jittered backoff (0.1 s doubling to 5 s); ``max_retries`` consecutive
-        failed attempts (``None``: no limit) raise the last error; 400, 401, 403,
-        404, 409, 410, 422 and 501 raise at once; bad server data raises
-        :class:`ProtocolError`. ``stall_timeout`` seconds without a byte reconnect
-        (``None``: 15 s on v2 streams, ``timeout_seconds`` + 15 s on v1).
+        start of what is retained); every reconnect sends ``Last-Event-ID`` = the
+        seq of the last record processed (command records included).
+
+        ``follow=True`` tails for ever, reconnecting at once after every normal end
+        of a long-poll window of ``timeout_seconds`` (1-600). ``follow=False``
+        returns once caught up: on v2 when the last seq reaches a ping's or a
+        batch's tail - 1; on v1 at the server's ``[DONE]`` (the reader asks for a
+        1-second window); a broken connection is resumed first, and a stall on a
+        connection that brought nothing new ends it.
+
+        Failures (connection errors, 408/429/5xx, ``event: error``, broken or
+        stalled streams) reconnect after a capped jittered backoff (0.1 s doubling
+        to 5 s, up to 50 % jitter, reset after a successful connect; a 429's
+        ``Retry-After`` is honoured). ``max_retries`` consecutive failures without
+        an event (``None``: no limit) raise the last error; 400, 401, 403, 404,
+        409, 410, 422 and 501 raise at once; bad server data raises
+        :class:`ProtocolError`. ``connect_timeout`` bounds each connect.
+
+        ``stall_timeout``: seconds without a byte on an open stream before it is
+        dropped and resumed (``None``: 15 s on v2 streams, which ping every ~5 s;
+        ``timeout_seconds`` + 15 s on v1). When given, the long-poll window asked
+        for is kept below it (``ceil(stall_timeout) - 1``, at least 1 s) so that an
+        idle window ends with ``[DONE]`` before the stall would fire.
+
         Control records go to ``on_control(record)`` and are yielded only with
         ``include_control``; a ``public-access-token`` on a ``turn-complete``
-        replaces a public token. Recently seen part ids (``dedup_window``) are
-        skipped. A gap after a (re)connect logs a warning and calls
-        ``on_trim(expected_seq, got_seq)``. ``cursor.set(seq)`` is called once the
-        consumer is done with a record (it asked for the next or closed the
-        generator). ``peek_settled`` sends ``X-Peek-Settled: 1`` when resuming and
-        ends the reader when the server answers ``X-Session-Settled: true``.
-        Closing the generator closes its connection at once.
+        replaces a public token (never a secret key). Records whose part id is
+        among the last ``dedup_window`` delivered (0: off), and records at or
+        below the cursor, are skipped. A gap after a (re)connect (trimmed stream)
+        logs a warning and calls ``on_trim(expected_seq, got_seq)``.
+
+        ``cursor.set(seq)`` is called once the consumer is done with a record (it
+        asked for the next one or closed the generator) and for records it never
+        sees (command, duplicate, unyielded control records): at-least-once.
+        ``peek_settled`` sends ``X-Peek-Settled: 1`` when resuming and ends the
+        reader when the server answers ``X-Session-Settled: true``.
+
+        Arguments are checked before any request (``TypeError`` /
+        :class:`ConfigurationError`). ``break``, ``.close()``, garbage collection
+        and ``KeyboardInterrupt`` close the connection at once. Each open reader
+        holds one connection of the pool.
         """
         return self._iter(
             "out",

@@ -25,7 +25,17 @@ from sessions_client.errors import (
 )
 from sessions_client.reconnect import Backoff
 
-from .scripted import DONE, Conn, Request, keep_alive, streams, v1_event, v2_batch, v2_ping
+from .scripted import (
+    DONE,
+    Conn,
+    Request,
+    idle_stream,
+    keep_alive,
+    streams,
+    v1_event,
+    v2_batch,
+    v2_ping,
+)
 
 SECRET = "tr_dev_readersSecret"
 V2 = {"X-Stream-Version": "v2"}
@@ -439,6 +449,30 @@ def test_not_following_v2_on_a_ping_when_caught_up(scripted):
     started = time.monotonic()
     assert list(session_for(srv).iter_out(follow=False, last_event_id=7)) == []
     assert time.monotonic() - started < 0.9
+
+
+def test_not_following_a_quiet_stream_ends_at_the_stall_timeout(scripted):
+    def quiet_after_records(conn: Conn, request: Request) -> None:
+        conn.start_stream(True)
+        conn.body(v1_event(0, "a"))
+        conn.wait_closed_by_peer(10)  # idle, no [DONE] within the stall window
+
+    srv = scripted(streams(quiet_after_records, idle_stream, idle_stream))
+    started = time.monotonic()
+    records = list(session_for(srv).iter_out(follow=False, stall_timeout=0.3))
+    assert [r["seq"] for r in records] == [0]
+    assert time.monotonic() - started < 3
+    assert len(srv.requests) == 2  # resumed once after the stall, nothing new: done
+    assert srv.requests[1].headers["last-event-id"] == "0"
+
+
+@pytest.mark.parametrize(
+    "stall_timeout, follow, window", [(10, True, "9"), (1.5, True, "1"), (90, True, "60")]
+)
+def test_long_poll_window_ends_before_the_stall_timeout(scripted, stall_timeout, follow, window):
+    srv = scripted(streams(lambda c, r: send_v1(c, [0], done=False)))
+    take(session_for(srv).iter_out(follow=follow, stall_timeout=stall_timeout), 1)
+    assert srv.requests[0].headers["timeout-seconds"] == window
 
 
 # ---------------------------------------------------------------- bad server input
