@@ -1,0 +1,230 @@
+"""Every file in examples/ runs as documented, against a LocalServer with the echo agent.
+
+The scripts run as subprocesses with only ``TRIGGER_API_URL`` / ``TRIGGER_SECRET_KEY``
+set, as a user would run them; the notebook's code cells run in order with ``exec``;
+the Flask app is driven through Flask's test client (skipped when Flask is missing).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Dict, Iterator, List
+
+import pytest
+
+from sessions_client import Client
+from sessions_client.testing import LocalServer
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture
+def server() -> Iterator[LocalServer]:
+    with LocalServer(echo_agent=True) as srv:
+        yield srv
+
+
+def _env(server: LocalServer) -> Dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("TRIGGER_") and k not in ("PYTHONPATH",)
+    }
+    env["TRIGGER_API_URL"] = server.url
+    env["TRIGGER_SECRET_KEY"] = server.secret_key
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def _run(
+    script: str, args: List[str], env: Dict[str, str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        env=env,
+        cwd=str(cwd),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_chat_script_prints_the_agents_reply(server: LocalServer, tmp_path: Path) -> None:
+    result = _run("chat_script.py", ["Hello", "there"], _env(server), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["echo: Hello there"]
+
+
+def test_chat_script_reports_a_missing_session_in_one_line(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    result = _run("chat_script.py", ["hi", "--session", "session_nope"], _env(server), tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("chat_script: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_cron_drain_resumes_where_the_last_run_stopped(server: LocalServer, tmp_path: Path) -> None:
+    server.create_session("job-1")
+    for text in ["a", "b", "c"]:
+        server.append("job-1", "out", json.dumps({"n": text}))
+    env = _env(server)
+    cursor_file = tmp_path / "job.cursor"
+    args = ["job-1", "--cursor-file", str(cursor_file)]
+
+    first = _run("cron_drain.py", args, env, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert [json.loads(line)["data"] for line in first.stdout.splitlines()] == [
+        {"n": "a"},
+        {"n": "b"},
+        {"n": "c"},
+    ]
+    assert cursor_file.read_text().strip() == "2"
+
+    second = _run("cron_drain.py", args, env, tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == ""
+    assert "0 new record(s)" in second.stderr
+
+    server.append("job-1", "out", json.dumps({"n": "d"}))
+    third = _run("cron_drain.py", args, env, tmp_path)
+    assert [json.loads(line) for line in third.stdout.splitlines()] == [
+        {"seq": 3, "data": {"n": "d"}}
+    ]
+
+
+def test_cron_drain_default_cursor_file_is_named_after_the_session(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    server.create_session("job-2")
+    server.append("job-2", "out", "plain text")
+    result = _run("cron_drain.py", ["job-2"], _env(server), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"seq": 0, "data": "plain text"}
+    assert (tmp_path / "job-2.out.cursor").read_text().strip() == "0"
+
+
+@pytest.fixture
+def flask_app(server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> Any:
+    pytest.importorskip("flask", reason="flask is a test extra: pip install -e '.[test]'")
+    monkeypatch.setenv("TRIGGER_API_URL", server.url)
+    monkeypatch.setenv("TRIGGER_SECRET_KEY", server.secret_key)
+    monkeypatch.delenv("TRIGGER_ACCESS_TOKEN", raising=False)
+    app = _load("flask_app").create_app()
+    app.config["TESTING"] = True
+    return app
+
+
+def test_flask_view_appends_to_in_and_returns_the_seq(flask_app: Any, server: LocalServer) -> None:
+    server.create_session("chat-7")
+    web = flask_app.test_client()
+    answer = web.post("/sessions/chat-7/messages", json={"type": "text", "text": "hi"})
+    assert answer.status_code == 202
+    body = answer.get_json()
+    assert body["ok"] is True and body["seq"] == 0 and body["part_id"]
+
+    plain = web.post("/sessions/chat-7/messages", data="plain words")
+    assert plain.status_code == 202 and plain.get_json()["seq"] == 1
+
+    client = Client(token=server.secret_key, api_url=server.url)
+    try:
+        stored = client.session("chat-7").drain_in()
+    finally:
+        client.close()
+    assert [r["data"] for r in stored] == [{"type": "text", "text": "hi"}, "plain words"]
+
+
+def test_flask_view_lists_the_agents_replies(flask_app: Any, server: LocalServer) -> None:
+    server.create_session("chat-8")
+    web = flask_app.test_client()
+    client = Client(token=server.secret_key, api_url=server.url)
+    try:
+        client.session("chat-8").ask({"type": "text", "text": "ping"}, timeout=30)
+    finally:
+        client.close()
+    replies = web.get("/sessions/chat-8/replies").get_json()["records"]
+    assert [r["data"] for r in replies] == [{"type": "text", "text": "echo: ping"}]
+    after = web.get(f"/sessions/chat-8/replies?after={replies[0]['seq']}").get_json()
+    assert after["records"] == []
+
+
+def test_flask_maps_library_errors_to_http_statuses(flask_app: Any) -> None:
+    web = flask_app.test_client()
+    missing = web.post("/sessions/session_doesnotexist/messages", json={"a": 1})
+    assert missing.status_code == 404
+    assert "error" in missing.get_json()
+    too_big = web.post("/sessions/chat-9/messages", data="x" * (1024 * 1024 + 1))
+    assert too_big.status_code == 413
+
+
+def _notebook() -> Dict[str, Any]:
+    with open(EXAMPLES / "notebook.ipynb", encoding="utf-8") as f:
+        notebook: Dict[str, Any] = json.load(f)
+    return notebook
+
+
+def test_notebook_is_nbformat_4_with_outputs_cleared() -> None:
+    notebook = _notebook()
+    assert notebook["nbformat"] == 4 and notebook["nbformat_minor"] >= 4
+    assert notebook["metadata"]["kernelspec"]["language"] == "python"
+    assert {c["cell_type"] for c in notebook["cells"]} == {"markdown", "code"}
+    for cell in notebook["cells"]:
+        assert isinstance(cell["source"], list)
+        assert isinstance(cell.get("id"), str)
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None
+
+
+def _run_notebook() -> Dict[str, Any]:
+    namespace: Dict[str, Any] = {"__name__": "__main__"}
+    try:
+        for number, cell in enumerate(_notebook()["cells"]):
+            if cell["cell_type"] == "code":
+                source = "".join(cell["source"])
+                exec(compile(source, f"notebook.ipynb cell {number}", "exec"), namespace)
+    finally:
+        for name in ("client", "local_server"):
+            if namespace.get(name) is not None:
+                namespace[name].close()
+    return namespace
+
+
+def test_notebook_cells_run_in_order_against_the_configured_server(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TRIGGER_API_URL", server.url)
+    monkeypatch.setenv("TRIGGER_SECRET_KEY", server.secret_key)
+    namespace = _run_notebook()
+    printed = capsys.readouterr().out
+    assert "echo: Hello from a notebook" in printed
+    assert "live: " in printed and "echo: one more" in printed
+    assert namespace["local_server"] is None  # a configured server is used, none started
+    closed = server.get_session(namespace["created"]["id"])
+    assert closed is not None and closed["closedAt"] is not None
+
+
+def test_notebook_runs_offline_on_its_own_embedded_server(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The first cell sets os.environ; give it a private copy without TRIGGER_* variables.
+    private = {k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_")}
+    monkeypatch.setattr(os, "environ", private)
+    namespace = _run_notebook()
+    assert namespace["local_server"] is not None
+    assert private["TRIGGER_API_URL"] == namespace["local_server"].url
+    assert "echo: Hello from a notebook" in capsys.readouterr().out
