@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any, List, Optional, Sequence, Tuple
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sessions_client.errors import ProtocolError
 from sessions_client.wire import SSEEvent, decode_event, decode_payload, iter_sse_events
 
-SETTINGS = settings(max_examples=200, deadline=None)
+# Bounded, and tolerant of a busy CI machine (generation speed is not what is tested).
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 Outcome = Tuple[List[Any], Optional[str]]
 
