@@ -3,7 +3,7 @@
 Builds a synthetic, in-memory v2 stream (text-delta records of ~150 bytes, batches of
 1,000, one ~170 KB data line per batch), feeds it in 64 KiB chunks to
 
-* ``wire``: ``iter_sse_events`` + ``decode_event`` (what ``Session.iter_out`` runs), and
+* ``wire``: ``iter_sse_events`` + ``decode_event`` (what ``Session.iter_out`` runs),
 * ``bare``: ``sseclient.SSEClient(chunks).events()`` + ``json.loads`` of the batch, of
   each body and of each string payload, building the same record dicts, and
 * ``json``: the raw cost of those ``json.loads`` calls alone (no SSE, no dicts built),
