@@ -69,11 +69,12 @@ def n_of(record: Dict[str, Any]) -> int:
 
 
 class Rearmer:
-    """Keeps one fault armed for every new SSE connection the server accepts.
+    """Keeps one fault armed for every new request on ``route`` (default: SSE reads).
 
-    ``arm(rng)`` arms the fault for the next read connection. A background thread polls
-    ``srv.request_counts["read"]``; each time a new read request arrives (it consumes the
-    armed fault) the next fault is armed, well before the client's reconnect backoff ends.
+    ``arm(rng)`` arms the fault for the next request. A background thread polls
+    ``srv.request_counts[route]``; each time a new request arrives (it consumes the armed
+    fault) the next fault is armed, well before the client's reconnect backoff ends.
+    ``arm`` may arm nothing (a probabilistic schedule).
     """
 
     def __init__(
@@ -84,8 +85,10 @@ class Rearmer:
         *,
         limit: Optional[int] = None,
         poll: float = 0.001,
+        route: str = "read",
     ) -> None:
         self.srv = srv
+        self.route = route
         self._arm = arm
         self.rng = rng
         self.limit = limit
@@ -95,7 +98,7 @@ class Rearmer:
         self._thread = threading.Thread(target=self._run, name="chaos-rearmer", daemon=True)
 
     def reads(self) -> int:
-        return int(self.srv.request_counts.get("read", 0))
+        return int(self.srv.request_counts.get(self.route, 0))
 
     def start(self) -> Rearmer:
         self._seen = self.reads()
@@ -112,9 +115,9 @@ class Rearmer:
     def _run(self) -> None:
         while not self._stop.is_set():
             now = self.reads()
-            if now != self._seen:
-                self._seen = now
+            for _ in range(now - self._seen):  # one per new request, even if several came
                 self._arm_one()
+            self._seen = now
             time.sleep(self.poll)
 
     def stop(self) -> None:

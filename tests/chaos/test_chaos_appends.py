@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections import Counter
 from typing import Any, Dict, List
 
 import pytest
-from _chaoslib import Tally, n_of, payloads
+from _chaoslib import Rearmer, Tally, collect, n_of, payloads, run_bounded
 
 from sessions_client.http import RetryPolicy
 from sessions_client.session import Session
@@ -84,6 +85,10 @@ def test_appends_exactly_once_under_failures(wire: str, chaos_figures: Any) -> N
         elapsed = time.monotonic() - started
         requests_made = int(srv.request_counts.get("append", 0))
         stored = session.drain_in()
+        streamed = Tally(APPENDS)
+        run_bounded(
+            lambda: collect(session.iter_in(follow=False), streamed), 60, f"iter_in({wire})"
+        )
         session.close()
 
     tally = Tally(APPENDS)
@@ -103,13 +108,156 @@ def test_appends_exactly_once_under_failures(wire: str, chaos_figures: Any) -> N
         lost=tally.lost,
         duplicated=tally.duplicated,
         out_of_order=tally.out_of_order,
+        streamed_back=len(streamed.seen),
         seed=seed,
         elapsed_s=elapsed,
     )
     assert errors == []
     assert tally.seen == list(range(APPENDS))
+    assert streamed.seen == list(range(APPENDS))
+    # a retried append answers the seq the record was stored under, also after a lost answer
+    assert [r["seq"] for r in results] == [rec["seq"] for rec in stored]
     assert requests_made == APPENDS + failed  # every armed fault hit exactly one request
     assert 0.2 < failed / requests_made < 0.4
     part_ids = [r["part_id"] for r in results]
     assert len(set(part_ids)) == APPENDS
+    assert [rec["part_id"] for rec in stored] == part_ids
+
+
+@pytest.mark.parametrize("wire", ["v1", "v2"])
+def test_concurrent_appends_exactly_once_under_failures(wire: str, chaos_figures: Any) -> None:
+    """8 threads share one Session and append 150 records each while ~30% of requests fail.
+
+    A background thread arms, with probability FAIL_P, one fault of a random kind each
+    time a new append request arrives; the faults land on whichever thread's request
+    comes next (pooled keep-alive connections get dropped under other threads' feet).
+    """
+    threads, per_thread = 8, 150
+    total = threads * per_thread
+    seed = {"v1": 11011, "v2": 12012}[wire]
+    rng = random.Random(seed)
+    bodies = payloads(total, seed)
+    session_id = f"chaos-concurrent-{wire}"
+    injected: Counter[str] = Counter()
+    errors: List[str] = []
+    results: Dict[int, Dict[str, Any]] = {}
+
+    with LocalServer(wire=wire, db=":memory:") as srv:
+        srv.create_session(session_id)
+        session = Session(
+            session_id, token=srv.secret_key, api_url=srv.url, append_retry=fast_policy()
+        )
+
+        def arm(r: random.Random) -> None:
+            if r.random() < FAIL_P:
+                kind = r.choice(KINDS)
+                arm_fault(srv, kind, r)
+                injected[kind] += 1
+
+        def worker(index: int) -> None:
+            for n in range(index, total, threads):
+                try:
+                    results[n] = session.append_in(json.loads(bodies[n]))
+                except Exception as exc:  # noqa: BLE001 - counted and reported
+                    errors.append(f"{type(exc).__name__}: {exc}")
+
+        workers = [
+            threading.Thread(target=worker, args=(i,), name=f"chaos-appender-{i}", daemon=True)
+            for i in range(threads)
+        ]
+        started = time.monotonic()
+        with Rearmer(srv, arm, rng, route="append"):
+            for t in workers:
+                t.start()
+            for t in workers:
+                t.join(120)
+        elapsed = time.monotonic() - started
+        requests_made = int(srv.request_counts.get("append", 0))
+        stored = session.drain_in()
+        streamed: List[int] = []
+        run_bounded(
+            lambda: streamed.extend(n_of(r) for r in session.iter_in(follow=False)),
+            60,
+            f"iter_in({wire})",
+        )
+        session.close()
+
+    counts = Counter(n_of(rec) for rec in stored)
+    lost = sum(1 for n in range(total) if counts[n] == 0)
+    duplicated = sum(c - 1 for c in counts.values() if c > 1)
+    failed = requests_made - total  # every logical append ends with one successful request
+    chaos_figures(
+        f"concurrent-appends-{wire}",
+        appends=total,
+        threads=threads,
+        requests=requests_made,
+        injected_failures=failed,
+        failure_rate=failed / max(requests_made, 1),
+        armed_by_kind=dict(sorted(injected.items())),
+        errors=len(errors),
+        stored=len(stored),
+        lost=lost,
+        duplicated=duplicated,
+        seed=seed,
+        elapsed_s=elapsed,
+    )
+    assert not any(t.is_alive() for t in workers)
+    assert errors == []
+    assert sorted(counts) == list(range(total)) and duplicated == 0
+    assert streamed == [n_of(rec) for rec in stored]
+    assert {n: r["seq"] for n, r in results.items()} == {n_of(r): r["seq"] for r in stored}
+    assert 0.2 < failed / requests_made < 0.4
+
+
+def test_ambiguous_append_failure_then_replay_stores_once(chaos_figures: Any) -> None:
+    """Every answer comes too late: each append raises after its retries, yet the server
+    stored it (once). Replaying it with the same part id stores nothing more and answers
+    the original seq: the recipe the README gives for an append that raised."""
+    appends = 15
+    session_id = "chaos-ambiguous"
+    errors: List[str] = []
+    part_ids: List[str] = []
+    with LocalServer(db=":memory:") as srv:
+        srv.create_session(session_id)
+        session = Session(
+            session_id,
+            token=srv.secret_key,
+            api_url=srv.url,
+            timeout=(2.0, 0.05),
+            append_retry=RetryPolicy(max_attempts=3, initial_delay=0.001, max_delay=0.002),
+        )
+        srv.faults.set_latency(0.15, route="append")
+        started = time.monotonic()
+        for n in range(appends):
+            part_id = f"chaos-ambiguous-{n}"
+            part_ids.append(part_id)
+            try:
+                session.append_in({"n": n}, part_id=part_id)
+            except Exception as exc:  # noqa: BLE001 - expected: every attempt times out
+                errors.append(type(exc).__name__)
+        time.sleep(0.3)  # let the late attempts finish on the server
+        srv.faults.clear()
+        late_requests = int(srv.request_counts.get("append", 0))
+        replays = [session.append_in({"n": n}, part_id=part_ids[n]) for n in range(appends)]
+        elapsed = time.monotonic() - started
+        stored = session.drain_in()
+        session.close()
+
+    tally = Tally(appends)
+    for rec in stored:
+        tally.add(n_of(rec))
+    chaos_figures(
+        "ambiguous-appends",
+        appends=appends,
+        raised=len(errors),
+        attempts=late_requests,
+        stored=len(stored),
+        lost=tally.lost,
+        duplicated=tally.duplicated,
+        elapsed_s=elapsed,
+    )
+    assert errors == ["NetworkError"] * appends
+    assert late_requests == 3 * appends
+    assert tally.seen == list(range(appends))
+    assert [r["seq"] for r in replays] == [rec["seq"] for rec in stored]
     assert [rec["part_id"] for rec in stored] == part_ids
