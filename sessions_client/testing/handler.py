@@ -186,6 +186,33 @@ def _error_body(route: str, message: str) -> Dict[str, Any]:
     return {"ok": False, "error": message}
 
 
+class Headers:
+    """Request headers: case-insensitive ``get`` (first value), like ``email.message.Message``."""
+
+    def __init__(self) -> None:
+        self._values: Dict[str, List[str]] = {}
+
+    def add(self, name: str, value: str) -> None:
+        self._values.setdefault(name.lower(), []).append(value)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        values = self._values.get(name.lower())
+        return values[0] if values else default
+
+    def get_all(self, name: str) -> List[str]:
+        return list(self._values.get(name.lower(), []))
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._values
+
+    def __getitem__(self, name: str) -> Any:
+        return self.get(name)
+
+
+MAX_HEADER_LINE = 65536
+MAX_HEADERS = 100
+
+
 class RequestHandler(BaseHTTPRequestHandler):
     """Serves one connection (keep-alive: many requests)."""
 
@@ -199,6 +226,44 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.ctx = self.server.ctx  # type: ignore[attr-defined]
         self._body: Optional[bytes] = None
         self._aborted = False
+
+    def parse_request(self) -> bool:
+        """Parse ``METHOD PATH HTTP/1.x`` and the headers (a lean version of the standard
+        library's, which parses headers with the much slower ``email`` package); other
+        request lines go to the standard implementation."""
+        raw: bytes = self.raw_requestline  # type: ignore[attr-defined]
+        requestline = str(raw, "iso-8859-1").rstrip("\r\n")
+        words = requestline.split()
+        if len(words) != 3 or words[2] not in ("HTTP/1.1", "HTTP/1.0"):
+            return super().parse_request()
+        self.requestline = requestline
+        self.command, path, self.request_version = words
+        self.close_connection = True
+        headers = Headers()
+        for _ in range(MAX_HEADERS + 1):
+            line = self.rfile.readline(MAX_HEADER_LINE + 1)
+            if len(line) > MAX_HEADER_LINE:
+                self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Line too long")
+                return False
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, sep, value = line.decode("iso-8859-1").partition(":")
+            if not sep or not name.strip():
+                self.send_error(HTTPStatus.BAD_REQUEST, "Bad header line")
+                return False
+            headers.add(name.strip(), value.strip())
+        else:
+            self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many headers")
+            return False
+        self.path = "/" + path.lstrip("/") if path.startswith("//") else path
+        self.headers = headers  # type: ignore[assignment]
+        connection = str(headers.get("Connection", "")).lower()
+        if connection == "close":
+            self.close_connection = True
+        elif self.request_version == "HTTP/1.1" or connection == "keep-alive":
+            self.close_connection = False
+        expect = str(headers.get("Expect", "")).lower()
+        return not (expect == "100-continue" and not self.handle_expect_100())
 
     def log_message(self, format: str, *args: Any) -> None:
         if logger.isEnabledFor(logging.DEBUG):
