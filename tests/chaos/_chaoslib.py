@@ -11,13 +11,17 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
 
 T = TypeVar("T")
 
-_PAD_ALPHABET = string.ascii_letters + string.digits + " "
+# Mostly ASCII, plus characters that stress the decoders when a cut or a read boundary
+# splits them: multi-byte UTF-8 (2, 3 and 4 bytes), JSON escapes, U+2028 (a line break for
+# str.splitlines but not for SSE).
+_PAD_ALPHABET = string.ascii_letters + string.digits + " " + '\u00e9\u6f22\U0001f642"\\/\u2028'
 
 
 def payloads(count: int, seed: int, *, low: int = 60, high: int = 160) -> List[str]:
     """``count`` JSON records, each with a unique sequential ``n`` and a seeded random pad.
 
-    A record is ``{"n":<n>,"pad":"<low..high chars>"}``: about 80-180 bytes.
+    A record is ``{"n":<n>,"pad":"<low..high chars>"}`` (UTF-8, not ASCII-escaped): about
+    80-200 bytes.
     """
     rng = random.Random(seed)
     pool = "".join(rng.choice(_PAD_ALPHABET) for _ in range(4096 + high))
@@ -25,7 +29,7 @@ def payloads(count: int, seed: int, *, low: int = 60, high: int = 160) -> List[s
     for n in range(count):
         start = rng.randrange(4096)
         pad = pool[start : start + rng.randint(low, high)]
-        out.append(json.dumps({"n": n, "pad": pad}, separators=(",", ":")))
+        out.append(json.dumps({"n": n, "pad": pad}, separators=(",", ":"), ensure_ascii=False))
     return out
 
 
@@ -152,8 +156,14 @@ def run_bounded(fn: Callable[[], T], timeout: float, what: str) -> T:
     return box["result"]  # type: ignore[no-any-return]
 
 
-def collect(records: Iterable[Dict[str, Any]], tally: Tally, stop_at: Optional[int] = None) -> None:
+def collect(
+    records: Iterable[Dict[str, Any]],
+    tally: Tally,
+    stop_at: Optional[int] = None,
+    keep: Optional[List[Any]] = None,
+) -> None:
     """Feed ``n`` of every record into ``tally``; stop after ``n == stop_at`` when given.
+    With ``keep``, every record's ``data`` is appended to it (for content checks).
 
     The generator is closed on the way out (``break`` semantics), whatever happens.
     """
@@ -161,6 +171,8 @@ def collect(records: Iterable[Dict[str, Any]], tally: Tally, stop_at: Optional[i
         for rec in records:
             n = n_of(rec)
             tally.add(n)
+            if keep is not None:
+                keep.append(rec["data"])
             if stop_at is not None and n >= stop_at:
                 return
     finally:

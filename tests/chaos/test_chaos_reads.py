@@ -7,9 +7,10 @@ get split at arbitrary places. The reader must resume from its cursor every time
 
 from __future__ import annotations
 
+import json
 import random
 import time
-from typing import Any
+from typing import Any, List
 
 import pytest
 from _chaoslib import Rearmer, Tally, collect, payloads, run_bounded
@@ -23,11 +24,10 @@ RECORDS = 50_000
 MIN_CUTS = 50
 SEEDS = {"v1": 1001, "v2": 2002}
 # Cut offsets are uniform in [1, MAX_CUT_BYTES[wire]] bytes of event stream after the
-# response headers. v1 is ~170 bytes per record (8.6 MB in all) and a cut loses at most
-# one event, so 215 KB gives ~80 cuts. v2 sends the backlog as batch events of 1,000
-# records (~237 KB each, 11.9 MB in all): a cut before the end of a batch loses that whole
-# batch's progress, so the range is twice a batch: about half the connections deliver one
-# batch, half deliver nothing, ~100 cuts.
+# response headers. v1 is ~196 bytes per record (9.8 MB in all) and a cut loses at most
+# one event: ~90 cuts. v2 sends the backlog as batch events of 1,000 records (~270 KB
+# each, 13.7 MB in all): a cut before the end of a batch loses that whole batch's progress,
+# so the range is ~1.8 batches: ~45% of the connections deliver a batch, ~120 cuts.
 MAX_CUT_BYTES = {"v1": 215_000, "v2": 475_000}
 
 
@@ -39,7 +39,8 @@ def test_reads_exactly_once_under_random_cuts(wire: str, chaos_figures: Any) -> 
     with LocalServer(wire=wire, db=":memory:") as srv:
         srv.create_session(session_id)
         started = time.monotonic()
-        for body in payloads(RECORDS, seed):
+        bodies = payloads(RECORDS, seed)
+        for body in bodies:
             srv.append(session_id, "out", body)
         preload = time.monotonic() - started
 
@@ -48,10 +49,13 @@ def test_reads_exactly_once_under_random_cuts(wire: str, chaos_figures: Any) -> 
 
         session = Session(session_id, token=srv.secret_key, api_url=srv.url)
         tally = Tally(RECORDS)
+        received: List[Any] = []
         started = time.monotonic()
         with Rearmer(srv, arm, rng) as rearmer:
             run_bounded(
-                lambda: collect(session.iter_out(follow=False, timeout_seconds=2), tally),
+                lambda: collect(
+                    session.iter_out(follow=False, timeout_seconds=2), tally, keep=received
+                ),
                 150,
                 f"iter_out({wire}) under cuts",
             )
@@ -59,7 +63,9 @@ def test_reads_exactly_once_under_random_cuts(wire: str, chaos_figures: Any) -> 
         connections = int(srv.request_counts.get("read", 0))
         session.close()
 
-    cuts = connections - 1
+    cuts = connections - 1  # a non-following reader reconnects only after a failure
+    expected = [json.loads(body) for body in bodies]
+    corrupted = sum(1 for got, want in zip(received, expected) if got != want)
     chaos_figures(
         f"reads-{wire}",
         records=len(tally.seen),
@@ -68,6 +74,7 @@ def test_reads_exactly_once_under_random_cuts(wire: str, chaos_figures: Any) -> 
         lost=tally.lost,
         duplicated=tally.duplicated,
         out_of_order=tally.out_of_order,
+        corrupted=corrupted,
         seed=seed,
         armed=rearmer.armed,
         preload_s=preload,
@@ -75,4 +82,5 @@ def test_reads_exactly_once_under_random_cuts(wire: str, chaos_figures: Any) -> 
     )
     assert tally.first_problems() == []
     assert tally.seen == list(range(RECORDS))
+    assert corrupted == 0
     assert cuts >= MIN_CUTS
