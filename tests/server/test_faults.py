@@ -113,38 +113,38 @@ def test_cut_stream_without_limit_cuts_right_after_headers(server: LocalServer) 
 def test_stall_stream_goes_silent_then_resumes(server: LocalServer) -> None:
     create(server, "c")
     server.append("c", "out", "a")
-    server.faults.stall_stream(0.8)
+    server.faults.stall_stream(1.0)
     with SSE(server, "c", "out", headers={"Timeout-Seconds": "5"}) as sse:
         started = time.monotonic()
         first = next(e for e in sse.events() if e["event"] == "batch")
-        assert first["at"] - started >= 0.75
-    server.faults.stall_stream(0.8, after_bytes=10)
+        assert first["at"] - started >= 0.6
+    server.faults.stall_stream(1.0, after_bytes=10)
     with SSE(server, "c", "out", headers={"Timeout-Seconds": "5"}) as sse:
-        started = time.monotonic()
         data = sse._chunk()
-        assert len(data) == 10 and time.monotonic() - started < 0.5
+        first_at = time.monotonic()
         rest = sse._chunk()
-        assert time.monotonic() - started >= 0.75 and rest
+        assert len(data) == 10 and rest
+        assert time.monotonic() - first_at >= 0.6
 
 
 def test_set_latency_delays_answers_on_a_route(server: LocalServer) -> None:
     create(server, "c")
-    server.faults.set_latency(0.3, route="append")
+    server.faults.set_latency(0.5, route="append")
     started = time.monotonic()
     append(server, "c", "in", "x")
-    assert time.monotonic() - started >= 0.29
+    assert time.monotonic() - started >= 0.5
     started = time.monotonic()
     drain(server, "c", "in")
-    assert time.monotonic() - started < 0.25
-    server.faults.set_latency(0.2)
+    assert time.monotonic() - started < 0.45
+    server.faults.set_latency(0.5)
     started = time.monotonic()
     drain(server, "c", "in")
-    assert time.monotonic() - started >= 0.19
+    assert time.monotonic() - started >= 0.5
     server.faults.set_latency(0, route="*")
     server.faults.set_latency(0, route="append")
     started = time.monotonic()
     append(server, "c", "in", "x")
-    assert time.monotonic() - started < 0.25
+    assert time.monotonic() - started < 0.45
 
 
 def test_clear_forgets_every_fault(server: LocalServer) -> None:
