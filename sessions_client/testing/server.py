@@ -51,6 +51,7 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     block_on_close = False
+    request_queue_size = 128
 
     def __init__(self, address: Tuple[str, int], ctx: ServerContext, family: int) -> None:
         self.address_family = family
