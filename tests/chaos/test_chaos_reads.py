@@ -50,11 +50,16 @@ def test_reads_exactly_once_under_random_cuts(wire: str, chaos_figures: Any) -> 
         session = Session(session_id, token=srv.secret_key, api_url=srv.url)
         tally = Tally(RECORDS)
         received: List[Any] = []
+        trims: List[Any] = []  # a reconnect must never look like a trim
         started = time.monotonic()
         with Rearmer(srv, arm, rng) as rearmer:
             run_bounded(
                 lambda: collect(
-                    session.iter_out(follow=False, timeout_seconds=2), tally, keep=received
+                    session.iter_out(
+                        follow=False, timeout_seconds=2, on_trim=lambda *gap: trims.append(gap)
+                    ),
+                    tally,
+                    keep=received,
                 ),
                 150,
                 f"iter_out({wire}) under cuts",
@@ -75,6 +80,7 @@ def test_reads_exactly_once_under_random_cuts(wire: str, chaos_figures: Any) -> 
         duplicated=tally.duplicated,
         out_of_order=tally.out_of_order,
         corrupted=corrupted,
+        false_trims=len(trims),
         seed=seed,
         armed=rearmer.armed,
         preload_s=preload,
@@ -83,4 +89,5 @@ def test_reads_exactly_once_under_random_cuts(wire: str, chaos_figures: Any) -> 
     assert tally.first_problems() == []
     assert tally.seen == list(range(RECORDS))
     assert corrupted == 0
+    assert trims == []
     assert cuts >= MIN_CUTS

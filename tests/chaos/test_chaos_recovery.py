@@ -67,13 +67,12 @@ def test_stalled_streams_reconnect_exactly_once(wire: str, chaos_figures: Any) -
     assert connections - 1 >= stalls - 1  # the last armed stall may fall past the end
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F1 (chaos_findings.md): a non-following v1 reader whose stall_timeout is below "
-    "its 1-s long-poll window takes the idle wait for a stall and reconnects for ever",
-)
-def test_non_following_v1_reader_with_short_stall_timeout_returns() -> None:
-    with LocalServer(wire="v1", db=":memory:") as srv:
+@pytest.mark.parametrize("wire", WIRES)
+def test_non_following_reader_with_short_stall_timeout_returns(wire: str) -> None:
+    """F1 (chaos_findings.md, fixed in 683f101): a non-following reader whose stall_timeout
+    is below its 1-s long-poll window took the idle wait for a stall and reconnected for
+    ever on v1."""
+    with LocalServer(wire=wire, db=":memory:") as srv:
         srv.create_session("chaos-f1")
         srv.append("chaos-f1", "out", '{"n": 0}')
         session = Session("chaos-f1", token=srv.secret_key, api_url=srv.url)
@@ -82,11 +81,47 @@ def test_non_following_v1_reader_with_short_stall_timeout_returns() -> None:
             run_bounded(
                 lambda: collect(session.iter_out(follow=False, stall_timeout=0.5), tally),
                 6,
-                "iter_out(follow=False, stall_timeout=0.5) on v1",
+                f"iter_out(follow=False, stall_timeout=0.5) on {wire}",
             )
         finally:
             session.close()
     assert tally.seen == [0]
+
+
+F2 = pytest.mark.xfail(
+    strict=True,
+    reason="F2 (chaos_findings.md): since 683f101 a non-following reader returns normally "
+    "when a connection stalls before its first record, leaving records undelivered",
+)
+
+
+@F2
+@pytest.mark.parametrize("wire", WIRES)
+@pytest.mark.parametrize("cut_first", [False, True], ids=["stall-first", "cut-then-stall"])
+def test_non_following_reader_stalled_before_first_record_still_delivers_all(
+    wire: str, cut_first: bool
+) -> None:
+    """A stalled connection is a failure to reconnect from, never "caught up"."""
+    total = 100
+    with LocalServer(wire=wire, db=":memory:") as srv:
+        srv.create_session("chaos-f2")
+        for body in payloads(total, 15015):
+            srv.append("chaos-f2", "out", body)
+        if cut_first:
+            srv.faults.cut_stream(after_records=40)  # connection 1: 40 records, then cut
+            srv.faults.stall_stream(0, count=1)  # connection 1: no stall
+        srv.faults.stall_stream(3.0, after_bytes=0)  # next connection: silent for 3 s
+        session = Session("chaos-f2", token=srv.secret_key, api_url=srv.url)
+        tally = Tally(total)
+        try:
+            run_bounded(
+                lambda: collect(session.iter_out(follow=False, stall_timeout=2), tally),
+                20,
+                f"iter_out(follow=False, stall_timeout=2) on {wire}",
+            )
+        finally:
+            session.close()
+    assert tally.seen == list(range(total))
 
 
 @pytest.mark.parametrize("wire", WIRES)
@@ -178,7 +213,11 @@ def test_server_restart_mid_read(wire: str, tmp_path: Any, chaos_figures: Any) -
 
 @pytest.mark.parametrize("wire", WIRES)
 def test_follower_gets_all_while_writer_appends_under_cuts(wire: str, chaos_figures: Any) -> None:
-    """A writer appends through the Session while a follower tails .out with cuts."""
+    """A writer appends through the Session while a follower tails .out with cuts.
+
+    Half-way the writer goes idle for longer than the follower's 1-s long-poll window, so
+    normal window ends ([DONE], immediate reconnect) mix with the cuts.
+    """
     total = 3_000
     seed = {"v1": 9009, "v2": 10010}[wire]
     rng = random.Random(seed)
@@ -189,13 +228,16 @@ def test_follower_gets_all_while_writer_appends_under_cuts(wire: str, chaos_figu
         writer_session = Session(session_id, token=srv.secret_key, api_url=srv.url)
         reader_session = Session(session_id, token=srv.secret_key, api_url=srv.url)
         tally = Tally(total)
+        trims: List[Any] = []
         write_errors: List[BaseException] = []
 
         def write() -> None:
             try:
                 for i, body in enumerate(bodies):
                     writer_session.append_out(body)
-                    if i % 50 == 0:
+                    if i == total // 2:
+                        time.sleep(1.6)  # idle: the follower's 1-s window ends normally
+                    elif i % 50 == 0:
                         time.sleep(0.002)
             except BaseException as exc:  # noqa: BLE001 - reported by the test
                 write_errors.append(exc)
@@ -213,7 +255,9 @@ def test_follower_gets_all_while_writer_appends_under_cuts(wire: str, chaos_figu
             writer.start()
             run_bounded(
                 lambda: collect(
-                    reader_session.iter_out(follow=True, timeout_seconds=1),
+                    reader_session.iter_out(
+                        follow=True, timeout_seconds=1, on_trim=lambda *gap: trims.append(gap)
+                    ),
                     tally,
                     stop_at=total - 1,
                 ),
@@ -233,8 +277,10 @@ def test_follower_gets_all_while_writer_appends_under_cuts(wire: str, chaos_figu
         lost=tally.lost,
         duplicated=tally.duplicated,
         out_of_order=tally.out_of_order,
+        false_trims=len(trims),
         elapsed_s=elapsed,
     )
+    assert trims == []
     assert write_errors == []
     assert not writer.is_alive()
     assert tally.seen == list(range(total))
