@@ -10,10 +10,11 @@ Routes (names used by fault injection and ``request_counts``):
             ``/api/v1/sessions/{session}/close``
 ==========  ==========================================================
 
-Request bodies are read up to :data:`MAX_BODY_BYTES` at most: a larger declared (or
-chunked) body is answered ``413`` and the connection is closed without reading the
-rest. Every answer is written with a single ``sendall`` (TCP_NODELAY is set on the
-socket by the server), so keep-alive request/answer round trips stay fast.
+The route functions live in ``channels`` and ``management``; the server wires them
+into :attr:`ServerContext.routes`. Request bodies are read up to :data:`MAX_BODY_BYTES`
+at most: a larger declared (or chunked) body is answered ``413`` and the connection is
+closed without reading the rest. Every answer is written with a single ``sendall``
+(TCP_NODELAY is set on the socket by the server), so keep-alive round trips stay fast.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import threading
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, unquote
 
 from .auth import AuthError, Principal, TokenAuthority
@@ -47,6 +48,10 @@ class BadBody(Exception):
     """The request body framing is invalid."""
 
 
+RouteFunction = Callable[["Request", "ServerContext"], Optional["Response"]]
+"""Answers one request of a route; returns None when it answered by itself (SSE)."""
+
+
 @dataclass
 class ServerContext:
     """State shared by every request of one server."""
@@ -57,6 +62,7 @@ class ServerContext:
     wire: str
     ping_interval: float
     stopping: threading.Event
+    routes: Dict[str, RouteFunction] = field(default_factory=dict)
     counts_lock: threading.Lock = field(default_factory=threading.Lock)
     request_counts: Dict[str, int] = field(default_factory=dict)
 
@@ -378,8 +384,6 @@ class RequestHandler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
-        from . import channels, management
-
         self._body = None
         segments = _segments(self.path)
         route = route_of(segments)
@@ -406,14 +410,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             return
         response: Optional[Response]
         try:
-            if route == "sessions":
-                response = management.handle(request, self.ctx)
-            elif route == "read":
-                response = channels.handle_read(request, self.ctx)
-            elif route == "append":
-                response = channels.handle_append(request, self.ctx)
-            else:
-                response = channels.handle_records(request, self.ctx)
+            response = self.ctx.routes[route](request, self.ctx)
         except AuthError as exc:
             response = json_response(401, _error_body(route, str(exc)))
         except BodyTooLarge as exc:

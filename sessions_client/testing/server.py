@@ -33,6 +33,7 @@ import threading
 from http.server import ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
+from . import channels, management
 from .agent import EchoAgent
 from .auth import TokenAuthority
 from .faults import FaultInjector
@@ -147,6 +148,12 @@ class LocalServer:
             wire=wire,
             ping_interval=ping_interval,
             stopping=self._stopping,
+            routes={
+                "append": channels.handle_append,
+                "read": channels.handle_read,
+                "records": channels.handle_records,
+                "sessions": management.handle,
+            },
         )
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
