@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import sqlite3
 from datetime import datetime, timezone
@@ -76,12 +77,16 @@ def _json_body(request: Request, *, optional: bool = False) -> Dict[str, Any]:
     if optional and not raw.strip():
         return {}
     try:
-        value = json.loads(raw.decode("utf-8"))
+        value = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError):
         raise _Invalid(400, "Invalid JSON body") from None
     if not isinstance(value, dict):
         raise _Invalid(400, "The body must be a JSON object")
     return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _string(body: Dict[str, Any], name: str, low: int, high: int) -> str:
@@ -123,10 +128,16 @@ def _metadata(value: Any, *, nullable: bool) -> Optional[Dict[str, Any]]:
     return value
 
 
+MIN_MS = -62135596800000  # 0001-01-01T00:00:00.000Z
+MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
+
+
 def _timestamp(value: Any) -> int:
     if isinstance(value, bool):
         raise _Invalid(422, "expiresAt must be a date")
     if isinstance(value, (int, float)):
+        if not math.isfinite(value) or not MIN_MS <= value <= MAX_MS:
+            raise _Invalid(422, "expiresAt must be a date between the years 1 and 9999")
         return int(value)
     if isinstance(value, str):
         text = value.strip()
@@ -140,6 +151,99 @@ def _timestamp(value: Any) -> int:
             moment = moment.replace(tzinfo=timezone.utc)
         return int(moment.timestamp() * 1000)
     raise _Invalid(422, "expiresAt must be a date")
+
+
+MACHINES = ("micro", "small-1x", "small-2x", "medium-1x", "medium-2x", "large-1x", "large-2x")
+_CONCURRENCY_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,122}$")
+
+
+def _integer(value: Any) -> Optional[int]:
+    """``value`` as an int when it is a JSON integer (``3`` or ``3.0``), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    return int(value)
+
+
+def _bounded(config: Dict[str, Any], name: str, low: int, high: Optional[int]) -> None:
+    number = _integer(config[name])
+    if number is None or number < low or (high is not None and number > high):
+        top = f" to {high}" if high is not None else " or more"
+        raise _Invalid(422, f"triggerConfig.{name} must be an integer from {low}{top}")
+    config[name] = number
+
+
+def _trigger_config(value: Any) -> Dict[str, Any]:
+    """Validate ``triggerConfig`` as the SDK's ``SessionTriggerConfig``; unknown keys are
+    dropped (as schema parsing does), ``externalDeploymentId`` null/blank is dropped."""
+    if not isinstance(value, dict) or not isinstance(value.get("basePayload"), dict):
+        raise _Invalid(422, "triggerConfig must be an object with a basePayload object")
+    known = [
+        "basePayload",
+        "machine",
+        "queue",
+        "concurrency",
+        "concurrencyKey",
+        "tags",
+        "maxAttempts",
+        "maxDuration",
+        "lockToVersion",
+        "externalDeploymentId",
+        "region",
+        "idleTimeoutInSeconds",
+        "ttl",
+    ]
+    config = {k: v for k, v in value.items() if k in known and v is not None}
+    if "machine" in config and config["machine"] not in MACHINES:
+        raise _Invalid(422, f"triggerConfig.machine must be one of {', '.join(MACHINES)}")
+    for name in ("queue", "lockToVersion", "region"):
+        if name in config and not isinstance(config[name], str):
+            raise _Invalid(422, f"triggerConfig.{name} must be a string")
+    if len(config.get("queue", "")) > 128:
+        raise _Invalid(422, "triggerConfig.queue must be at most 128 characters")
+    if "concurrency" in config:
+        names = config["concurrency"]
+        if (
+            not isinstance(names, list)
+            or len(names) > 2
+            or not all(isinstance(n, str) and _CONCURRENCY_NAME.match(n) for n in names)
+        ):
+            raise _Invalid(
+                422,
+                "triggerConfig.concurrency must be at most 2 names of 1-122 letters, digits,"
+                " underscores or hyphens",
+            )
+    if "concurrencyKey" in config:
+        key = config["concurrencyKey"]
+        number = _integer(key)
+        if isinstance(key, str):
+            pass
+        elif number is not None:
+            config["concurrencyKey"] = str(number)
+        elif isinstance(key, float) and math.isfinite(key):
+            config["concurrencyKey"] = repr(key)
+        else:
+            raise _Invalid(422, "triggerConfig.concurrencyKey must be a string or a number")
+    if "tags" in config:
+        config["tags"] = _tags(config["tags"])
+    if "maxAttempts" in config:
+        _bounded(config, "maxAttempts", 1, 10)
+    if "maxDuration" in config:
+        _bounded(config, "maxDuration", 1, None)
+    if "idleTimeoutInSeconds" in config:
+        _bounded(config, "idleTimeoutInSeconds", 1, 3600)
+    if "ttl" in config and not isinstance(config["ttl"], str):
+        _bounded(config, "ttl", 0, None)
+    if "externalDeploymentId" in config:
+        deployment = config["externalDeploymentId"]
+        if not isinstance(deployment, str) or len(deployment.strip()) > 128:
+            raise _Invalid(422, "triggerConfig.externalDeploymentId must be at most 128 characters")
+        if deployment.strip():
+            config["externalDeploymentId"] = deployment.strip()
+        else:
+            del config["externalDeploymentId"]
+    return config
 
 
 def handle(request: Request, ctx: ServerContext) -> Response:
@@ -179,11 +283,7 @@ def _create(request: Request, ctx: ServerContext, principal: Principal) -> Respo
     body = _json_body(request)
     type_ = _string(body, "type", 1, 64)
     task = _string(body, "taskIdentifier", 1, 128)
-    trigger_config = body.get("triggerConfig")
-    if not isinstance(trigger_config, dict) or not isinstance(
-        trigger_config.get("basePayload"), dict
-    ):
-        raise _Invalid(422, "triggerConfig must be an object with a basePayload object")
+    trigger_config = _trigger_config(body.get("triggerConfig"))
     external_id = _external_id(body["externalId"]) if body.get("externalId") is not None else None
     tags = _tags(body["tags"]) if body.get("tags") is not None else []
     metadata = _metadata(body["metadata"], nullable=False) if "metadata" in body else None

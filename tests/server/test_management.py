@@ -226,3 +226,56 @@ def test_unknown_routes_and_methods(server: LocalServer) -> None:
         f"{server.url}/realtime/v1/sessions/x/in/append", headers=bearer(SECRET), timeout=5
     )
     assert response.status_code == 405
+
+
+def test_trigger_config_is_validated_like_the_sdk_schema(server: LocalServer) -> None:
+    bad = [
+        {"basePayload": {}, "machine": "huge-gpu"},
+        {"basePayload": {}, "queue": "q" * 129},
+        {"basePayload": {}, "concurrency": ["a", "b", "c"]},
+        {"basePayload": {}, "concurrency": ["bad name"]},
+        {"basePayload": {}, "maxAttempts": 11},
+        {"basePayload": {}, "maxAttempts": 1.5},
+        {"basePayload": {}, "maxDuration": 0},
+        {"basePayload": {}, "idleTimeoutInSeconds": 3601},
+        {"basePayload": {}, "ttl": -1},
+        {"basePayload": {}, "tags": ["t"] * 11},
+        {"basePayload": {}, "externalDeploymentId": "d" * 129},
+        {"basePayload": {}, "concurrencyKey": {"no": 1}},
+        {"basePayload": []},
+    ]
+    for config in bad:
+        create(server, "x", triggerConfig=config, expect=422)
+    assert server.get_session("x") is None
+    good = {
+        "basePayload": {"chatId": "x"},
+        "machine": "small-1x",
+        "concurrency": ["per-user"],
+        "concurrencyKey": 7,
+        "maxAttempts": 3.0,
+        "ttl": "10m",
+        "externalDeploymentId": "  ",
+        "unknownField": True,
+    }
+    created = create(server, "x", triggerConfig=good)
+    assert created["triggerConfig"] == {
+        "basePayload": {"chatId": "x"},
+        "machine": "small-1x",
+        "concurrency": ["per-user"],
+        "concurrencyKey": "7",
+        "maxAttempts": 3,
+        "ttl": "10m",
+    }
+
+
+def test_out_of_range_or_non_json_dates_are_refused(server: LocalServer) -> None:
+    create(server, "far", expiresAt=1e15, expect=422)
+    create(server, "far", expiresAt="10000-01-01T00:00:00Z", expect=422)
+    response = requests.post(
+        api(server),
+        data='{"type":"t","taskIdentifier":"t","triggerConfig":{"basePayload":{}},"expiresAt":NaN}',
+        headers=bearer(SECRET),
+        timeout=5,
+    )
+    assert response.status_code == 400
+    assert list_sessions(server)["data"] == []
