@@ -1,30 +1,588 @@
 """The ``sessions-client`` command (also ``python -m sessions_client``).
 
-Subcommands are argparse subparsers built in :func:`build_parser`; each one has a
-``cmd_<name>(args) -> int`` function set as its ``func`` default.
+Configured like the library: ``--api-url`` / ``TRIGGER_API_URL``, ``--token`` /
+``TRIGGER_SECRET_KEY`` then ``TRIGGER_ACCESS_TOKEN``, ``--branch`` /
+``TRIGGER_PREVIEW_BRANCH``. Records and sessions are printed as JSON (one object per
+line for streams and lists); messages, progress and errors go to stderr.
 
-- ``serve``: run the embedded local Sessions server until Ctrl-C.
+Exit codes: 0 success, 1 any other error, 2 usage or configuration error,
+3 authentication or permission error, 4 session not found, 5 network error,
+130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
+import re
 import sys
-from typing import List, Optional
+import traceback
+from datetime import datetime
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Union
+
+from ._version import __version__
+from .config import DEFAULT_API_URL
+from .errors import (
+    AuthenticationError,
+    ConfigurationError,
+    NetworkError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProtocolError,
+    SessionsError,
+)
+
+PROG = "sessions-client"
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+EXIT_NOT_FOUND = 4
+EXIT_NETWORK = 5
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES_HELP = """\
+exit codes:
+  0    success
+  1    any other error (server error, closed session, record too large, ...)
+  2    usage or configuration error (bad option, no token, bad URL)
+  3    authentication or permission error (401, 403)
+  4    session not found (404)
+  5    network error (server unreachable, connection broken)
+  130  interrupted (Ctrl-C)"""
+
+ENVIRONMENT_HELP = f"""\
+environment:
+  TRIGGER_API_URL        server URL (default {DEFAULT_API_URL})
+  TRIGGER_SECRET_KEY     secret key (tr_dev_..., tr_prod_...): may do everything
+  TRIGGER_ACCESS_TOKEN   used when TRIGGER_SECRET_KEY is unset (e.g. a session token)
+  TRIGGER_PREVIEW_BRANCH preview branch name (sent as x-trigger-branch)"""
+
+MAIN_EPILOG = (
+    """\
+examples:
+  sessions-client demo                          # a 5-step tour on an embedded server
+  sessions-client serve --echo-agent            # a local server for your own tests
+  export TRIGGER_API_URL=http://127.0.0.1:8030 TRIGGER_SECRET_KEY=tr_dev_local
+  sessions-client create --task echo --external-id chat-1
+  sessions-client append chat-1 '{"type": "text", "text": "hi"}'
+  sessions-client tail chat-1 --out | jq -r .data.text
+  sessions-client drain chat-1 --in --from 0 > in.jsonl
+
+"""
+    + ENVIRONMENT_HELP
+    + "\n\n"
+    + EXIT_CODES_HELP
+    + "\n"
+)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(
-        prog="sessions-client",
-        description="Synchronous client tools for Trigger.dev Sessions.",
+_NUMBER = re.compile(r"-\d+(\.\d+)?([eE][-+]?\d+)?")
+
+
+class _CLIUsageError(Exception):
+    """A usage mistake found after argument parsing (exit code 2)."""
+
+
+# --------------------------------------------------------------------- output
+
+
+def _json_line(out: TextIO, value: Any) -> None:
+    out.write(json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n")
+    out.flush()
+
+
+def _json_document(out: TextIO, value: Any) -> None:
+    out.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+    out.flush()
+
+
+def _hide_tokens(obj: Dict[str, Any], show: bool) -> Dict[str, Any]:
+    if show or "publicAccessToken" not in obj:
+        return obj
+    shown = dict(obj)
+    shown["publicAccessToken"] = "<hidden: pass --show-token to print it>"
+    return shown
+
+
+class _Progress:
+    """A one-line counter on stderr, only when stderr is a terminal."""
+
+    def __init__(self, err: TextIO, label: str, every: int = 200) -> None:
+        self._err = err
+        self._label = label
+        self._every = every
+        self._enabled = bool(getattr(err, "isatty", lambda: False)())
+        self._shown = False
+        self.count = 0
+
+    def tick(self, seq: Optional[int] = None) -> None:
+        self.count += 1
+        if self._enabled and self.count % self._every == 0:
+            where = "" if seq is None else f" (last seq {seq})"
+            self._err.write(f"\r{self._label}: {self.count:,} records{where}")
+            self._err.flush()
+            self._shown = True
+
+    def done(self) -> None:
+        if self._shown:
+            self._err.write(f"\r{self._label}: {self.count:,} records, done.\n")
+            self._err.flush()
+
+
+# ---------------------------------------------------------------- connections
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from .client import Client
+
+    return Client(token=args.token, api_url=args.api_url, branch=args.branch)
+
+
+def _session(args: argparse.Namespace) -> Any:
+    from .session import Session
+
+    return Session(args.session, token=args.token, api_url=args.api_url, branch=args.branch)
+
+
+def _parse_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _CLIUsageError(f"{what} is not valid JSON ({exc.msg} at char {exc.pos})") from None
+
+
+def _resume_options(args: argparse.Namespace) -> Dict[str, Any]:
+    """``last_event_id`` / ``cursor`` keyword arguments from --from / --after / --cursor."""
+    if args.cursor is not None:
+        from .cursor import FileCursor
+
+        return {"cursor": FileCursor(args.cursor)}
+    if args.from_seq is not None:
+        return {"last_event_id": args.from_seq - 1 if args.from_seq > 0 else None}
+    if args.after is not None:
+        return {"last_event_id": args.after}
+    return {}
+
+
+# ------------------------------------------------------------------- commands
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from . import _cli_demo
+
+    configured = args.api_url or os.environ.get("TRIGGER_API_URL")
+    if configured and not args.local:
+        if args.task:
+            return _cli_demo.run_remote(
+                out,
+                api_url=args.api_url,
+                token=args.token,
+                branch=args.branch,
+                task=args.task,
+                timeout=args.timeout,
+            )
+        err.write(
+            f"{PROG}: note: a server is configured ({configured}), but the demo needs an "
+            "agent there that answers; pass --task TASK_ID to run it there. "
+            "Using the embedded local server instead.\n"
+        )
+    return _cli_demo.run_local(out, wire=args.wire, timeout=args.timeout)
+
+
+def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Run the local server until Ctrl-C; print where it listens."""
+    from .testing import LocalServer, serve
+
+    def ready(server: LocalServer) -> None:
+        out.write(
+            f"{PROG}: local Sessions server on {server.url} "
+            f"(wire {server.wire}, db {server.db}"
+            f"{', echo agent' if args.echo_agent else ''}); Ctrl-C to stop\n"
+        )
+        key = "tr_dev_local" if args.secret_key == "tr_dev_local" else "<your --secret-key>"
+        out.write(f"  export TRIGGER_API_URL={server.url} TRIGGER_SECRET_KEY={key}\n")
+        out.flush()
+
+    try:
+        serve(
+            args.port,
+            args.db,
+            args.wire,
+            args.secret_key,
+            args.echo_agent,
+            host=args.host,
+            on_ready=ready,
+        )
+    except OSError as exc:
+        err.write(f"{PROG}: error: cannot serve on {args.host}:{args.port}: {exc}\n")
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def _records_to_append(args: argparse.Namespace, err: TextIO) -> Iterator[str]:
+    if args.record != "-":
+        yield args.record
+        return
+    stdin = sys.stdin
+    if stdin.isatty():
+        err.write(f"{PROG}: reading records from standard input, one per line (Ctrl-D ends)\n")
+    for line in stdin:
+        text = line.rstrip("\r\n")
+        if text.strip():
+            yield text
+
+
+def cmd_append(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    session = _session(args)
+    append: Callable[..., Dict[str, Any]] = (
+        session.append_out if args.channel == "out" else session.append_in
     )
-    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from_stdin = args.record == "-"
+    progress = _Progress(err, f"appended to .{args.channel}")
+    try:
+        for number, text in enumerate(_records_to_append(args, err), start=1):
+            record: Any = _parse_json(text, f"record {number}") if args.json else text
+            part_id = args.part_id
+            if part_id is not None and from_stdin:
+                part_id = f"{part_id}-{number}"
+            result = append(record, part_id=part_id)
+            _json_line(out, result)
+            progress.tick(result.get("seq"))
+    finally:
+        progress.done()
+        session.close()
+    return EXIT_OK
 
-    serve = subcommands.add_parser(
+
+def cmd_tail(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    session = _session(args)
+    read = session.iter_out if args.channel == "out" else session.iter_in
+    records = read(
+        follow=not args.no_follow,
+        include_control=args.controls,
+        timeout_seconds=args.timeout_seconds,
+        **_resume_options(args),
+    )
+    count = 0
+    try:
+        if args.limit == 0:
+            return EXIT_OK
+        for record in records:
+            _json_line(out, record)
+            count += 1
+            if args.limit is not None and count >= args.limit:
+                break
+    finally:
+        records.close()
+        session.close()
+    return EXIT_OK
+
+
+def _drain_pages(session: Any, io: str, after: Optional[int]) -> Iterator[List[Dict[str, Any]]]:
+    """The pages of ``GET .../records`` after ``after``, decoded, until an empty page.
+
+    Paged here (instead of ``Session.drain_*``, which returns one list) so that a long
+    drain prints as it goes, keeps memory bounded and can show progress.
+    """
+    from .http import quote_segment
+    from .wire import decode_drain_item
+
+    path = f"/realtime/v1/sessions/{quote_segment(session.session_id)}/{io}/records"
+    current = after
+    while True:
+        params = None if current is None else {"afterEventId": str(current)}
+        response = session.transport.request("GET", path, params=params, retry=session.read_retry)
+        try:
+            items = response.json().get("records")
+        except ValueError:
+            items = None
+        if not isinstance(items, list):
+            raise ProtocolError(
+                "the records answer has no list 'records'", status=response.status_code
+            )
+        page = [decode_drain_item(item) for item in items]
+        page = [r for r in page if current is None or r["seq"] > current]
+        if not page:
+            return
+        yield page
+        current = max(r["seq"] for r in page)
+
+
+def cmd_drain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    session = _session(args)
+    options = _resume_options(args)
+    cursor = options.get("cursor")
+    after = options.get("last_event_id", None if cursor is None else cursor.get())
+    progress = _Progress(err, f"drained .{args.channel}")
+    try:
+        for page in _drain_pages(session, args.channel, after):
+            for record in page:
+                progress.tick(record["seq"])
+                if record["control"] is None or args.controls:
+                    _json_line(out, record)
+            if cursor is not None:
+                cursor.set(max(r["seq"] for r in page))
+    finally:
+        progress.done()
+        session.close()
+    return EXIT_OK
+
+
+def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    session = _session(args)
+    record: Any = _parse_json(args.record, "the record") if args.json else args.record
+    try:
+        turn = session.ask(record, timeout=args.timeout)
+    finally:
+        session.close()
+    for reply in turn["records"]:
+        _json_line(out, reply)
+    if args.controls:
+        _json_line(out, turn["control"])
+    return EXIT_OK
+
+
+def cmd_create(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.trigger_config is not None:
+        trigger_config = _parse_json(args.trigger_config, "--trigger-config")
+    else:
+        trigger_config = {"basePayload": _parse_json(args.payload, "--payload")}
+    metadata = None if args.metadata is None else _parse_json(args.metadata, "--metadata")
+    with _client(args) as client:
+        created = client.create_session(
+            args.type,
+            args.task,
+            trigger_config,
+            external_id=args.external_id,
+            tags=args.tag or None,
+            metadata=metadata,
+            expires_at=args.expires_at,
+        )
+    _json_document(out, _hide_tokens(created, args.show_token))
+    return EXIT_OK
+
+
+def cmd_get(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _client(args) as client:
+        _json_document(out, _hide_tokens(client.get_session(args.session), False))
+    return EXIT_OK
+
+
+def cmd_update(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    changes: Dict[str, Any] = {}
+    if args.tag is not None:
+        changes["tags"] = args.tag
+    if args.metadata is not None:
+        changes["metadata"] = _parse_json(args.metadata, "--metadata")
+    if args.external_id is not None:
+        changes["external_id"] = args.external_id
+    if not changes:
+        raise _CLIUsageError("nothing to update: give --tag, --metadata or --external-id")
+    with _client(args) as client:
+        _json_document(out, _hide_tokens(client.update_session(args.session, **changes), False))
+    return EXIT_OK
+
+
+def cmd_close(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _client(args) as client:
+        closed = client.close_session(args.session, reason=args.reason)
+    _json_document(out, _hide_tokens(closed, False))
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    filters: Dict[str, Any] = {
+        "type": args.type,
+        "tag": args.tag,
+        "task_identifier": args.task,
+        "external_id": args.external_id,
+        "status": args.status,
+        "period": args.period,
+        "created_from": args.created_from,
+        "created_to": args.created_to,
+    }
+    count = 0
+    with _client(args) as client:
+        sessions = client.list_sessions(
+            page_size=args.page_size, **{k: v for k, v in filters.items() if v is not None}
+        )
+        try:
+            for found in sessions:
+                if args.limit is not None and count >= args.limit:
+                    break
+                _json_line(out, _hide_tokens(found, False))
+                count += 1
+        finally:
+            close = getattr(sessions, "close", None)
+            if close is not None:
+                close()
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------- parser
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the epilog's examples as written, and shows defaults where set."""
+
+
+def _common_options(defaults: bool) -> argparse.ArgumentParser:
+    """--api-url/--token/--branch/--debug, accepted before or after the command."""
+    parent = argparse.ArgumentParser(add_help=False)
+    suppress: Dict[str, Any] = {} if defaults else {"default": argparse.SUPPRESS}
+    group = parent.add_argument_group("connection options")
+    group.add_argument(
+        "--api-url",
+        metavar="URL",
+        help=f"server URL (default: $TRIGGER_API_URL, else {DEFAULT_API_URL})",
+        **suppress,
+    )
+    group.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="secret key or session token (default: $TRIGGER_SECRET_KEY, then "
+        "$TRIGGER_ACCESS_TOKEN); prefer the environment: command lines are visible to "
+        "other users of the machine",
+        **suppress,
+    )
+    group.add_argument(
+        "--branch",
+        metavar="NAME",
+        help="preview branch (default: $TRIGGER_PREVIEW_BRANCH)",
+        **suppress,
+    )
+    group.add_argument(
+        "--debug",
+        action="store_true",
+        help="log HTTP traffic (without tokens) and show tracebacks on stderr",
+        **suppress,
+    )
+    return parent
+
+
+def _channel_option(parser: argparse.ArgumentParser, default: str) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--in",
+        dest="channel",
+        action="store_const",
+        const="in",
+        help="the .in channel (clients -> task)" + (" (default)" if default == "in" else ""),
+    )
+    group.add_argument(
+        "--out",
+        dest="channel",
+        action="store_const",
+        const="out",
+        help="the .out channel (task -> clients)" + (" (default)" if default == "out" else ""),
+    )
+    parser.set_defaults(channel=default)
+
+
+def _seq(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a sequence number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"sequence numbers are >= 0, got {value}")
+    return value
+
+
+def _when(text: str) -> Union[int, datetime]:
+    """A moment: Unix milliseconds, or ISO 8601 (``2026-01-31``, ``...T12:00:00Z``)."""
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a time: {text!r} (use ISO 8601 like 2026-01-31T12:00:00Z, or Unix ms)"
+        ) from None
+    return moment
+
+
+def _positive_int(text: str) -> int:
+    value = _seq(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _resume_group(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--from",
+        dest="from_seq",
+        type=_seq,
+        metavar="SEQ",
+        help="start at record SEQ (inclusive; default: the oldest record retained)",
+    )
+    group.add_argument(
+        "--after",
+        type=_seq,
+        metavar="SEQ",
+        help="start after record SEQ (what Last-Event-ID means)",
+    )
+    group.add_argument(
+        "--cursor",
+        metavar="FILE",
+        help="resume after the seq stored in FILE and store each record's seq there once "
+        "it is printed (a FileCursor; created if missing)",
+    )
+
+
+def _session_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "session", metavar="SESSION", help="session id (session_...) or external id"
+    )
+
+
+def _add_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    summary: str,
+    description: str,
+    epilog: str,
+    func: Callable[[argparse.Namespace, TextIO, TextIO], int],
+    common: argparse.ArgumentParser,
+) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=epilog,
+        formatter_class=_Formatter,
+        parents=[common],
+    )
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _add_serve_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    serve = _add_command(
+        commands,
         "serve",
-        help="run the embedded local Sessions server until Ctrl-C",
-        description="Run the embedded local Sessions server (SQLite storage) until Ctrl-C.",
+        "run the embedded local Sessions server until Ctrl-C",
+        "Run the embedded local Sessions server (SQLite storage, standard library only) "
+        "until Ctrl-C. It speaks the same protocol as Trigger.dev: point TRIGGER_API_URL at "
+        "it and use its secret key. With --echo-agent, every record appended to a session's "
+        '.in is answered on .out with {"type": "text", "text": "echo: ..."} and a '
+        "turn-complete control record. Fault injection is available from Python "
+        "(sessions_client.testing.LocalServer().faults).",
+        "examples:\n"
+        "  sessions-client serve --echo-agent\n"
+        "  sessions-client serve --port 0 --db :memory: --wire v1\n"
+        "  sessions-client serve --db /tmp/sessions.db   # survives restarts",
+        cmd_serve,
+        common,
     )
     serve.add_argument("--port", type=int, default=8030, help="TCP port (default 8030; 0 = any)")
     serve.add_argument(
@@ -42,45 +600,352 @@ def build_parser() -> argparse.ArgumentParser:
         help="echo every .in record to .out, then turn-complete",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.set_defaults(func=cmd_serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``sessions-client`` (every sub-command)."""
+    common = _common_options(defaults=False)
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Talk to Trigger.dev Sessions from the command line: append to and read "
+        "a session's .in/.out channels, manage sessions, or run an embedded local server.",
+        epilog=MAIN_EPILOG,
+        formatter_class=_Formatter,
+        parents=[_common_options(defaults=True)],
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+
+    demo = _add_command(
+        commands,
+        "demo",
+        "a short narrated tour on an embedded server (offline, seconds)",
+        "Start the embedded Sessions server with its echo agent (database in a temporary "
+        "directory, 127.0.0.1 only), create a session, send a message with ask() and print "
+        "the reply, stop a read part-way and resume it from its cursor, and recover from a "
+        "cut connection, explaining each step. Needs no network and no account.\n\n"
+        "With --task and a configured server (--api-url or $TRIGGER_API_URL), the same "
+        "conversation runs against that server's agent task instead, in a new session that "
+        "is closed at the end.",
+        "examples:\n  sessions-client demo\n  sessions-client demo --wire v1\n"
+        "  sessions-client demo --api-url https://api.trigger.dev --task my-chat-agent",
+        cmd_demo,
+        common,
+    )
+    demo.add_argument(
+        "--wire", choices=["v1", "v2"], default="v2", help="wire shape of the local server"
+    )
+    demo.add_argument(
+        "--local",
+        action="store_true",
+        help="use the embedded server even when a server is configured",
+    )
+    demo.add_argument("--task", help="agent task id on the configured server (remote demo)")
+    demo.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait for a reply (default 60)"
+    )
+
+    _add_serve_command(commands, common)
+
+    append = _add_command(
+        commands,
+        "append",
+        "append records to a session's .in (or .out)",
+        "Append one record, or one record per line of standard input.\n\n"
+        "A record is sent as its exact text. Readers decode text that parses as JSON into "
+        'the JSON value (so \'{"type": "text"}\' arrives as an object, 42 as a number, '
+        'hello as the string "hello"). With --json each record must be valid JSON, which '
+        "is checked before anything is sent, and it goes out as application/json.\n\n"
+        'Prints one JSON line per record: {"ok": true, "seq": N, "part_id": ...}. '
+        "Appends are idempotent per part id: a retried append is never stored twice.",
+        "examples:\n"
+        '  sessions-client append chat-1 \'{"type": "text", "text": "hi"}\'\n'
+        '  sessions-client append chat-1 --out --json \'{"type": "text-delta"}\'\n'
+        "  cat messages.jsonl | sessions-client append chat-1 --json -\n"
+        "  sessions-client append chat-1 --part-id import-42 - < batch.txt   "
+        "# re-running stores nothing twice",
+        cmd_append,
+        common,
+    )
+    _session_argument(append)
+    append.add_argument(
+        "record",
+        metavar="RECORD",
+        nargs="?",
+        help="the record's text, or - (the default) for one record per line of stdin "
+        "(blank lines are skipped)",
+    )
+    _channel_option(append, "in")
+    append.add_argument(
+        "--part-id",
+        metavar="ID",
+        help="idempotency key (X-Part-Id); with -, line N gets ID-N (default: random)",
+    )
+    append.add_argument("--json", action="store_true", help="records must be valid JSON")
+
+    tail = _add_command(
+        commands,
+        "tail",
+        "stream a channel's records as JSON lines",
+        "Print a channel's records as they arrive, one JSON object per line, flushed at once: "
+        '{"seq", "data", "part_id", "timestamp", "headers", "control"}. '
+        "Reconnects by itself after network failures, resuming after the last printed seq. "
+        "Runs until Ctrl-C, or with --no-follow until it has caught up.",
+        "examples:\n"
+        "  sessions-client tail chat-1                     # new and old .out records, forever\n"
+        "  sessions-client tail chat-1 --in --from 10 --no-follow\n"
+        "  sessions-client tail chat-1 --controls | jq -c 'select(.control)'\n"
+        "  sessions-client tail chat-1 --cursor chat-1.cursor --limit 1   # the next record",
+        cmd_tail,
+        common,
+    )
+    _session_argument(tail)
+    _channel_option(tail, "out")
+    _resume_group(tail)
+    tail.add_argument(
+        "--no-follow", action="store_true", help="stop once caught up instead of waiting"
+    )
+    tail.add_argument(
+        "--controls",
+        action="store_true",
+        help="also print control records (turn-complete, upgrade-required)",
+    )
+    tail.add_argument("--limit", type=_seq, metavar="N", help="stop after N records")
+    tail.add_argument(
+        "--timeout-seconds",
+        type=int,
+        default=60,
+        metavar="S",
+        help="long-poll window the server keeps an idle stream open, 1..600 (default 60)",
+    )
+
+    drain = _add_command(
+        commands,
+        "drain",
+        "print every stored record of a channel and exit",
+        "Fetch a channel's records page by page without streaming (GET .../records) and "
+        "print them as JSON lines, like tail. Shows a counter on stderr when it is a terminal.",
+        "examples:\n"
+        "  sessions-client drain chat-1 > out.jsonl\n"
+        "  sessions-client drain chat-1 --in --after 99 | jq -r .data.text\n"
+        "  sessions-client drain chat-1 --cursor chat-1.cursor   # only what is new since last run",
+        cmd_drain,
+        common,
+    )
+    _session_argument(drain)
+    _channel_option(drain, "out")
+    _resume_group(drain)
+    drain.add_argument("--controls", action="store_true", help="also print control records")
+
+    ask = _add_command(
+        commands,
+        "ask",
+        "send a message and print the agent's reply (one chat turn)",
+        "Append RECORD to .in, then print the .out records of the agent's answer as JSON "
+        "lines, up to the turn-complete control record for that message.",
+        'examples:\n  sessions-client ask chat-1 \'{"type": "text", "text": "hi"}\' '
+        "| jq -r .data.text",
+        cmd_ask,
+        common,
+    )
+    _session_argument(ask)
+    ask.add_argument("record", metavar="RECORD", help="the message (text; see append)")
+    ask.add_argument("--json", action="store_true", help="RECORD must be valid JSON")
+    ask.add_argument("--controls", action="store_true", help="also print the turn-complete")
+    ask.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait for the reply (default 60)"
+    )
+
+    create = _add_command(
+        commands,
+        "create",
+        "create a session (or get the existing one with that external id)",
+        "Create a session for an agent task and print it as JSON. With an --external-id "
+        'that already exists, the existing session is returned ("isCached": true). The '
+        "session's publicAccessToken is hidden unless --show-token is given.",
+        "examples:\n"
+        "  sessions-client create --task my-agent --external-id chat-1 --tag user:42\n"
+        '  sessions-client create --task my-agent --payload \'{"model": "small"}\'',
+        cmd_create,
+        common,
+    )
+    create.add_argument("--task", required=True, help="the task identifier that serves it")
+    create.add_argument("--type", default="chat.agent", help="session type (default chat.agent)")
+    create.add_argument("--external-id", metavar="ID", help="your own id for the session")
+    create.add_argument(
+        "--payload", default="{}", metavar="JSON", help="triggerConfig.basePayload (default {})"
+    )
+    create.add_argument(
+        "--trigger-config", metavar="JSON", help="the whole triggerConfig (overrides --payload)"
+    )
+    create.add_argument(
+        "--tag", action="append", metavar="TAG", help="a tag (repeat for more, at most 10)"
+    )
+    create.add_argument("--metadata", metavar="JSON", help="metadata object")
+    create.add_argument("--expires-at", metavar="ISO8601", help="expiry time")
+    create.add_argument(
+        "--show-token", action="store_true", help="print the session's publicAccessToken"
+    )
+
+    get = _add_command(
+        commands,
+        "get",
+        "print a session as JSON",
+        "Retrieve a session by id or external id and print it as JSON.",
+        "examples:\n  sessions-client get chat-1 | jq .closedAt",
+        cmd_get,
+        common,
+    )
+    _session_argument(get)
+
+    update = _add_command(
+        commands,
+        "update",
+        "change a session's tags, metadata or external id",
+        "Update a session (needs a secret key) and print it as JSON.",
+        "examples:\n  sessions-client update chat-1 --tag vip --tag user:42\n"
+        '  sessions-client update chat-1 --metadata \'{"plan": "pro"}\'',
+        cmd_update,
+        common,
+    )
+    _session_argument(update)
+    update.add_argument(
+        "--tag", action="append", metavar="TAG", help="replace the tags (repeat for more)"
+    )
+    update.add_argument("--metadata", metavar="JSON", help="replace the metadata")
+    update.add_argument("--external-id", metavar="ID", help="set the external id")
+
+    close = _add_command(
+        commands,
+        "close",
+        "close a session (idempotent)",
+        "Close a session (needs a secret key) and print it as JSON. Appends to a closed "
+        "session fail; reads still work.",
+        "examples:\n  sessions-client close chat-1 --reason 'user left'",
+        cmd_close,
+        common,
+    )
+    _session_argument(close)
+    close.add_argument("--reason", help="why, stored with the session")
+
+    listing = _add_command(
+        commands,
+        "list",
+        "list sessions as JSON lines (every page)",
+        "List sessions, newest first, one JSON object per line, following every page.",
+        "examples:\n"
+        "  sessions-client list --status ACTIVE --tag user:42\n"
+        "  sessions-client list --period 7d | jq -r .id\n"
+        "  sessions-client list --from 2026-01-01T00:00:00Z --limit 5",
+        cmd_list,
+        common,
+    )
+    listing.add_argument("--type", help="only this session type")
+    listing.add_argument("--tag", help="only sessions with this tag")
+    listing.add_argument("--task", help="only this task identifier")
+    listing.add_argument("--external-id", metavar="ID", help="only this external id")
+    listing.add_argument("--status", help="ACTIVE, CLOSED or EXPIRED (comma-separated for several)")
+    listing.add_argument("--period", help="created within this period, e.g. 1h, 7d")
+    listing.add_argument(
+        "--from",
+        dest="created_from",
+        type=_when,
+        metavar="WHEN",
+        help="created at or after WHEN (ISO 8601, UTC unless it has an offset, or Unix ms)",
+    )
+    listing.add_argument(
+        "--to", dest="created_to", type=_when, metavar="WHEN", help="created at or before WHEN"
+    )
+    listing.add_argument("--limit", type=_seq, metavar="N", help="print at most N sessions")
+    listing.add_argument(
+        "--page-size", type=_positive_int, default=20, metavar="N", help="per request (20)"
+    )
     return parser
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the local server until Ctrl-C; print where it listens."""
-    from .testing import LocalServer, serve
-
-    def ready(server: LocalServer) -> None:
-        print(
-            f"sessions-client: local Sessions server on {server.url} "
-            f"(wire {server.wire}, db {server.db}"
-            f"{', echo agent' if args.echo_agent else ''}); Ctrl-C to stop",
-            flush=True,
-        )
-
-    try:
-        serve(
-            args.port,
-            args.db,
-            args.wire,
-            args.secret_key,
-            args.echo_agent,
-            host=args.host,
-            on_ready=ready,
-        )
-    except OSError as exc:
-        print(f"sessions-client serve: {exc}", file=sys.stderr)
-        return 1
-    return 0
+# ----------------------------------------------------------------------- main
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point of the ``sessions-client`` console script."""
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code documented for an error (see the module docstring)."""
+    if isinstance(exc, (ConfigurationError, _CLIUsageError)):
+        return EXIT_USAGE
+    if isinstance(exc, (AuthenticationError, PermissionDeniedError)):
+        return EXIT_AUTH
+    if isinstance(exc, NotFoundError):
+        return EXIT_NOT_FOUND
+    if isinstance(exc, NetworkError):
+        return EXIT_NETWORK
+    return EXIT_ERROR
+
+
+def _hint(exc: BaseException) -> str:
+    if isinstance(exc, AuthenticationError):
+        return " (check --token / TRIGGER_SECRET_KEY)"
+    if isinstance(exc, PermissionDeniedError):
+        return " (this token may not do that: .out appends, update and close need a secret key)"
+    return ""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    """``parse_args``, except that append's optional RECORD may follow its options.
+
+    (argparse gives an optional positional its default as soon as the positionals
+    before the first option are consumed, so ``append S --out text`` would reject
+    ``text``.)
+    """
+    args, extras = parser.parse_known_args(argv)
+    if getattr(args, "command", None) == "append":
+        if args.record is None and len(extras) == 1 and _looks_like_record(extras[0]):
+            args.record = extras.pop()
+        if args.record is None:
+            args.record = "-"
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
+def _looks_like_record(text: str) -> bool:
+    return text == "-" or not text.startswith("-") or _NUMBER.fullmatch(text) is not None
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; returns the exit code (the console script exits with it)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    func = getattr(args, "func", None)
-    if func is None:
+    args = _parse(parser, argv)
+    if args.command is None:
         parser.print_help()
-        return 2
-    result: int = func(args)
-    return result
+        return EXIT_USAGE
+    out, err = sys.stdout, sys.stderr
+    if args.debug:
+        logging.basicConfig(
+            level=logging.DEBUG, stream=err, format="%(asctime)s %(name)s %(message)s"
+        )
+    try:
+        code: int = args.func(args, out, err)
+        return code
+    except KeyboardInterrupt:
+        err.write(f"\n{PROG}: interrupted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of our output went away (e.g. `| head`): stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except (SessionsError, _CLIUsageError) as exc:
+        if args.debug:
+            traceback.print_exc(file=err)
+        err.write(f"{PROG}: error: {_one_line(str(exc))}{_hint(exc)}\n")
+        return exit_code_for(exc)
+    except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
+        if args.debug:
+            traceback.print_exc(file=err)
+        err.write(
+            f"{PROG}: error: {type(exc).__name__}: {_one_line(str(exc))}"
+            f"{'' if args.debug else ' (run with --debug for the traceback)'}\n"
+        )
+        return EXIT_ERROR
