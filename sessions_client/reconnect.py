@@ -48,6 +48,8 @@ READ_SIZE = 65536
 V2_STALL_TIMEOUT = 15.0
 #: Extra stall slack beyond the long-poll window on a v1 stream (no pings).
 V1_STALL_SLACK = 15.0
+#: Seconds an explicit stall timeout exceeds the long-poll window by, at least.
+STALL_MARGIN = 0.5
 #: Timeout-Seconds sent by a non-following reader: the server ends the window 1 s
 #: after the last record, so ``follow=False`` returns promptly on v1 servers too.
 NON_FOLLOW_WINDOW = 1
@@ -173,10 +175,15 @@ def read_channel(
     """
     delays = backoff if backoff is not None else Backoff()
     window = timeout_seconds if follow else min(timeout_seconds, NON_FOLLOW_WINDOW)
-    if stall_timeout is not None:
-        # End idle long-poll windows (with [DONE]) before the stall timeout would fire.
+    if stall_timeout is None:
+        read_timeout = window + V1_STALL_SLACK
+    else:
+        # An idle long-poll window must end (with [DONE]) before a stall is declared,
+        # so the window is kept below the stall timeout, and the stall timeout is never
+        # shorter than the (1-s minimum) window plus a margin: silence is never taken
+        # for a stall, nor a stall for the end.
         window = min(window, max(1, math.ceil(stall_timeout) - 1))
-    open_read_timeout = stall_timeout if stall_timeout is not None else window + V1_STALL_SLACK
+        read_timeout = max(stall_timeout, window + STALL_MARGIN)
     seen_ids: Set[str] = set()
     seen_order: Deque[str] = deque()
     stored: Optional[int] = last_seq
@@ -216,7 +223,7 @@ def read_channel(
                     path,
                     headers=headers,
                     connect_timeout=connect_timeout,
-                    read_timeout=open_read_timeout,
+                    read_timeout=read_timeout,
                 )
             except APIError as exc:
                 if exc.status in PERMANENT_STATUSES:
@@ -247,9 +254,6 @@ def read_channel(
                     except StopIteration:
                         break
                     except _STREAM_ERRORS as exc:
-                        if not follow and not progressed and _is_timeout(exc):
-                            logger.debug("%s: nothing new within the stall timeout; done", path)
-                            return
                         raise _StreamFailure(_read_error(exc, path)) from exc
                     decoded = decode_event(event, shape)
                     got_event = True
@@ -322,7 +326,7 @@ def read_channel(
             if settled:
                 logger.debug("%s is settled; ending the reader", path)
                 return
-            if not follow and (done or not got_event):
+            if not follow and (done or not progressed):
                 return
             if not got_event:
                 pause = delays.next_delay()
@@ -338,17 +342,16 @@ def read_channel(
 
 
 def _caught_up_on_ping(last_seq: Optional[int], tail: Optional[int]) -> bool:
-    if tail is None or last_seq is None:
-        return True
+    """Whether a ping's tail says the reader has every record (unknown tail: no)."""
+    if tail is None:
+        return False
+    if last_seq is None:
+        return tail <= 0
     return last_seq >= tail - 1
 
 
-def _is_timeout(exc: BaseException) -> bool:
-    return isinstance(exc, (urllib3.exceptions.ReadTimeoutError, socket.timeout, requests.Timeout))
-
-
 def _read_error(exc: BaseException, path: str) -> NetworkError:
-    if _is_timeout(exc):
+    if isinstance(exc, (urllib3.exceptions.ReadTimeoutError, socket.timeout, requests.Timeout)):
         return NetworkError(f"stream on {path} stalled: no bytes within the stall timeout")
     return NetworkError(f"stream on {path} broke: {type(exc).__name__}: {exc}")
 

@@ -285,9 +285,9 @@ class Session:
         ``follow=True`` tails for ever, reconnecting at once after every normal end
         of a long-poll window of ``timeout_seconds`` (1-600). ``follow=False``
         returns once caught up: on v2 when the last seq reaches a ping's or a
-        batch's tail - 1; on v1 at the server's ``[DONE]`` (the reader asks for a
-        1-second window); a broken connection is resumed first, and a stall on a
-        connection that brought nothing new ends it.
+        batch's tail - 1; otherwise at the server's ``[DONE]`` (the reader asks for
+        a 1-second window). A broken or stalled connection is resumed first: a
+        stall is never taken for the end.
 
         Failures (connection errors, 408/429/5xx, ``event: error``, broken or
         stalled streams) reconnect after a capped jittered backoff (0.1 s doubling
@@ -300,8 +300,9 @@ class Session:
         ``stall_timeout``: seconds without a byte on an open stream before it is
         dropped and resumed (``None``: 15 s on v2 streams, which ping every ~5 s;
         ``timeout_seconds`` + 15 s on v1). When given, the long-poll window asked
-        for is kept below it (``ceil(stall_timeout) - 1``, at least 1 s) so that an
-        idle window ends with ``[DONE]`` before the stall would fire.
+        for is kept below it (``ceil(stall_timeout) - 1``, at least 1 s) and the
+        stall timeout is at least that window + 0.5 s (so at least 1.5 s): an idle
+        window always ends with ``[DONE]`` before a stall could be declared.
 
         Control records go to ``on_control(record)`` and are yielded only with
         ``include_control``; a ``public-access-token`` on a ``turn-complete``

@@ -230,8 +230,8 @@ def test_a_stalled_stream_is_detected(session, srv, sid):
     srv.append(sid, "out", "second")
     srv.faults.stall_stream(5.0, after_bytes=1)
     started = time.monotonic()
-    # 0.8 s: longer than the 0.5 s ping interval, far shorter than the 5 s stall
-    records = list(session.iter_out(follow=False, stall_timeout=0.8))
+    # 1.5 s: longer than the 1-s window of a non-following reader, far below the 5 s stall
+    records = list(session.iter_out(follow=False, stall_timeout=1.5))
     assert [r["data"] for r in records] == ["first", "second"]
     assert time.monotonic() - started < 4
 

@@ -451,19 +451,29 @@ def test_not_following_v2_on_a_ping_when_caught_up(scripted):
     assert time.monotonic() - started < 0.9
 
 
-def test_not_following_a_quiet_stream_ends_at_the_stall_timeout(scripted):
-    def quiet_after_records(conn: Conn, request: Request) -> None:
+def test_not_following_with_a_short_stall_timeout_returns_at_the_window_end(scripted):
+    def window(conn: Conn, request: Request) -> None:
         conn.start_stream(True)
         conn.body(v1_event(0, "a"))
-        conn.wait_closed_by_peer(10)  # idle, no [DONE] within the stall window
+        time.sleep(1.0)  # the server's idle 1-s window, longer than the stall timeout
+        conn.body(DONE)
+        conn.end_stream()
 
-    srv = scripted(streams(quiet_after_records, idle_stream, idle_stream))
+    srv = scripted(streams(window))
     started = time.monotonic()
     records = list(session_for(srv).iter_out(follow=False, stall_timeout=0.3))
     assert [r["seq"] for r in records] == [0]
     assert time.monotonic() - started < 3
-    assert len(srv.requests) == 2  # resumed once after the stall, nothing new: done
-    assert srv.requests[1].headers["last-event-id"] == "0"
+    assert len(srv.requests) == 1  # the idle window was not taken for a stall
+
+
+def test_not_following_reader_resumes_after_a_stall_before_any_record(scripted):
+    srv = scripted(streams(idle_stream, lambda c, r: send_v1(c, [0, 1])))
+    started = time.monotonic()
+    records = list(session_for(srv).iter_out(follow=False, stall_timeout=0.3))
+    assert [r["seq"] for r in records] == [0, 1]  # a stall is never "caught up"
+    assert len(srv.requests) == 2
+    assert time.monotonic() - started < 5
 
 
 @pytest.mark.parametrize(
@@ -473,6 +483,30 @@ def test_long_poll_window_ends_before_the_stall_timeout(scripted, stall_timeout,
     srv = scripted(streams(lambda c, r: send_v1(c, [0], done=False)))
     take(session_for(srv).iter_out(follow=follow, stall_timeout=stall_timeout), 1)
     assert srv.requests[0].headers["timeout-seconds"] == window
+
+
+def test_not_following_v2_reads_past_an_early_ping_without_a_cursor(scripted):
+    def stream(conn: Conn, request: Request) -> None:
+        conn.start_stream(True, headers=V2)
+        conn.body(v2_ping(3) + b"event: ping\ndata: {}\n\n" + v2_batch([(0, "a"), (1, "b")]))
+        conn.body(v2_batch([(2, "c")], tail=3))
+        conn.wait_closed_by_peer(10)
+
+    srv = scripted(streams(stream))
+    records = list(session_for(srv).iter_out(follow=False))
+    assert [r["seq"] for r in records] == [0, 1, 2]
+
+
+def test_not_following_v2_empty_channel_ends_on_a_zero_tail_ping(scripted):
+    def stream(conn: Conn, request: Request) -> None:
+        conn.start_stream(True, headers=V2)
+        conn.body(v2_ping(0))
+        conn.wait_closed_by_peer(10)
+
+    srv = scripted(streams(stream))
+    started = time.monotonic()
+    assert list(session_for(srv).iter_out(follow=False)) == []
+    assert time.monotonic() - started < 0.9
 
 
 # ---------------------------------------------------------------- bad server input
