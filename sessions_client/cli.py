@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import sys
+import textwrap
 import traceback
 from datetime import datetime
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Union
@@ -426,8 +427,25 @@ def cmd_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 # --------------------------------------------------------------------- parser
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the epilog's examples as written, and shows defaults where set."""
+class _Formatter(argparse.HelpFormatter):
+    """Wraps prose paragraphs; keeps multi-line blocks (examples, tables) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = []
+        for paragraph in text.split("\n\n"):
+            if "\n" in paragraph.strip("\n"):
+                paragraphs.append("\n".join(indent + line for line in paragraph.splitlines()))
+            else:
+                paragraphs.append(
+                    textwrap.fill(
+                        paragraph.strip(),
+                        width,
+                        initial_indent=indent,
+                        subsequent_indent=indent,
+                        break_on_hyphens=False,
+                    )
+                )
+        return "\n\n".join(paragraphs)
 
 
 def _common_options(defaults: bool) -> argparse.ArgumentParser:
