@@ -98,8 +98,9 @@ F2 = pytest.mark.xfail(
 @F2
 @pytest.mark.parametrize("wire", WIRES)
 @pytest.mark.parametrize("cut_first", [False, True], ids=["stall-first", "cut-then-stall"])
+@pytest.mark.parametrize("stall_timeout", [0.5, 2.0])
 def test_non_following_reader_stalled_before_first_record_still_delivers_all(
-    wire: str, cut_first: bool
+    wire: str, cut_first: bool, stall_timeout: float
 ) -> None:
     """A stalled connection is a failure to reconnect from, never "caught up"."""
     total = 100
@@ -115,9 +116,9 @@ def test_non_following_reader_stalled_before_first_record_still_delivers_all(
         tally = Tally(total)
         try:
             run_bounded(
-                lambda: collect(session.iter_out(follow=False, stall_timeout=2), tally),
+                lambda: collect(session.iter_out(follow=False, stall_timeout=stall_timeout), tally),
                 20,
-                f"iter_out(follow=False, stall_timeout=2) on {wire}",
+                f"iter_out(follow=False, stall_timeout={stall_timeout}) on {wire}",
             )
         finally:
             session.close()
