@@ -27,7 +27,6 @@ from typing import (
     Dict,
     FrozenSet,
     Mapping,
-    MutableMapping,
     Optional,
     Tuple,
     Union,
@@ -35,6 +34,7 @@ from typing import (
 from urllib.parse import quote, urlsplit
 
 import requests
+import requests.auth
 from requests.adapters import HTTPAdapter
 
 from ._version import __version__
@@ -293,6 +293,26 @@ _PERMANENT_REQUEST_ERRORS = (
 )
 
 
+class _BearerAuth(requests.auth.AuthBase):
+    """Sets ``Authorization: Bearer <token>`` on one request.
+
+    Passed as ``auth=`` so that ``requests`` neither replaces it with ``.netrc``
+    credentials nor re-applies it after a redirect to another host.
+    """
+
+    __slots__ = ("_token",)
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "_BearerAuth([redacted])"
+
+
 class Transport:
     """A ``requests.Session`` wrapper that authenticates, retries and maps errors.
 
@@ -386,7 +406,8 @@ class Transport:
         """The absolute URL of ``path`` (which starts with ``/``)."""
         return self.api_url + path
 
-    def _headers(self, extra: Optional[Mapping[str, str]]) -> Dict[str, str]:
+    def _prepare(self, extra: Optional[Mapping[str, str]]) -> Tuple[Dict[str, str], _BearerAuth]:
+        """The headers and the auth of one request (the same on each of its attempts)."""
         token = self.token
         if self._plain_http_remote and is_secret_key(token) and not self._warned_insecure:
             self._warned_insecure = True
@@ -394,15 +415,12 @@ class Transport:
                 "sending a secret key over plain HTTP to %s; use https:// for remote hosts",
                 self._host,
             )
-        headers: Dict[str, str] = {
-            "Authorization": f"Bearer {token}",
-            "User-Agent": self.user_agent,
-        }
+        headers: Dict[str, str] = {"User-Agent": self.user_agent}
         if self.branch:
             headers["x-trigger-branch"] = self.branch
         if extra:
             headers.update(extra)
-        return headers
+        return headers, _BearerAuth(token)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -429,7 +447,7 @@ class Transport:
         """
         self._check_open()
         policy = retry if retry is not None else self.retry
-        all_headers = self._headers(headers)
+        all_headers, auth = self._prepare(headers)
         started = time.monotonic()
         attempt = 0
         while True:
@@ -442,6 +460,7 @@ class Transport:
                     json=json,
                     data=data,
                     headers=all_headers,
+                    auth=auth,
                     params=params,
                     timeout=timeout if timeout is not None else self.timeout,
                     verify=self.verify,
@@ -491,12 +510,14 @@ class Transport:
         error of :func:`error_from_response` for a non-2xx answer.
         """
         self._check_open()
-        all_headers: MutableMapping[str, str] = {"Accept-Encoding": "identity"}
-        all_headers.update(self._headers(headers))
+        extra: Dict[str, str] = {"Accept-Encoding": "identity"}
+        extra.update(headers or {})
+        all_headers, auth = self._prepare(extra)
         try:
             response = self.http_session.get(
                 self.url(path),
                 headers=all_headers,
+                auth=auth,
                 params=params,
                 stream=True,
                 timeout=(connect_timeout, read_timeout),

@@ -75,6 +75,16 @@ def test_no_branch_header_without_branch(scripted):
     assert "x-trigger-branch" not in srv.requests[0].headers
 
 
+def test_netrc_credentials_never_replace_the_token(scripted, tmp_path, monkeypatch):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password hunter2\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    srv = scripted(statuses_then_ok([]))
+    Transport(srv.url, SECRET).request("GET", "/ping")
+    assert srv.requests[0].headers["authorization"] == f"Bearer {SECRET}"
+
+
 def test_transports_with_different_tokens_share_one_pool(scripted):
     srv = scripted(statuses_then_ok([]))
     shared = requests.Session()
