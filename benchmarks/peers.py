@@ -120,7 +120,7 @@ def read_sseclient(url: str, token: str, expect: int) -> Tuple[int, int]:
     ) as response:
         response.raise_for_status()
         shape = "v2" if response.headers.get("X-Stream-Version") == "v2" else "v1"
-        client = sseclient.SSEClient(response)
+        client = sseclient.SSEClient(response)  # type: ignore[arg-type]  # as in its README
         for event in client.events():
             count += count_records(event.data, shape)
             if count >= expect:

@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import requests  # noqa: E402
-from run import start_stream_server  # noqa: E402
+from harness import start_stream_server  # noqa: E402
 
 from sessions_client import Session  # noqa: E402
 from sessions_client.reconnect import _iter_chunks  # noqa: E402

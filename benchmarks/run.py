@@ -15,278 +15,41 @@ or reported as skipped when node/npm are missing.
 from __future__ import annotations
 
 import argparse
-import datetime
 import functools
-import importlib
-import json
 import os
-import platform
-import shutil
 import statistics
-import subprocess
 import sys
 import time
-from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(HERE)
-TS_DIR = os.path.join(HERE, "ts")
+from harness import (
+    HERE,
+    TS_DIR,
+    BenchError,
+    ensure_ts_peer,
+    load_average,
+    machine_note,
+    missing_modules,
+    run_json,
+    session_missing,
+    start_local_server,
+    start_stream_server,
+)
+from report import (
+    PEER_LABELS,
+    Report,
+    Samples,
+    markdown_table,
+    rate,
+    ratio_target,
+    read_section,
+)
+
 PEERS = os.path.join(HERE, "peers.py")
 STREAM_TOKEN = "tr_dev_bench"
-PEER_TIMEOUT = 300.0
 SLOW_APPEND_LATENCY = 0.005
 
 READ_PEERS = ["raw", "sseclient", "httpx", "ts", "sessions"]
-PEER_LABELS = {
-    "raw": "(a) raw bytes, requests iter_content(1 MiB)",
-    "sseclient": "(b) requests + sseclient-py + json (README loop)",
-    "httpx": "(c) httpx + httpx-sse + json",
-    "ts": "(d) TS SDK SSEStreamSubscription (node)",
-    "sessions": "(e) sessions_client Session.iter_out",
-}
-
-
-NOTES = [
-    "How to read the targets:",
-    "",
-    "- Judged on wall-clock medians of interleaved runs. In parentheses: the same ratio",
-    "  in CPU time of the reading process alone, which other load on the machine (see the",
-    "  load averages above) disturbs far less than wall-clock time.",
-    "- Raw bytes: the floor. A Python client that only ran `json.loads` on the batch",
-    "  events and record bodies would already take 5-8x the raw read (see PROFILE.md), so",
-    "  the 1.5x goal is out of reach for any decoding client in CPython.",
-    "- 8 threads vs 1: LocalServer is pure Python (one GIL, SQLite) on the same 2 cores,",
-    "  so it saturates before the client does. The run with 5 ms of server latency per",
-    "  append takes the server's CPU out of the picture and shows the client's own",
-    "  concurrency (one Session, a pool of 10 keep-alive connections).",
-    "- Reconnect: the p50 over the trials; it includes the client's first backoff delay",
-    "  (100 ms with 50 % jitter, as the TS SDK) after an abrupt cut.",
-    "- Memory: measured at 1,000,000 records only in the full run.",
-]
-
-
-class BenchError(Exception):
-    """A peer or helper failed; the message is shown in the table."""
-
-
-# --- environment ---------------------------------------------------------------------------
-
-
-def _child_env() -> Dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH")) if p)
-    return env
-
-
-def _version(command: Sequence[str]) -> Optional[str]:
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
-
-
-def _module_version(name: str) -> str:
-    try:
-        from importlib.metadata import version
-
-        return version(name)
-    except Exception:
-        return "not installed"
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (or platform.processor())."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def load_average() -> str:
-    """The 1/5/15-minute load averages (other work on the machine skews wall-clock figures)."""
-    try:
-        return " ".join(f"{value:.2f}" for value in os.getloadavg())
-    except OSError:
-        return "unknown"
-
-
-def ts_core_version() -> str:
-    try:
-        path = os.path.join(TS_DIR, "node_modules", "@trigger.dev", "core", "package.json")
-        with open(path) as package:
-            return str(json.load(package)["version"])
-    except (OSError, ValueError, KeyError):
-        return "not installed"
-
-
-def machine_note() -> Dict[str, str]:
-    """What the figures were measured on."""
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": cpu_model(),
-        "cores": str(os.cpu_count()),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "node": _version(["node", "--version"]) or "absent",
-        "load average (1/5/15 min) at start": load_average(),
-        "packages": ", ".join(
-            f"{name} {_module_version(name)}"
-            for name in ("sessions_client", "requests", "urllib3", "sseclient-py", "httpx")
-        )
-        + f", httpx-sse {_module_version('httpx-sse')}, @trigger.dev/core {ts_core_version()}",
-    }
-
-
-def ensure_ts_peer() -> Optional[str]:
-    """Install the TS peer with ``npm ci`` if needed; a reason when it cannot run."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        return "skipped: node/npm not found"
-    if not os.path.isdir(os.path.join(TS_DIR, "node_modules", "@trigger.dev", "core")):
-        print("installing the TypeScript peer: npm ci in benchmarks/ts ...", flush=True)
-        try:
-            done = subprocess.run(
-                ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                cwd=TS_DIR,
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"skipped: npm ci failed ({exc})"
-        if done.returncode != 0:
-            return "skipped: npm ci failed: " + (done.stderr.strip().splitlines() or ["?"])[-1]
-    return None
-
-
-def missing_modules(names: Sequence[str]) -> Optional[str]:
-    """None when every module imports, else a skip reason naming the missing ones."""
-    missing = []
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            missing.append(name)
-    if not missing:
-        return None
-    return f"skipped: {', '.join(missing)} missing (pip install -r benchmarks/requirements.txt)"
-
-
-def session_missing() -> Optional[str]:
-    """None when ``from sessions_client import Session`` works."""
-    if REPO_ROOT not in sys.path:
-        sys.path.insert(0, REPO_ROOT)
-    try:
-        from sessions_client import Session  # noqa: F401
-    except ImportError as exc:
-        return f"skipped: sessions_client.Session not importable ({exc})"
-    return None
-
-
-# --- subprocess helpers --------------------------------------------------------------------
-
-
-def run_json(command: Sequence[str], timeout: float = PEER_TIMEOUT) -> Dict[str, Any]:
-    """Run one peer; its last stdout line is a JSON object."""
-    try:
-        done = subprocess.run(
-            list(command), capture_output=True, text=True, timeout=timeout, env=_child_env()
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise BenchError(f"timed out after {timeout:.0f} s") from exc
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
-        raise BenchError(tail[:160])
-    result: Dict[str, Any] = json.loads(lines[-1])
-    return result
-
-
-class Helper:
-    """A long-lived helper process that prints one JSON line per command."""
-
-    def __init__(self, command: Sequence[str], ready_timeout: float = 600.0) -> None:
-        self.process = subprocess.Popen(
-            list(command),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=_child_env(),
-        )
-        self.first_line = self._readline(ready_timeout)
-
-    def _readline(self, timeout: float) -> str:
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + timeout
-        line = self.process.stdout.readline()
-        if not line or time.monotonic() > deadline:
-            self.close()
-            raise BenchError(f"helper {self.process.args!r} stopped")
-        return line.strip()
-
-    def command(self, **fields: Any) -> Dict[str, Any]:
-        stdin: Optional[IO[str]] = self.process.stdin
-        assert stdin is not None
-        stdin.write(json.dumps(fields) + "\n")
-        stdin.flush()
-        answer: Dict[str, Any] = json.loads(self._readline(PEER_TIMEOUT))
-        if not answer.get("ok"):
-            raise BenchError(str(answer.get("error")))
-        return answer
-
-    def close(self) -> None:
-        if self.process.stdin is not None and not self.process.stdin.closed:
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def __enter__(self) -> Helper:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def start_stream_server(datasets: Sequence[str]) -> Tuple[Helper, str, Dict[str, int]]:
-    """The in-memory SSE server in its own process: (helper, url, record bytes)."""
-    helper = Helper([sys.executable, os.path.join(HERE, "streamserver.py"), *datasets])
-    _ready, port, sizes = helper.first_line.split(" ", 2)
-    return helper, f"http://127.0.0.1:{port}", json.loads(sizes)
-
-
-def start_local_server(wire: str = "v2") -> Tuple[Helper, str, str]:
-    """LocalServer in its own process: (helper, url, secret key)."""
-    helper = Helper([sys.executable, os.path.join(HERE, "localserver.py"), "--wire", wire])
-    info = json.loads(helper.first_line)
-    return helper, info["url"], info["secret_key"]
-
-
-# --- measurement ---------------------------------------------------------------------------
-
-
-class Samples:
-    """Timings of one peer over the rounds (or why it could not run)."""
-
-    def __init__(self, skip: Optional[str] = None) -> None:
-        self.seconds: List[float] = []
-        self.cpu_seconds: List[float] = []
-        self.error: Optional[str] = skip
-
-    def median(self) -> Optional[float]:
-        return statistics.median(self.seconds) if self.seconds and not self.error else None
-
-    def cpu_median(self) -> Optional[float]:
-        """Median CPU time of the reading process (user + system), when reported."""
-        if not self.cpu_seconds or self.error:
-            return None
-        return statistics.median(self.cpu_seconds)
 
 
 def read_command(peer: str, url: str, session: str, expect: int, token: str) -> List[str]:
@@ -330,122 +93,6 @@ def measure_interleaved(
             cpu_note = "" if cpu is None else f"  (CPU {cpu:.3f} s)"
             print(f"  {name:<10} {result['seconds']:8.3f} s{cpu_note}", flush=True)
     return samples
-
-
-# --- report --------------------------------------------------------------------------------
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
-
-    separator = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(header), separator, *(line(row) for row in rows)])
-
-
-def verdict(ok: Optional[bool]) -> str:
-    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
-
-
-class Report:
-    """Sections of markdown plus the targets table."""
-
-    def __init__(self) -> None:
-        self.sections: List[Tuple[str, str]] = []
-        self.targets: List[List[str]] = []
-
-    def section(self, title: str, body: str) -> None:
-        self.sections.append((title, body))
-        print(f"\n### {title}\n\n{body}\n", flush=True)
-
-    def target(self, name: str, goal: str, figure: str, ok: Optional[bool]) -> None:
-        self.targets.append([name, goal, figure, verdict(ok)])
-
-    def render(self, machine: Dict[str, str], command: str) -> str:
-        note = "\n".join(f"- {key}: {value}" for key, value in machine.items())
-        parts = [
-            "# Benchmark results",
-            "",
-            f"Command: `{command}` (loopback only; medians of interleaved rounds,",
-            "each peer in a fresh process; start-up and imports are not timed).",
-            "",
-            "Machine:",
-            "",
-            note,
-            "",
-            "## Targets (issue 7)",
-            "",
-            markdown_table(["target", "goal", "measured", "result"], self.targets),
-            "",
-            *NOTES,
-        ]
-        for title, body in self.sections:
-            parts += ["", f"## {title}", "", body]
-        return "\n".join(parts) + "\n"
-
-
-def rate(records: int, seconds: Optional[float]) -> str:
-    return "-" if seconds is None else f"{records / seconds:,.0f}"
-
-
-def read_section(samples: Dict[str, Samples], records: int, note: str) -> str:
-    """Records/s per peer and the ratio of Session.iter_out to each."""
-    ours = samples["sessions"].median() if "sessions" in samples else None
-    ours_cpu = samples["sessions"].cpu_median() if "sessions" in samples else None
-    rows = []
-    for name, sample in samples.items():
-        median, cpu = sample.median(), sample.cpu_median()
-        if median is None:
-            rows.append([PEER_LABELS[name], "-", "-", "-", "-", "-", sample.error or "-"])
-            continue
-        mine = name == "sessions"
-        ratio = "-" if ours is None or mine else f"{median / ours:.2f}x"
-        cpu_ratio = "-" if ours_cpu is None or cpu is None or mine else f"{cpu / ours_cpu:.2f}x"
-        spread = f"{min(sample.seconds):.3f}-{max(sample.seconds):.3f}"
-        cpu_text = "-" if cpu is None else f"{cpu:.3f}"
-        rows.append(
-            [
-                PEER_LABELS[name],
-                rate(records, median),
-                f"{median:.3f}",
-                ratio,
-                cpu_text,
-                cpu_ratio,
-                spread,
-            ]
-        )
-    header = [
-        "peer",
-        "records/s",
-        "median s",
-        "(e) speed vs peer",
-        "CPU s",
-        "(e) CPU advantage",
-        "range s",
-    ]
-    return note + "\n\n" + markdown_table(header, rows)
-
-
-def ratio_target(
-    report: Report,
-    samples: Dict[str, Samples],
-    name: str,
-    other: str,
-    goal: float,
-    label: str,
-) -> None:
-    """Session.iter_out's records/s over ``other``'s must be at least ``goal``."""
-    ours, theirs = samples["sessions"].median(), samples[other].median()
-    if ours is None or theirs is None:
-        reason = samples["sessions"].error or samples[other].error or "missing"
-        report.target(name, label, reason, None)
-        return
-    speedup = theirs / ours
-    ours_cpu, theirs_cpu = samples["sessions"].cpu_median(), samples[other].cpu_median()
-    cpu = "" if ours_cpu is None or theirs_cpu is None else f" (CPU {theirs_cpu / ours_cpu:.2f}x)"
-    report.target(name, label, f"{speedup:.2f}x{cpu}", speedup >= goal)
 
 
 # --- the benchmarks ------------------------------------------------------------------------
@@ -799,6 +446,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     machine["load average at end"] = load_average()
     text = report.render(machine, command)
     print("\n" + markdown_table(["target", "goal", "measured", "result"], report.targets))
+    if quick:
+        print(
+            "\n--quick is a smoke run: 20,000 records are too few for node's JIT to warm up,"
+            " so its ratios flatter sessions_client; only the full run's figures count."
+        )
     if output:
         with open(output, "w") as out:
             out.write(text)
