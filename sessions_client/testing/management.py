@@ -149,7 +149,10 @@ def _timestamp(value: Any) -> int:
             raise _Invalid(422, "expiresAt must be a date") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
-        return int(moment.timestamp() * 1000)
+        ms = int(moment.timestamp() * 1000)
+        if not MIN_MS <= ms <= MAX_MS:  # e.g. year 1 at +01:00 is still year 0 in UTC
+            raise _Invalid(422, "expiresAt must be a date between the years 1 and 9999")
+        return ms
     raise _Invalid(422, "expiresAt must be a date")
 
 

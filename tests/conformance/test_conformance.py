@@ -363,10 +363,7 @@ def test_expiry_and_trimmed_external_id(servers: Servers, drive: Drive) -> None:
     [
         1_000_000_000_000_000,
         -1_000_000_000_000_000,
-        pytest.param(
-            "0001-01-01T00:00:00+01:00",
-            marks=pytest.mark.xfail(reason="DISCREPANCIES.md D3", strict=False),
-        ),
+        "0001-01-01T00:00:00+01:00",
     ],
 )
 def test_unrepresentable_expiry_is_refused_not_a_crash(
