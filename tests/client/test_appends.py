@@ -268,3 +268,31 @@ def test_closed_session_refuses_calls(scripted):
     with pytest.raises(ConfigurationError):
         session.append_in("x")
     assert srv.requests == []
+
+
+def test_a_given_transport_is_used_and_left_open(scripted):
+    from sessions_client.http import Transport
+
+    srv = ok_server(scripted)
+    transport = Transport(srv.url, "eyJ.shared.token")
+    with Session("s", transport=transport) as session:
+        session.append_in("x")
+    assert srv.requests[0].headers["authorization"] == "Bearer eyJ.shared.token"
+    transport.request("GET", "/still-open")
+    with pytest.raises(TypeError):
+        Session("s", transport=object())  # type: ignore[arg-type]
+
+
+def test_read_turn_and_ask_delegate_to_turns(monkeypatch):
+    from sessions_client import turns
+
+    calls = []
+    monkeypatch.setattr(turns, "read_turn", lambda session, **kw: calls.append(("rt", kw)) or [])
+    monkeypatch.setattr(turns, "ask", lambda session, record, **kw: calls.append((record, kw)))
+    session = Session("s", token=SECRET, api_url="http://127.0.0.1:9")
+    session.read_turn(after_in_seq=3, timeout=5)
+    session.ask({"q": 1}, timeout=7)
+    assert calls == [
+        ("rt", {"after_in_seq": 3, "last_event_id": None, "timeout": 5, "cursor": None}),
+        ({"q": 1}, {"timeout": 7}),
+    ]
