@@ -1,7 +1,7 @@
 """Minimal reproductions of chaos findings that LocalServer cannot provoke by itself.
 
-Each test names its finding in /work/coord/chaos_findings.md (copied into the report); an
-``xfail(strict=True)`` mark is removed once the finding is fixed.
+Each test names its finding in /work/coord/chaos_findings.md (copied into the report); a
+finding still open carries ``xfail(strict=True)``, removed once it is fixed.
 """
 
 from __future__ import annotations
@@ -66,14 +66,10 @@ def ping_first_url() -> Iterator[str]:
         thread.join(5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F3 (chaos_findings.md): a non-following reader with no cursor takes any ping for "
-    "'caught up', even when the ping's tail says records exist",
-)
 def test_non_following_reader_without_cursor_is_not_ended_by_an_early_ping(
     ping_first_url: str,
 ) -> None:
+    """F3 (chaos_findings.md, fixed in 5eea199)."""
     with Session("chaos-f3", token="tr_dev_chaos", api_url=ping_first_url) as session:
         got = [rec["data"]["n"] for rec in session.iter_out(follow=False)]
     assert got == [0, 1, 2, 3, 4]
