@@ -527,11 +527,13 @@ class Session:
             cursor=cursor,
         )
 
-    def ask(self, record: Any, *, timeout: float = 60) -> Dict[str, Any]:
+    def ask(
+        self, record: Any, *, timeout: float = 60, last_event_id: Optional[int] = None
+    ) -> Dict[str, Any]:
         """Append ``record`` to ``.in`` and return the agent's reply; see ``turns.ask``."""
         from . import turns
 
-        return turns.ask(self, record, timeout=timeout)
+        return turns.ask(self, record, timeout=timeout, last_event_id=last_event_id)
 
     # -- lifecycle -----------------------------------------------------------------
 

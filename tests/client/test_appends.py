@@ -294,5 +294,5 @@ def test_read_turn_and_ask_delegate_to_turns(monkeypatch):
     session.ask({"q": 1}, timeout=7)
     assert calls == [
         ("rt", {"after_in_seq": 3, "last_event_id": None, "timeout": 5, "cursor": None}),
-        ({"q": 1}, {"timeout": 7}),
+        ({"q": 1}, {"timeout": 7, "last_event_id": None}),
     ]
