@@ -123,6 +123,11 @@ def bench_reads(
         f"{records:,} text-delta records, {record_bytes / records:.0f} bytes of {what} each, "
         "served from memory by benchmarks/streamserver.py (chunked, keep-alive)."
     )
+    note += (
+        " (b) hands the response to `SSEClient` as sseclient-py's README does (requests then"
+        " iterates the body in 128-byte pieces); (c) uses httpx-sse's `connect_sse`/`iter_sse`;"
+        " every peer stops at the last record."
+    )
     if shape == "v1":
         note += (
             " SSEStreamSubscription reads both shapes (it switches on X-Stream-Version); for"
