@@ -5,7 +5,7 @@ imports and stop when the last expected record has been handled, so the
 interpreter's start-up is never measured.
 
     python benchmarks/peers.py read PEER URL SESSION EXPECT [--memory]
-        PEER: raw | sseclient | httpx | sessions
+        PEER: raw | sseclient | sseclient64k | httpx | sessions
     python benchmarks/peers.py append PEER URL TOKEN SESSION COUNT [--threads N]
         PEER: bare | sessions
     python benchmarks/peers.py latency URL TOKEN SESSION COUNT
@@ -37,6 +37,7 @@ DEFAULT_TOKEN = "tr_dev_bench"
 PEER_MODULES = {
     "raw": ["requests"],
     "sseclient": ["requests", "sseclient"],
+    "sseclient64k": ["requests", "sseclient"],
     "httpx": ["httpx", "httpx_sse"],
     "sessions": ["sessions_client"],
 }
@@ -109,8 +110,12 @@ def read_raw(url: str, token: str, expect: int) -> Tuple[int, int]:
     return expect, total
 
 
-def read_sseclient(url: str, token: str, expect: int) -> Tuple[int, int]:
-    """(b) requests + sseclient-py + json, as sseclient-py's README shows it."""
+def read_sseclient(url: str, token: str, expect: int, chunk: int = 0) -> Tuple[int, int]:
+    """(b) requests + sseclient-py + json, as sseclient-py's README shows it.
+
+    With ``chunk``, sseclient-py is fed ``response.iter_content(chunk)`` instead of the
+    response itself (which requests iterates in 128-byte pieces).
+    """
     import requests
     import sseclient
 
@@ -120,7 +125,8 @@ def read_sseclient(url: str, token: str, expect: int) -> Tuple[int, int]:
     ) as response:
         response.raise_for_status()
         shape = "v2" if response.headers.get("X-Stream-Version") == "v2" else "v1"
-        client = sseclient.SSEClient(response)  # type: ignore[arg-type]  # as in its README
+        source = response.iter_content(chunk) if chunk else response  # README: the response
+        client = sseclient.SSEClient(source)  # type: ignore[arg-type]
         for event in client.events():
             count += count_records(event.data, shape)
             if count >= expect:
@@ -171,6 +177,7 @@ def run_read(args: argparse.Namespace) -> Dict[str, Any]:
     readers: Dict[str, Callable[[], Tuple[int, int]]] = {
         "raw": lambda: read_raw(url, args.token, args.expect),
         "sseclient": lambda: read_sseclient(url, args.token, args.expect),
+        "sseclient64k": lambda: read_sseclient(url, args.token, args.expect, 65536),
         "httpx": lambda: read_httpx(url, args.token, args.expect),
         "sessions": lambda: read_sessions(args.url, args.session, args.token, args.expect),
     }
@@ -328,7 +335,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="benchmark peers (see module docstring)")
     commands = parser.add_subparsers(dest="command", required=True)
     read = commands.add_parser("read")
-    read.add_argument("peer", choices=["raw", "sseclient", "httpx", "sessions"])
+    read.add_argument("peer", choices=["raw", "sseclient", "sseclient64k", "httpx", "sessions"])
     read.add_argument("url")
     read.add_argument("session")
     read.add_argument("expect", type=int)

@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 PEER_LABELS = {
     "raw": "(a) raw bytes, requests iter_content(1 MiB)",
     "sseclient": "(b) requests + sseclient-py + json (README loop)",
+    "sseclient64k": "(b') the same loop fed iter_content(64 KiB)",
     "httpx": "(c) httpx + httpx-sse + json",
     "ts": "(d) TS SDK SSEStreamSubscription (node)",
     "sessions": "(e) sessions_client Session.iter_out",

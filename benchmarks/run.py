@@ -49,7 +49,7 @@ PEERS = os.path.join(HERE, "peers.py")
 STREAM_TOKEN = "tr_dev_bench"
 SLOW_APPEND_LATENCY = 0.005
 
-READ_PEERS = ["raw", "sseclient", "httpx", "ts", "sessions"]
+READ_PEERS = ["raw", "sseclient", "sseclient64k", "httpx", "ts", "sessions"]
 
 
 def read_command(peer: str, url: str, session: str, expect: int, token: str) -> List[str]:
@@ -125,8 +125,9 @@ def bench_reads(
     )
     note += (
         " (b) hands the response to `SSEClient` as sseclient-py's README does (requests then"
-        " iterates the body in 128-byte pieces); (c) uses httpx-sse's `connect_sse`/`iter_sse`;"
-        " every peer stops at the last record."
+        " iterates the body in 128-byte pieces); (b') is the same loop fed 64 KiB chunks, for"
+        " reference (not a target); (c) uses httpx-sse's `connect_sse`/`iter_sse`; every peer"
+        " stops at the last record."
     )
     if shape == "v1":
         note += (
@@ -415,6 +416,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "ts": ensure_ts_peer(),
         "httpx": missing_modules(["httpx", "httpx_sse"]),
         "sseclient": missing_modules(["sseclient"]),
+        "sseclient64k": missing_modules(["sseclient"]),
         "sessions": session_skip,
     }
     for reason in skips.values():
