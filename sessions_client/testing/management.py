@@ -23,7 +23,7 @@ import json
 import math
 import re
 import sqlite3
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from .auth import Principal
@@ -45,12 +45,16 @@ def _error(status: int, message: str) -> Response:
     return json_response(status, {"error": message})
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def iso(ms: Optional[int]) -> Optional[str]:
     """Unix ms as an ISO 8601 UTC string with milliseconds (``…T12:00:00.000Z``)."""
     if ms is None:
         return None
-    moment = datetime.fromtimestamp(ms // 1000, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
+    moment = _EPOCH + timedelta(seconds=ms // 1000)  # also before 1970 on every platform
+    # Four-digit year always (strftime's %Y gives "999"), as JavaScript's Date parses it.
+    return f"{moment.year:04d}" + moment.strftime("-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
 
 
 def serialize(session: SessionRecord) -> Dict[str, Any]:

@@ -412,6 +412,30 @@ def test_lone_surrogates_in_a_body_get_an_answer(servers: Servers, drive: Drive)
     assert ok(results[-1])["ids"] == []
 
 
+def test_early_expiry_dates_parse_in_the_sdk(servers: Servers, drive: Drive) -> None:
+    """Years 1..999 must be written with four digits: ``new Date("999-01-01T…Z")`` is
+    Invalid Date, so the SDK would refuse the session object (DISCREPANCIES.md D5)."""
+    srv = servers("v2", name="early-dates")
+    kind = f"conf-early-{_uid()}"
+    results = drive(
+        srv,
+        [
+            {
+                "op": "create",
+                "body": {**_create_body(f"{kind}-{i}", type_=kind), "expiresAt": when},
+            }
+            for i, when in enumerate(
+                ("0001-01-01T00:00:00Z", "0999-06-30T12:00:00.5Z", -30_000_000_000_000)
+            )
+        ]
+        + [{"op": "listAll", "options": {"type": kind}}],
+    )
+    assert ok(results[0])["data"]["expiresAt"] == "0001-01-01T00:00:00.000Z"
+    assert ok(results[1])["data"]["expiresAt"] == "0999-06-30T12:00:00.500Z"
+    assert ok(results[2])["data"]["expiresAt"] == "1019-05-04T18:40:00.000Z"
+    assert len(ok(results[3])["ids"]) == 3
+
+
 def test_update_renames_and_clears(servers: Servers, drive: Drive) -> None:
     srv = servers("v2")
     ext = f"conf-upd-{_uid()}"

@@ -31,3 +31,25 @@ def test_d3_iso_expiry_outside_years_1_to_9999_in_utc_is_refused(
     assert "expiresAt" in answer["error"]
     listed = _list_all(server)
     assert listed.status_code == 200 and listed.json()["data"] == []
+
+
+def test_d5_early_and_late_years_are_written_with_four_digits(server: LocalServer) -> None:
+    first = create(server, "d3-first", expiresAt="0001-01-01T00:00:00Z")
+    assert first["expiresAt"] == "0001-01-01T00:00:00.000Z"
+    last = create(server, "d3-last", expiresAt="9999-12-31T23:59:59.999+00:00")
+    assert last["expiresAt"] == "9999-12-31T23:59:59.999Z"
+    early = create(server, "d5-early", expiresAt="0999-06-30T12:00:00.5Z")
+    assert early["expiresAt"] == "0999-06-30T12:00:00.500Z"
+    before_1970 = create(server, "d5-ms", expiresAt=-30_000_000_000_000)
+    assert before_1970["expiresAt"] == "1019-05-04T18:40:00.000Z"  # as JS toISOString()
+    assert _list_all(server).status_code == 200
+
+
+def test_d5_iso_formats_like_javascript() -> None:
+    from sessions_client.testing.management import iso
+
+    assert iso(0) == "1970-01-01T00:00:00.000Z"
+    assert iso(-1) == "1969-12-31T23:59:59.999Z"
+    assert iso(1712150400123) == "2024-04-03T13:20:00.123Z"
+    assert iso(-62135596800000) == "0001-01-01T00:00:00.000Z"
+    assert iso(253402300799999) == "9999-12-31T23:59:59.999Z"
