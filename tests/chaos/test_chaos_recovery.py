@@ -286,3 +286,75 @@ def test_follower_gets_all_while_writer_appends_under_cuts(wire: str, chaos_figu
     assert not writer.is_alive()
     assert tally.seen == list(range(total))
     assert connections - 1 >= 5
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_short_lived_token_refreshed_by_turn_complete_survives_cuts(
+    wire: str, chaos_figures: Any
+) -> None:
+    """A follower on a read-only public token that lives 2 s, across cuts.
+
+    The task side writes a ``turn-complete`` carrying a fresh ``public-access-token`` every
+    30 records (~0.5 s). Every reconnect after the first token expired must use a refreshed
+    one (else 401 → AuthenticationError at once).
+    """
+    total, ttl = 240, 2
+    seed = {"v1": 16016, "v2": 17017}[wire]
+    rng = random.Random(seed)
+    bodies = payloads(total, seed)
+    session_id = f"chaos-token-{wire}"
+    with LocalServer(wire=wire, db=":memory:") as srv:
+        srv.create_session(session_id)
+        first_token = srv.mint_token(session_id, read=True, write=False, ttl=ttl)
+        session = Session(session_id, token=first_token, api_url=srv.url)
+        tally = Tally(total)
+        controls: List[Any] = []
+
+        def write() -> None:
+            for n, body in enumerate(bodies):
+                srv.append(session_id, "out", body)
+                if n % 30 == 29:
+                    fresh = srv.mint_token(session_id, read=True, write=False, ttl=ttl)
+                    srv.write_control(
+                        session_id, "turn-complete", headers=[["public-access-token", fresh]]
+                    )
+                time.sleep(0.02)
+
+        def arm(r: random.Random) -> None:
+            limit = 6_000 if r.random() < 0.9 else 100_000
+            srv.faults.cut_stream(after_bytes=r.randint(1, limit), count=1)
+
+        writer = threading.Thread(target=write, name="chaos-token-writer", daemon=True)
+        started = time.monotonic()
+        with Rearmer(srv, arm, rng):
+            writer.start()
+            run_bounded(
+                lambda: collect(
+                    session.iter_out(follow=True, timeout_seconds=1, on_control=controls.append),
+                    tally,
+                    stop_at=total - 1,
+                ),
+                60,
+                f"follower on a refreshed public token ({wire})",
+            )
+            writer.join(30)
+        elapsed = time.monotonic() - started
+        connections = int(srv.request_counts.get("read", 0))
+        refreshed = session.token != first_token
+        session.close()
+
+    chaos_figures(
+        f"token-refresh-{wire}",
+        records=len(tally.seen),
+        token_ttl_s=ttl,
+        refreshes_seen=len(controls),
+        reconnects=connections - 1,
+        lost=tally.lost,
+        duplicated=tally.duplicated,
+        out_of_order=tally.out_of_order,
+        elapsed_s=elapsed,
+    )
+    assert tally.seen == list(range(total))
+    assert refreshed
+    assert elapsed > ttl  # the first token expired during the read
+    assert connections - 1 >= 5
