@@ -261,3 +261,63 @@ def test_ambiguous_append_failure_then_replay_stores_once(chaos_figures: Any) ->
     assert tally.seen == list(range(appends))
     assert [r["seq"] for r in replays] == [rec["seq"] for rec in stored]
     assert [rec["part_id"] for rec in stored] == part_ids
+
+
+def test_appends_across_a_server_restart_stored_once(tmp_path: Any, chaos_figures: Any) -> None:
+    """A writer appends 1,500 records while the server is closed mid-way (in-flight
+    requests and answers are lost), stays down 1 s and comes back on the same port and
+    database file: the part ids stored before the restart must still dedupe the retries."""
+    total, down_for = 1_500, 1.0
+    db = str(tmp_path / "sessions.sqlite3")
+    session_id = "chaos-append-restart"
+    servers: List[Any] = [LocalServer(db=db)]
+    port = servers[0].port
+    errors: List[str] = []
+    policy = RetryPolicy(max_attempts=40, initial_delay=0.05, max_delay=0.2, total_timeout=20)
+    try:
+        servers[0].create_session(session_id)
+        session = Session(
+            session_id, token=servers[0].secret_key, api_url=servers[0].url, append_retry=policy
+        )
+
+        def restart() -> None:
+            servers[0].close()
+            time.sleep(down_for)
+            servers.append(LocalServer(db=db, port=port))
+
+        restarter = threading.Thread(target=restart, name="chaos-restart", daemon=True)
+        started = time.monotonic()
+        for n in range(total):
+            if n == total // 3:
+                restarter.start()
+            try:
+                session.append_in({"n": n})
+            except Exception as exc:  # noqa: BLE001 - counted and reported
+                errors.append(f"{type(exc).__name__}: {exc}")
+        elapsed = time.monotonic() - started
+        restarter.join(10)
+        stored = session.drain_in()
+        requests_after = int(servers[-1].request_counts.get("append", 0))
+        session.close()
+    finally:
+        for server in servers:
+            server.close()
+
+    tally = Tally(total)
+    for rec in stored:
+        tally.add(n_of(rec))
+    chaos_figures(
+        "appends-restart",
+        appends=total,
+        restarts=len(servers) - 1,
+        down_s=down_for,
+        errors=len(errors),
+        stored=len(stored),
+        lost=tally.lost,
+        duplicated=tally.duplicated,
+        out_of_order=tally.out_of_order,
+        elapsed_s=elapsed,
+    )
+    assert errors == []
+    assert len(servers) == 2 and requests_after > 0
+    assert tally.seen == list(range(total))
