@@ -86,6 +86,10 @@ def _json_body(request: Request, *, optional: bool = False) -> Dict[str, Any]:
         raise _Invalid(400, "Invalid JSON body") from None
     if not isinstance(value, dict):
         raise _Invalid(400, "The body must be a JSON object")
+    try:  # "\ud800" is valid JSON but no text: SQLite (UTF-8) could not store it
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Invalid(400, "Invalid JSON body: a string holds a lone surrogate") from None
     return value
 
 

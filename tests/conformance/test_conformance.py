@@ -389,7 +389,6 @@ def test_unrepresentable_expiry_is_refused_not_a_crash(
     ok(results[2])  # listing everything still works
 
 
-@pytest.mark.xfail(reason="DISCREPANCIES.md D4: lone surrogates drop the connection", strict=False)
 def test_lone_surrogates_in_a_body_get_an_answer(servers: Servers, drive: Drive) -> None:
     """``JSON.stringify`` escapes a lone surrogate as ``\\ud800``; the server must answer
     (4xx) rather than drop the connection, and store nothing."""

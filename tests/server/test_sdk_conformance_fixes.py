@@ -53,3 +53,58 @@ def test_d5_iso_formats_like_javascript() -> None:
     assert iso(1712150400123) == "2024-04-03T13:20:00.123Z"
     assert iso(-62135596800000) == "0001-01-01T00:00:00.000Z"
     assert iso(253402300799999) == "9999-12-31T23:59:59.999Z"
+
+
+@pytest.mark.parametrize(
+    "fragment",
+    [
+        '"externalId": "lone-\\ud800"',
+        '"metadata": {"k": "\\udc00"}',
+        '"metadata": {"\\ud800": 1}',
+        '"tags": ["\\ud800"]',
+        '"type": "t\\udfff"',
+    ],
+)
+def test_d4_lone_surrogates_are_a_400_not_a_dropped_connection(
+    server: LocalServer, fragment: str
+) -> None:
+    body = (
+        '{"type": "t", "taskIdentifier": "x", "triggerConfig": {"basePayload": {}}, '
+        + fragment
+        + "}"
+    )
+    response = requests.post(
+        f"{server.url}/api/v1/sessions",
+        data=body.encode("ascii"),
+        headers={**bearer(SECRET), "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert response.status_code == 400
+    assert "surrogate" in response.json()["error"]
+    assert _list_all(server).json()["data"] == []
+
+
+def test_d4_lone_surrogates_in_update_and_close(server: LocalServer) -> None:
+    sid = create(server, "d4")["id"]
+    for method, path, body in [
+        ("PATCH", f"/api/v1/sessions/{sid}", '{"metadata": {"k": "\\ud800"}}'),
+        ("POST", f"/api/v1/sessions/{sid}/close", '{"reason": "\\ud800"}'),
+    ]:
+        response = requests.request(
+            method, server.url + path, data=body, headers=bearer(SECRET), timeout=10
+        )
+        assert response.status_code == 400, (path, response.text)
+    retrieved = requests.get(f"{server.url}/api/v1/sessions/{sid}", headers=bearer(SECRET))
+    assert retrieved.json()["closedAt"] is None and retrieved.json()["metadata"] is None
+
+
+def test_d4_escaped_but_valid_unicode_is_still_accepted(server: LocalServer) -> None:
+    body = (
+        '{"type": "t", "taskIdentifier": "x", "triggerConfig": {"basePayload": {}},'
+        ' "externalId": "pair-\\ud83d\\ude00", "metadata": {"e": "\\u00e9"}}'
+    )
+    response = requests.post(
+        f"{server.url}/api/v1/sessions", data=body, headers=bearer(SECRET), timeout=10
+    )
+    assert response.status_code == 201
+    assert response.json()["externalId"] == "pair-\U0001f600"
