@@ -13,6 +13,7 @@ Exit codes: 0 success, 1 any other error, 2 usage or configuration error,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -950,9 +951,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         err.write(f"\n{PROG}: interrupted\n")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        # The reader of our output went away (e.g. `| head`): stop quietly.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        # The reader of our output went away (e.g. `| head`): stop quietly, and keep the
+        # interpreter's final flush of stdout from failing again.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except (SessionsError, _CLIUsageError) as exc:
         if args.debug:

@@ -152,6 +152,39 @@ def test_bad_arguments_exit_2(env: LocalServer, capsys: pytest.CaptureFixture[st
     assert exc.value.code == 2
     code, _, err = run(capsys, "append", "chat-1", "--json", "{not json")
     assert code == 2 and "record 1 is not valid JSON" in err
+    code, _, err = run(capsys, "create", "--task", "echo", "--payload", "[1,")
+    assert code == 2 and "--payload is not valid JSON" in err
+    for argv in (["tail", "chat-1", "--from", "x"], ["list", "--page-size", "0"]):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(argv)
+        assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "not a sequence number: 'x'" in err and "must be at least 1" in err
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["append", "chat-1", "text", "--bogus"])
+    assert exc.value.code == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_unexpected_errors_are_one_line_and_ctrl_c_is_130(
+    env: LocalServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(args: Any) -> Any:
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(cli, "_session", boom)
+    code, _, err = run(capsys, "tail", "chat-1")
+    assert code == 1
+    expected = "RuntimeError: boom second line (run with --debug for the traceback)"
+    assert err == f"sessions-client: error: {expected}\n"
+
+    def interrupted(args: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_session", interrupted)
+    code, _, err = run(capsys, "drain", "chat-1")
+    assert code == cli.EXIT_INTERRUPTED == 130
+    assert err.strip() == "sessions-client: interrupted"
 
 
 def test_wrong_token_exits_3_and_never_prints_a_token(
@@ -245,6 +278,16 @@ def test_append_from_stdin_one_record_per_line_idempotent_with_part_id(
     assert [r["data"] for r in lines(out)] == [{"n": 1}, "second line", 42]
 
 
+def test_append_from_a_terminal_says_it_reads_stdin(
+    env: LocalServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env.create_session("chat-1")
+    monkeypatch.setattr(sys, "stdin", _Terminal("typed\n"))
+    code, out, err = run(capsys, "append", "chat-1")
+    assert code == 0 and lines(out)[0]["seq"] == 0
+    assert "reading records from standard input, one per line (Ctrl-D ends)" in err
+
+
 def test_append_json_sends_application_json(
     env: LocalServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -293,6 +336,8 @@ def test_tail_controls_and_limit(env: LocalServer, capsys: pytest.CaptureFixture
     assert [r["control"] for r in lines(out)] == [None, "turn-complete"]
     _, out, _ = run(capsys, "tail", "chat-1", "--limit", "2")  # follows, but stops at 2
     assert [r["seq"] for r in lines(out)] == [0, 1]
+    code, out, _ = run(capsys, "tail", "chat-1", "--limit", "0")
+    assert code == 0 and out == ""
 
 
 def test_tail_in_channel_and_cursor_file_resume(
@@ -386,6 +431,8 @@ def test_create_get_update_close_list(env: LocalServer, capsys: pytest.CaptureFi
     assert json.loads(out)["metadata"] == {"plan": "pro"}
     _, out, _ = run(capsys, "update", "chat-9", "--tag", "c")
     assert json.loads(out)["tags"] == ["c"]
+    _, out, _ = run(capsys, "update", "chat-9", "--metadata", '{"plan": "max"}')
+    assert json.loads(out)["metadata"] == {"plan": "max"}
     code, _, err = run(capsys, "update", "chat-9")
     assert code == 2 and "nothing to update" in err
 
@@ -394,6 +441,14 @@ def test_create_get_update_close_list(env: LocalServer, capsys: pytest.CaptureFi
     assert [s["externalId"] for s in lines(out)] == ["chat-9"]
     _, out, _ = run(capsys, "list", "--page-size", "1", "--limit", "5")
     assert sorted(s["externalId"] for s in lines(out)) == ["chat-10", "chat-9"]
+    _, out, _ = run(capsys, "list", "--page-size", "1", "--limit", "1")
+    assert len(lines(out)) == 1
+    config = '{"basePayload": {"model": "small"}, "machine": "micro"}'
+    argv = ["create", "--task", "echo", "--external-id", "chat-11", "--trigger-config", config]
+    _, out, _ = run(capsys, *argv)
+    assert json.loads(out)["triggerConfig"]["basePayload"] == {"model": "small"}
+    _, out, _ = run(capsys, "update", "chat-11", "--external-id", "chat-12")
+    assert json.loads(out)["externalId"] == "chat-12"
 
     _, out, _ = run(capsys, "close", "chat-9", "--reason", "done")
     assert json.loads(out)["closedReason"] == "done"
@@ -422,6 +477,42 @@ def test_ask_prints_the_reply(env: LocalServer, capsys: pytest.CaptureFixture[st
     records = lines(out)
     assert records[0]["data"] == {"type": "text", "text": "echo: hi"}
     assert records[-1]["control"] == "turn-complete"
+
+
+# ----------------------------------------------------------------------- serve
+
+
+def test_serve_prints_its_url_and_the_export_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sessions_client.testing as testing
+
+    seen: List[str] = []
+
+    def serve_once(*args: Any, on_ready: Any, **kwargs: Any) -> None:
+        port, db, wire, secret_key, echo_agent = args
+        with LocalServer(secret_key=secret_key, db=db, wire=wire, port=port) as srv:
+            seen.append(srv.url)
+            on_ready(srv)  # the real serve() then waits for Ctrl-C
+
+    monkeypatch.setattr(testing, "serve", serve_once)
+    code, out, _ = run(capsys, "serve", "--port", "0", "--db", ":memory:", "--wire", "v1")
+    assert code == 0
+    first, second = out.splitlines()
+    assert first.startswith(f"sessions-client: local Sessions server on {seen[0]} (wire v1")
+    assert second == f"  export TRIGGER_API_URL={seen[0]} TRIGGER_SECRET_KEY=tr_dev_local"
+    code, out, _ = run(capsys, "serve", "--port", "0", "--db", ":memory:", "--secret-key", SECRET)
+    assert SECRET not in out and "<your --secret-key>" in out
+
+
+def test_serve_on_a_busy_port_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        code, _, err = run(capsys, "serve", "--port", str(port), "--db", ":memory:")
+    assert code == 1
+    assert err.startswith(f"sessions-client: error: cannot serve on 127.0.0.1:{port}: ")
 
 
 # -------------------------------------------------------------------- demo
@@ -494,6 +585,38 @@ def test_tail_follows_flushes_each_line_and_ctrl_c_exits_130(env: LocalServer) -
             proc.wait()
     assert proc.returncode == 130
     assert "interrupted" in err and "Traceback" not in err
+
+
+def test_a_closed_pipe_ends_quietly(env: LocalServer) -> None:
+    env.create_session("big")
+    for n in range(1500):
+        env.append("big", "out", str(n) * 50)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sessions_client", "drain", "big"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=subprocess_env(env),
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert json.loads(proc.stdout.readline())["seq"] == 0
+    proc.stdout.close()  # like `| head -1`
+    try:
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert err == ""
+
+
+def test_main_module_is_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", ["sessions-client", "--version"])
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_module("sessions_client", run_name="__main__")
+    assert exc.value.code == 0
 
 
 def test_readme_first_command_runs_the_demo_in_a_subprocess(tmp_path: Path) -> None:
