@@ -38,6 +38,7 @@ DEFAULT_TIMEOUT_SECONDS = 60
 PAGE_RECORDS = 1000
 PAGE_BYTES = 1024 * 1024
 STREAM_START_HEADER = "X-Trigger-Stream-Start"
+MAX_SQLITE_INT = 2**63 - 1
 
 
 def _error(status: int, message: str) -> Response:
@@ -145,7 +146,8 @@ def handle_records(request: Request, ctx: ServerContext) -> Response:
     after = request.param("afterEventId")
     if after is not None and not (after.isascii() and after.isdigit()):
         return _error(400, "afterEventId must be a non-negative integer")
-    start = int(after) + 1 if after is not None else 0
+    # Past SQLite's integer range nothing can exist (and binding it would raise).
+    start = min(int(after) + 1, MAX_SQLITE_INT) if after is not None else 0
     items: List[Dict[str, Any]] = []
     if target.session is not None:
         while not items:

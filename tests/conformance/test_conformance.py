@@ -557,6 +557,8 @@ def test_append_scopes_and_drain(servers: Servers, drive: Drive) -> None:
     out = ok(results[8])["data"]["records"]
     assert [r["data"] for r in out] == ['{"x":1}']
     assert ok(results[9])["data"]["records"] == []
+    (huge,) = drive(srv, [{"op": "records", "session": sid, "io": "in", "afterEventId": "9" * 25}])
+    assert ok(huge)["data"]["records"] == []  # DISCREPANCIES.md D6
 
 
 def test_append_size_limit_and_sdk_part_ids(servers: Servers, drive: Drive) -> None:

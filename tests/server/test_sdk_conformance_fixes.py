@@ -108,3 +108,22 @@ def test_d4_escaped_but_valid_unicode_is_still_accepted(server: LocalServer) -> 
     )
     assert response.status_code == 201
     assert response.json()["externalId"] == "pair-\U0001f600"
+
+
+@pytest.mark.parametrize("after", ["9" * 25, str(2**63 - 1), str(2**63)])
+def test_d6_drain_after_a_huge_seq_is_empty_not_a_dropped_connection(
+    server: LocalServer, after: str
+) -> None:
+    create(server, "d6")
+    appended = requests.post(
+        f"{server.url}/realtime/v1/sessions/d6/out/append", data="x", headers=bearer(SECRET)
+    )
+    assert appended.status_code == 200
+    response = requests.get(
+        f"{server.url}/realtime/v1/sessions/d6/out/records",
+        params={"afterEventId": after},
+        headers=bearer(SECRET),
+        timeout=10,
+    )
+    assert response.status_code == 200
+    assert response.json() == {"records": []}
