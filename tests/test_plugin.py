@@ -9,6 +9,13 @@ pytest_plugins = ["pytester"]
 OPT_IN = 'pytest_plugins = ["sessions_client.testing.pytest_plugin"]\n'
 
 
+@pytest.fixture(autouse=True)
+def _only_the_plugins_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The inner runs load no installed plugins (hypothesis, cov, ...): faster, and
+    # proof that the fixtures need nothing but the opt-in line.
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+
 def _run(pytester: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
     pytester.makeconftest(OPT_IN)
     pytester.makepyfile(test_user=source)
