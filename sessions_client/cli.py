@@ -22,7 +22,18 @@ import sys
 import textwrap
 import traceback
 from datetime import datetime
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    TextIO,
+    Union,
+)
 
 from ._version import __version__
 from .config import DEFAULT_API_URL
@@ -35,6 +46,10 @@ from .errors import (
     ProtocolError,
     SessionsError,
 )
+
+if TYPE_CHECKING:  # imported lazily at run time: `--help` stays quick
+    from .client import Client
+    from .session import Session
 
 PROG = "sessions-client"
 
@@ -93,12 +108,12 @@ class _CLIUsageError(Exception):
 
 
 def _json_line(out: TextIO, value: Any) -> None:
-    out.write(json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n")
+    out.write(json.dumps(value, separators=(",", ":")) + "\n")
     out.flush()
 
 
 def _json_document(out: TextIO, value: Any) -> None:
-    out.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+    out.write(json.dumps(value, indent=2) + "\n")
     out.flush()
 
 
@@ -138,16 +153,23 @@ class _Progress:
 # ---------------------------------------------------------------- connections
 
 
-def _client(args: argparse.Namespace) -> Any:
+def _client(args: argparse.Namespace) -> Client:
     from .client import Client
 
     return Client(token=args.token, api_url=args.api_url, branch=args.branch)
 
 
-def _session(args: argparse.Namespace) -> Any:
+def _session(args: argparse.Namespace) -> Session:
     from .session import Session
 
     return Session(args.session, token=args.token, api_url=args.api_url, branch=args.branch)
+
+
+def _close(iterator: Iterator[Any]) -> None:
+    """Close a generator at once (its HTTP response with it); iterators lack close()."""
+    close: Optional[Callable[[], None]] = getattr(iterator, "close", None)
+    if close is not None:
+        close()
 
 
 def _parse_json(text: str, what: str) -> Any:
@@ -191,6 +213,11 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"{PROG}: note: a server is configured ({configured}), but the demo needs an "
             "agent there that answers; pass --task TASK_ID to run it there. "
             "Using the embedded local server instead.\n"
+        )
+    elif args.task and not args.local:
+        err.write(
+            f"{PROG}: note: --task needs a configured server (--api-url or TRIGGER_API_URL); "
+            "using the embedded local server and its echo agent.\n"
         )
     return _cli_demo.run_local(out, wire=args.wire, timeout=args.timeout)
 
@@ -279,12 +306,12 @@ def cmd_tail(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             if args.limit is not None and count >= args.limit:
                 break
     finally:
-        records.close()
+        _close(records)
         session.close()
     return EXIT_OK
 
 
-def _drain_pages(session: Any, io: str, after: Optional[int]) -> Iterator[List[Dict[str, Any]]]:
+def _drain_pages(session: Session, io: str, after: Optional[int]) -> Iterator[List[Dict[str, Any]]]:
     """The pages of ``GET .../records`` after ``after``, decoded, until an empty page.
 
     Paged here (instead of ``Session.drain_*``, which returns one list) so that a long
@@ -419,9 +446,7 @@ def cmd_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 _json_line(out, _hide_tokens(found, False))
                 count += 1
         finally:
-            close = getattr(sessions, "close", None)
-            if close is not None:
-                close()
+            _close(sessions)
     return EXIT_OK
 
 
