@@ -326,9 +326,10 @@ def _drain_pages(session: Session, io: str, after: Optional[int]) -> Iterator[Li
         params = None if current is None else {"afterEventId": str(current)}
         response = session.transport.request("GET", path, params=params, retry=session.read_retry)
         try:
-            items = response.json().get("records")
+            answer = response.json()
         except ValueError:
-            items = None
+            answer = None
+        items = answer.get("records") if isinstance(answer, dict) else None
         if not isinstance(items, list):
             raise ProtocolError(
                 "the records answer has no list 'records'", status=response.status_code
@@ -698,8 +699,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Append one record, or one record per line of standard input.\n\n"
         "A record is sent as its exact text. Readers decode text that parses as JSON into "
         'the JSON value (so \'{"type": "text"}\' arrives as an object, 42 as a number, '
-        'hello as the string "hello"). With --json each record must be valid JSON, which '
-        "is checked before anything is sent, and it goes out as application/json.\n\n"
+        'hello as the string "hello"). With --json each record must be valid JSON and goes '
+        "out as application/json; a record that is not is never sent (with -, the lines "
+        "before it have been appended; the command stops there with exit code 2).\n\n"
         'Prints one JSON line per record: {"ok": true, "seq": N, "part_id": ...}. '
         "Appends are idempotent per part id: a retried append is never stored twice.",
         "examples:\n"
@@ -723,7 +725,7 @@ def build_parser() -> argparse.ArgumentParser:
     append.add_argument(
         "--part-id",
         metavar="ID",
-        help="idempotency key (X-Part-Id); with -, line N gets ID-N (default: random)",
+        help="idempotency key (X-Part-Id); with -, the Nth record gets ID-N (default: random)",
     )
     append.add_argument("--json", action="store_true", help="records must be valid JSON")
 
