@@ -299,6 +299,18 @@ def test_append_json_sends_application_json(
     assert [r["data"] for r in lines(out)] == [{"a": [1, 2]}, "quoted"]
 
 
+def test_append_json_stops_at_the_first_bad_line(
+    env: LocalServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env.create_session("chat-1")
+    monkeypatch.setattr(sys, "stdin", io.StringIO('{"ok": 1}\nnot json\n{"never": 1}\n'))
+    code, out, err = run(capsys, "append", "chat-1", "--json", "-")
+    assert code == 2
+    assert [r["seq"] for r in lines(out)] == [0]
+    assert err.startswith("sessions-client: error: record 2 is not valid JSON")
+    assert len(env.records("chat-1", "in")) == 1
+
+
 # ------------------------------------------------------------------ tail/drain
 
 
