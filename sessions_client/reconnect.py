@@ -232,8 +232,6 @@ def read_channel(
             except NetworkError as exc:
                 raise _StreamFailure(exc) from exc
             delays.reset()
-            got_event = False
-            progressed = False
             done = False
             expected = None if last_seq is None else last_seq + 1
             try:
@@ -256,7 +254,6 @@ def read_channel(
                     except _STREAM_ERRORS as exc:
                         raise _StreamFailure(_read_error(exc, path)) from exc
                     decoded = decode_event(event, shape)
-                    got_event = True
                     failures = 0
                     if decoded.kind == "done":
                         done = True
@@ -271,16 +268,18 @@ def read_channel(
                         continue
                     if decoded.kind != "records":
                         continue
-                    progressed = True
                     if expected is not None:
                         first = _first_seq(decoded)
                         if first is not None and first > expected:
                             logger.warning(
-                                "%s was trimmed: expected seq %d, got %d; records in between "
-                                "are gone",
+                                "%s skipped ahead: expected seq %d, got %d; the records in "
+                                "between were trimmed%s",
                                 path,
                                 expected,
                                 first,
+                                " (or were command records, which v1 streams never carry)"
+                                if shape == "v1"
+                                else "",
                             )
                             if on_trim is not None:
                                 on_trim(expected, first)
@@ -326,10 +325,11 @@ def read_channel(
             if settled:
                 logger.debug("%s is settled; ending the reader", path)
                 return
-            if not follow and (done or not progressed):
+            if not done:
+                # Only [DONE] ends a window normally; a body that just stops is a break.
+                raise _StreamFailure(NetworkError(f"stream on {path} ended without [DONE]"))
+            if not follow:
                 return
-            if not got_event:
-                pause = delays.next_delay()
         except _StreamFailure as failure:
             error = failure.error
             failures += 1

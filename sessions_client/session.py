@@ -287,15 +287,16 @@ class Session:
         returns once caught up: on v2 when the last seq reaches a ping's or a
         batch's tail - 1; otherwise at the server's ``[DONE]`` (the reader asks for
         a 1-second window). A broken or stalled connection is resumed first: a
-        stall is never taken for the end.
+        stall, or a body that ends without ``[DONE]``, is never taken for the end.
 
         Failures (connection errors, 408/429/5xx, ``event: error``, broken or
-        stalled streams) reconnect after a capped jittered backoff (0.1 s doubling
-        to 5 s, up to 50 % jitter, reset after a successful connect; a 429's
-        ``Retry-After`` is honoured). ``max_retries`` consecutive failures without
-        an event (``None``: no limit) raise the last error; 400, 401, 403, 404,
-        409, 410, 422 and 501 raise at once; bad server data raises
-        :class:`ProtocolError`. ``connect_timeout`` bounds each connect.
+        stalled streams, an end without ``[DONE]``) reconnect after a capped
+        jittered backoff (0.1 s doubling to 5 s, up to 50 % jitter, reset after a
+        successful connect; a 429's ``Retry-After`` is honoured).
+        ``max_retries`` consecutive failures without an event (``None``: no
+        limit) raise the last error; 400, 401, 403, 404, 409, 410, 422 and 501
+        raise at once; bad server data raises :class:`ProtocolError`.
+        ``connect_timeout`` bounds each connect.
 
         ``stall_timeout``: seconds without a byte on an open stream before it is
         dropped and resumed (``None``: 15 s on v2 streams, which ping every ~5 s;
@@ -309,7 +310,9 @@ class Session:
         replaces a public token (never a secret key). Records whose part id is
         among the last ``dedup_window`` delivered (0: off), and records at or
         below the cursor, are skipped. A gap after a (re)connect (trimmed stream)
-        logs a warning and calls ``on_trim(expected_seq, got_seq)``.
+        logs a warning and calls ``on_trim(expected_seq, got_seq)``; on v1 streams,
+        which never carry command records, a command record right after the
+        cursor looks the same.
 
         ``cursor.set(seq)`` is called once the consumer is done with a record (it
         asked for the next one or closed the generator) and for records it never

@@ -485,6 +485,27 @@ def test_long_poll_window_ends_before_the_stall_timeout(scripted, stall_timeout,
     assert srv.requests[0].headers["timeout-seconds"] == window
 
 
+def _closed_without_done(conn: Conn, request: Request) -> None:
+    conn.start_stream(False)
+    conn.end_stream()  # a clean end of the body, no [DONE]
+
+
+def test_an_end_without_done_is_a_break_not_the_end(scripted, sleeps):
+    srv = scripted(streams(_closed_without_done, lambda c, r: send_v1(c, [0, 1, 2])))
+    records = list(session_for(srv, sleeps).iter_out(follow=False))
+    assert [r["seq"] for r in records] == [0, 1, 2]
+    assert len(srv.requests) == 2
+    assert len(sleeps.delays) == 1  # backed off like any failure
+
+
+def test_a_server_that_never_sends_done_exhausts_max_retries(scripted, sleeps):
+    srv = scripted(streams(*[_closed_without_done] * 5))
+    with pytest.raises(NetworkError) as info:
+        list(session_for(srv, sleeps).iter_out(follow=False, max_retries=2))
+    assert "[DONE]" in str(info.value)
+    assert len(srv.requests) == 3
+
+
 def test_not_following_v2_reads_past_an_early_ping_without_a_cursor(scripted):
     def stream(conn: Conn, request: Request) -> None:
         conn.start_stream(True, headers=V2)
