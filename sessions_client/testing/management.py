@@ -82,15 +82,37 @@ def _json_body(request: Request, *, optional: bool = False) -> Dict[str, Any]:
         return {}
     try:
         value = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise _Invalid(400, "Invalid JSON body") from None
     if not isinstance(value, dict):
         raise _Invalid(400, "The body must be a JSON object")
+    if _nesting(value) > MAX_JSON_DEPTH:  # deeper could not be serialized again (recursion)
+        raise _Invalid(422, f"The body nests JSON deeper than {MAX_JSON_DEPTH} levels")
     try:  # "\ud800" is valid JSON but no text: SQLite (UTF-8) could not store it
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise _Invalid(400, "Invalid JSON body: a string holds a lone surrogate") from None
     return value
+
+
+MAX_JSON_DEPTH = 100
+
+
+def _nesting(value: Any) -> int:
+    """How many objects/arrays deep ``value`` nests (iterative: no recursion limit)."""
+    deepest = 0
+    stack: List[Tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _reject_constant(name: str) -> Any:

@@ -17,7 +17,7 @@
 // {"ok": true, "value": ...} or {"ok": false, "error": {"name", "status", "message"}}.
 //
 // Ops:
-//   create    {body}                         -> value {data, status}
+//   create    {body, deepMetadata?}          -> value {data, status}
 //   retrieve  {session}                      -> value {data}
 //   update    {session, body}                -> value {data}
 //   close     {session, body?}               -> value {data}
@@ -170,9 +170,21 @@ async function runOp(op) {
   const api = client(op.token);
   switch (op.op) {
     case "create": {
-      const { data, response } = await api
-        .createSession(op.body, reqOpts(op))
-        .withResponse();
+      let body = op.body;
+      if (op.deepMetadata !== undefined) {
+        // metadata nested `deepMetadata` levels deep, built here (deeper than Python's json
+        // module can write): {"k": {"k": ... "leaf"}}
+        let value = "leaf";
+        for (let i = 0; i < op.deepMetadata; i++) value = { k: value };
+        body = { ...body, metadata: value };
+      }
+      const { data, response } = await api.createSession(body, reqOpts(op)).withResponse();
+      if (op.deepMetadata !== undefined) {
+        // Answer the depth instead of the value (Python's json module could not read it).
+        let depth = 0;
+        for (let v = data.metadata; v && typeof v === "object"; v = v.k) depth++;
+        data.metadata = { depth };
+      }
       return { data, status: response.status };
     }
     case "retrieve":

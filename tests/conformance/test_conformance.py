@@ -435,6 +435,33 @@ def test_early_expiry_dates_parse_in_the_sdk(servers: Servers, drive: Drive) -> 
     assert len(ok(results[3])["ids"]) == 3
 
 
+def test_deeply_nested_metadata_is_refused_not_stored(servers: Servers, drive: Drive) -> None:
+    """``JSON.stringify`` nests as deep as asked; the server must answer and never store
+    what it cannot serialize again (DISCREPANCIES.md D7)."""
+    srv = servers("v2", name="deep-json")
+    kind = f"conf-deep-{_uid()}"
+
+    results = drive(
+        srv,
+        [
+            {
+                "op": "create",
+                "body": _create_body(f"{kind}-{depth}", type_=kind),
+                "deepMetadata": depth,
+            }
+            for depth in (40, 980, 1500)
+        ]
+        + [{"op": "listAll", "options": {"type": kind}}, {"op": "listAll", "options": {}}],
+    )
+    assert ok(results[0])["data"]["metadata"] == {"depth": 40}  # round-trips whole
+    for result in results[1:3]:
+        assert not result["ok"]
+        assert result["error"]["status"] is not None, "connection dropped without an answer"
+        assert 400 <= result["error"]["status"] < 500, result["error"]
+    assert len(ok(results[3])["ids"]) == 1
+    ok(results[4])
+
+
 def test_update_renames_and_clears(servers: Servers, drive: Drive) -> None:
     srv = servers("v2")
     ext = f"conf-upd-{_uid()}"

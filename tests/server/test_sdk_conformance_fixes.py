@@ -127,3 +127,42 @@ def test_d6_drain_after_a_huge_seq_is_empty_not_a_dropped_connection(
     )
     assert response.status_code == 200
     assert response.json() == {"records": []}
+
+
+def _nested(depth: int) -> str:
+    return '{"k":' * depth + '"leaf"' + "}" * depth
+
+
+@pytest.mark.parametrize("depth", [100, 980, 1500])
+def test_d7_too_deep_json_is_refused_and_never_stored(server: LocalServer, depth: int) -> None:
+    body = (
+        '{"type": "t", "taskIdentifier": "x", "triggerConfig": {"basePayload": {}},'
+        f' "metadata": {_nested(depth)}}}'
+    )
+    response = requests.post(
+        f"{server.url}/api/v1/sessions", data=body, headers=bearer(SECRET), timeout=10
+    )
+    assert response.status_code in (400, 422), response.text[:200]
+    listed = _list_all(server)
+    assert listed.status_code == 200 and listed.json()["data"] == []
+
+
+def test_d7_nesting_up_to_the_limit_round_trips(server: LocalServer) -> None:
+    # The body object is level 1 and metadata level 2, so metadata may nest 99 objects.
+    body = (
+        '{"type": "t", "taskIdentifier": "x", "triggerConfig": {"basePayload": {}},'
+        f' "metadata": {_nested(99)}}}'
+    )
+    response = requests.post(
+        f"{server.url}/api/v1/sessions", data=body, headers=bearer(SECRET), timeout=10
+    )
+    assert response.status_code == 201, response.text[:200]
+    assert _list_all(server).status_code == 200
+    sid = response.json()["id"]
+    patched = requests.patch(
+        f"{server.url}/api/v1/sessions/{sid}",
+        data='{"metadata": ' + _nested(200) + "}",
+        headers=bearer(SECRET),
+        timeout=10,
+    )
+    assert patched.status_code == 422
