@@ -462,6 +462,35 @@ def test_deeply_nested_metadata_is_refused_not_stored(servers: Servers, drive: D
     ok(results[4])
 
 
+@pytest.mark.parametrize("wire", WIRES)
+def test_unicode_and_reserved_characters_in_external_ids(
+    wire: str, servers: Servers, drive: Drive
+) -> None:
+    """The SDK ``encodeURIComponent``s every path segment; each route must decode it."""
+    srv = servers(wire)
+    ext = f"caf\u00e9 \U0001f600 %2F+&=;,{_uid()}"
+    results = drive(
+        srv,
+        [
+            {"op": "create", "body": _create_body(ext)},
+            {"op": "retrieve", "session": ext},
+            {"op": "append", "session": ext, "io": "out", "body": '"u"'},
+            {"op": "records", "session": ext, "io": "out"},
+            {"op": "subscribe", "session": ext, "io": "out", "stopAfter": 1, "timeoutInSeconds": 2},
+            {"op": "listAll", "options": {"externalId": ext}},
+            {"op": "close", "session": ext},
+        ],
+    )
+    created = ok(results[0])["data"]
+    assert created["externalId"] == ext
+    assert ok(results[1])["data"]["id"] == created["id"]
+    ok(results[2])
+    assert [r["data"] for r in ok(results[3])["data"]["records"]] == ['"u"']
+    assert _data_chunks(wire, ok(results[4])["chunks"]) == ['"u"']
+    assert ok(results[5])["ids"] == [created["id"]]
+    assert ok(results[6])["data"]["closedAt"] is not None
+
+
 def test_update_renames_and_clears(servers: Servers, drive: Drive) -> None:
     srv = servers("v2")
     ext = f"conf-upd-{_uid()}"
