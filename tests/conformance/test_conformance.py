@@ -149,6 +149,18 @@ def test_create_is_idempotent_on_external_id_and_validates(servers: Servers, dri
     err(results[4], 403)  # another session's token
 
 
+def test_concurrent_creates_of_one_external_id_make_one_session(
+    servers: Servers, drive: Drive
+) -> None:
+    srv = servers("v2")
+    body = _create_body(f"conf-race-{_uid()}")
+    (result,) = drive(srv, [{"op": "parallel", "ops": [{"op": "create", "body": body}] * 10}])
+    created = [ok(r) for r in ok(result)["results"]]
+    assert sorted(c["status"] for c in created) == [200] * 9 + [201]
+    assert len({c["data"]["id"] for c in created}) == 1
+    assert [c["data"]["isCached"] for c in created].count(False) == 1
+
+
 def test_retrieve_update_close_and_conflict(servers: Servers, drive: Drive) -> None:
     srv = servers("v2")
     ext = f"conf-close-{_uid()}"
