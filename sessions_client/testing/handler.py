@@ -138,6 +138,7 @@ class StreamWriter:
         """Send the status line and headers of a 200 streaming answer."""
         lines = ["HTTP/1.1 200 OK", "Transfer-Encoding: chunked"]
         lines.extend(f"{k}: {v}" for k, v in headers)
+        self._handler.answer_started = True
         self._sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
 
     def write(self, data: bytes) -> None:
@@ -232,6 +233,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.ctx = self.server.ctx  # type: ignore[attr-defined]
         self._body: Optional[bytes] = None
         self._aborted = False
+        self.answer_started = False
 
     def parse_request(self) -> bool:
         """Parse ``METHOD PATH HTTP/1.x`` and the headers (a lean version of the standard
@@ -385,6 +387,7 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         self._body = None
+        self.answer_started = False
         segments = _segments(self.path)
         route = route_of(segments)
         if route is None:
@@ -417,6 +420,14 @@ class RequestHandler(BaseHTTPRequestHandler):
             response = json_response(413, _error_body(route, str(exc)))
         except BadBody as exc:
             response = json_response(400, _error_body(route, str(exc)))
+        except Exception:
+            # A bug in a route must still produce an answer (a 500), never a silent close,
+            # unless a streaming answer already started: then the connection is cut.
+            logger.exception("internal error on %s %s", method, route)
+            if self.answer_started:
+                self.abort_connection()
+                return
+            response = json_response(500, _error_body(route, "Internal server error"))
         if process_then_drop:
             self._drop()
             return
