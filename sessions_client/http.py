@@ -280,7 +280,22 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def is_certificate_error(exc: Optional[BaseException]) -> bool:
+    """True when ``exc`` is a TLS certificate verification failure (never worth a retry)."""
+    if not isinstance(exc, requests.exceptions.SSLError):
+        return False
+    text = str(exc).lower()
+    return "certificate_verify_failed" in text or "certificate verify failed" in text
+
+
 def _network_error(method: str, path: str, exc: BaseException) -> NetworkError:
+    if is_certificate_error(exc):
+        return NetworkError(
+            _redact(
+                f"{method} {path} failed: TLS certificate verification failed ({exc}); "
+                "pass verify=<path of a CA bundle> to trust a private CA"
+            )
+        )
     return NetworkError(_redact(f"{method} {path} failed: {type(exc).__name__}: {exc}"))
 
 
@@ -469,7 +484,7 @@ class Transport:
                 raise _network_error(method, path, exc) from exc
             except requests.RequestException as exc:
                 error: SessionsError = _network_error(method, path, exc)
-                retryable = True
+                retryable = not is_certificate_error(exc)
                 cause: Optional[BaseException] = exc
             else:
                 if 200 <= response.status_code < 300:
@@ -555,6 +570,7 @@ __all__ = [
     "Transport",
     "USER_AGENT",
     "error_from_response",
+    "is_certificate_error",
     "is_loopback_host",
     "quote_segment",
 ]

@@ -32,7 +32,7 @@ import requests
 import urllib3
 
 from .errors import APIError, NetworkError, ProtocolError, RateLimitedError, SessionsError
-from .http import Transport
+from .http import Transport, is_certificate_error
 from .wire import DEFAULT_MAX_EVENT_BYTES, Decoded, decode_event, iter_sse_events
 from .wire import wire_shape as _wire_shape
 
@@ -230,6 +230,8 @@ def read_channel(
                     raise
                 raise _StreamFailure(exc) from exc
             except NetworkError as exc:
+                if is_certificate_error(exc.__cause__):
+                    raise
                 raise _StreamFailure(exc) from exc
             delays.reset()
             done = False

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import shutil
 import socket
-from typing import Callable, Iterator, List
+import ssl
+import subprocess
+from pathlib import Path
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -13,8 +17,10 @@ def scripted() -> Iterator[Callable[..., ScriptedServer]]:
     """Factory of scripted loopback servers, all closed at teardown."""
     servers: List[ScriptedServer] = []
 
-    def make(handler: Handler, host: str = "127.0.0.1") -> ScriptedServer:
-        server = ScriptedServer(handler, host=host)
+    def make(
+        handler: Handler, host: str = "127.0.0.1", tls: Optional[ssl.SSLContext] = None
+    ) -> ScriptedServer:
+        server = ScriptedServer(handler, host=host, tls=tls)
         servers.append(server)
         return server
 
@@ -46,3 +52,25 @@ class Sleeps:
 @pytest.fixture
 def sleeps() -> Sleeps:
     return Sleeps()
+
+
+@pytest.fixture(scope="session")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, ssl.SSLContext]:
+    """A self-signed certificate for 127.0.0.1/localhost and a server context using it."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not available")
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    return cert, context

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -139,7 +140,14 @@ Handler = Callable[[Conn], None]
 
 
 class ScriptedServer:
-    def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: Optional[ssl.SSLContext] = None,
+    ) -> None:
+        self.tls = tls
         self.handler = handler
         self.lock = threading.Lock()
         self.requests: List[Request] = []
@@ -160,7 +168,8 @@ class ScriptedServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def _accept_loop(self) -> None:
         while not self._stop.is_set():
@@ -179,6 +188,8 @@ class ScriptedServer:
 
     def _run(self, conn: Conn) -> None:
         try:
+            if self.tls is not None:
+                conn.sock = self.tls.wrap_socket(conn.sock, server_side=True)
             self.handler(conn)
         except Exception as exc:  # noqa: BLE001 - recorded for the test to inspect
             if not self._stop.is_set():

@@ -485,3 +485,29 @@ def test_open_stream_maps_error_statuses(scripted):
     with pytest.raises(NotFoundError) as info:
         Transport(srv.url, SECRET).open_stream("/s", connect_timeout=2, read_timeout=2)
     assert info.value.message == "Session not found"
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_tls_is_verified_by_default_and_a_ca_bundle_can_be_given(scripted, self_signed, sleeps):
+    cert, context = self_signed
+    srv = scripted(statuses_then_ok([]), tls=context)
+    with pytest.raises(NetworkError) as info:
+        Transport(srv.url, SECRET, sleep=sleeps).request("GET", "/x")
+    assert "certificate verification failed" in str(info.value)
+    assert sleeps.delays == []  # a certificate failure is not retried
+    assert srv.requests == []
+    Transport(srv.url, SECRET, verify=str(cert)).request("GET", "/with-bundle")
+    Transport(srv.url, SECRET, verify=False).request("GET", "/unverified")
+    assert [r.path for r in srv.requests] == ["/with-bundle", "/unverified"]
+    assert srv.requests[0].headers["authorization"] == f"Bearer {SECRET}"
+
+
+def test_a_reader_gives_up_at_once_on_a_certificate_failure(scripted, self_signed, sleeps):
+    from sessions_client import Session
+
+    _, context = self_signed
+    srv = scripted(statuses_then_ok([]), tls=context)
+    session = Session("s", token=SECRET, api_url=srv.url, sleep=sleeps)
+    with pytest.raises(NetworkError):
+        next(session.iter_out())
+    assert sleeps.delays == []
