@@ -105,12 +105,8 @@ class _CleanCloseFirstHandler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F5 (chaos_findings.md): a non-following reader takes a body that ends without "
-    "[DONE] before any record for 'caught up'",
-)
 def test_non_following_reader_reconnects_after_a_clean_close_without_done() -> None:
+    """F5 (chaos_findings.md, fixed in 9f33faa): only [DONE] ends a window."""
     _CleanCloseFirstHandler.calls = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _CleanCloseFirstHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
