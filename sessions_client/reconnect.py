@@ -24,6 +24,7 @@ from typing import (
     Deque,
     Dict,
     Iterator,
+    List,
     Optional,
     Set,
 )
@@ -186,26 +187,36 @@ def read_channel(
         read_timeout = max(stall_timeout, window + STALL_MARGIN)
     seen_ids: Set[str] = set()
     seen_order: Deque[str] = deque()
-    stored: Optional[int] = last_seq
     failures = 0
     pause = 0.0
 
-    def commit(seq: int) -> None:
-        nonlocal stored
-        if store is not None and (stored is None or seq > stored):
-            store(seq)
-        stored = seq if stored is None else max(stored, seq)
+    def remember_all(records: List[Record]) -> bool:
+        """Remember the part ids of ``records``; False when one may be a duplicate.
+
+        The common case (no id seen before, none repeated) costs a few C-level set
+        operations per batch; the window is trimmed in bulk, so it holds between
+        ``dedup_window`` and twice that many recent ids.
+        """
+        ids = [r["part_id"] for r in records if r["part_id"]]
+        fresh = set(ids)
+        if len(fresh) != len(ids) or not seen_ids.isdisjoint(fresh):
+            return False
+        seen_ids.update(fresh)
+        seen_order.extend(ids)
+        if len(seen_order) > 2 * dedup_window:
+            for _ in range(len(seen_order) - dedup_window):
+                seen_ids.discard(seen_order.popleft())
+        return True
 
     def remember(part_id: str) -> bool:
         """False when ``part_id`` was seen recently; otherwise remember it."""
-        if dedup_window <= 0:
-            return True
         if part_id in seen_ids:
             return False
         seen_ids.add(part_id)
         seen_order.append(part_id)
-        if len(seen_order) > dedup_window:
-            seen_ids.discard(seen_order.popleft())
+        if len(seen_order) > 2 * dedup_window:
+            for _ in range(len(seen_order) - dedup_window):
+                seen_ids.discard(seen_order.popleft())
         return True
 
     while True:
@@ -286,35 +297,43 @@ def read_channel(
                             if on_trim is not None:
                                 on_trim(expected, first)
                         expected = None
-                    for record in decoded.records:
-                        seq = int(record["seq"])
+                    records = decoded.records
+                    check_each = dedup_window > 0 and (
+                        len(records) == 1 or not remember_all(records)
+                    )
+                    for record in records:
+                        seq = record["seq"]
                         if last_seq is not None and seq <= last_seq:
                             logger.debug("skipping replayed seq %d on %s", seq, path)
                             continue
                         last_seq = seq
-                        part_id = record.get("part_id")
-                        if isinstance(part_id, str) and part_id and not remember(part_id):
+                        if check_each and record["part_id"] and not remember(record["part_id"]):
                             logger.debug("skipping duplicate part id at seq %d", seq)
-                            commit(seq)
+                            if store is not None:
+                                store(seq)
                             continue
-                        if record.get("control") is not None:
+                        if record["control"] is not None:
                             handle_control(record)
                             if on_control is not None:
                                 on_control(record)
                             if not include_control:
-                                commit(seq)
+                                if store is not None:
+                                    store(seq)
                                 continue
                         try:
                             yield record
                         except GeneratorExit:
-                            commit(seq)
+                            if store is not None:
+                                store(seq)
                             raise
-                        commit(seq)
+                        if store is not None:
+                            store(seq)
                     if decoded.last_seq is not None and (
                         last_seq is None or decoded.last_seq > last_seq
                     ):
                         last_seq = decoded.last_seq
-                        commit(last_seq)
+                        if store is not None:
+                            store(last_seq)
                     if (
                         not follow
                         and decoded.tail is not None
