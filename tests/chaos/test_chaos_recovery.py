@@ -357,3 +357,57 @@ def test_short_lived_token_refreshed_by_turn_complete_survives_cuts(
     assert refreshed
     assert elapsed > ttl  # the first token expired during the read
     assert connections - 1 >= 5
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_trim_while_reading_under_cuts_is_reported_once(wire: str, chaos_figures: Any) -> None:
+    """The channel is trimmed (records < 1,500 deleted) while a reader is at record 300 and
+    connections are cut: the reader reports the gap once (``on_trim``), delivers the rest
+    once and in order, and never reports a reconnect as a trim."""
+    total, trim_at, trim_before = 2_000, 300, 1_500
+    seed = {"v1": 18018, "v2": 19019}[wire]
+    rng = random.Random(seed)
+    session_id = f"chaos-trim-{wire}"
+    with LocalServer(wire=wire, db=":memory:") as srv:
+        srv.create_session(session_id)
+        for body in payloads(total, seed):
+            srv.append(session_id, "out", body)
+        session = Session(session_id, token=srv.secret_key, api_url=srv.url)
+        seen: List[int] = []
+        trims: List[Any] = []
+
+        def read() -> None:
+            records = session.iter_out(follow=False, on_trim=lambda *gap: trims.append(gap))
+            try:
+                for rec in records:
+                    seen.append(n_of(rec))
+                    if len(seen) == trim_at:
+                        srv.trim(session_id, "out", before_seq=trim_before)
+            finally:
+                records.close()
+
+        def arm(r: random.Random) -> None:
+            limit = {"v1": 20_000, "v2": 300_000}[wire]
+            srv.faults.cut_stream(after_bytes=r.randint(1, limit), count=1)
+
+        started = time.monotonic()
+        with Rearmer(srv, arm, rng):
+            run_bounded(read, 60, f"iter_out({wire}) across a trim")
+        elapsed = time.monotonic() - started
+        connections = int(srv.request_counts.get("read", 0))
+        session.close()
+
+    before = [n for n in seen if n < trim_before]
+    chaos_figures(
+        f"trim-{wire}",
+        records=len(seen),
+        read_before_trim_took_effect=len(before),
+        trims_reported=len(trims),
+        reconnects=connections - 1,
+        duplicated=len(seen) - len(set(seen)),
+        elapsed_s=elapsed,
+    )
+    assert before == list(range(len(before)))  # nothing lost before the gap
+    assert [n for n in seen if n >= trim_before] == list(range(trim_before, total))
+    assert seen == sorted(set(seen))  # once, in order
+    assert trims == ([(len(before), trim_before)] if len(before) < trim_before else [])
