@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import signal
 import statistics
@@ -154,6 +155,37 @@ def test_dedup_window_skips_part_ids_already_delivered(scripted, window, expecte
     iterator.close()
     assert [r["seq"] for r in records] == expected
     assert cursor.get() == 3
+
+
+def _batch_with_ids(items) -> bytes:
+    records = [
+        {"seq_num": seq, "body": json.dumps({"data": json.dumps(seq), "id": pid})}
+        for seq, pid in items
+    ]
+    return f"event: batch\ndata: {json.dumps({'records': records})}\n\n".encode()
+
+
+def test_a_part_id_repeated_inside_one_batch_is_delivered_once(scripted):
+    def stream(conn: Conn, request: Request) -> None:
+        conn.start_stream(True, headers=V2)
+        conn.body(_batch_with_ids([(0, "a"), (1, "b"), (2, "a"), (3, "c")]))
+        conn.body(_batch_with_ids([(4, "b"), (5, "d")]))
+        conn.wait_closed_by_peer(10)
+
+    srv = scripted(streams(stream))
+    assert [r["seq"] for r in take(session_for(srv).iter_out(), 4)] == [0, 1, 3, 5]
+
+
+def test_the_dedup_window_is_bounded(scripted):
+    def stream(conn: Conn, request: Request) -> None:
+        conn.start_stream(True, headers=V2)
+        conn.body(_batch_with_ids([(i, f"id{i}") for i in range(6)]))
+        conn.body(_batch_with_ids([(6, "id5"), (7, "id0")]))  # id0 left the window
+        conn.wait_closed_by_peer(10)
+
+    srv = scripted(streams(stream))
+    records = take(session_for(srv).iter_out(dedup_window=2), 7)
+    assert [r["seq"] for r in records] == [0, 1, 2, 3, 4, 5, 7]
 
 
 def test_backoff_delays_double_to_the_cap_and_reset():
