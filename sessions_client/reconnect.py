@@ -23,6 +23,7 @@ from typing import (
     Callable,
     Deque,
     Dict,
+    Generator,
     Iterator,
     List,
     Optional,
@@ -166,7 +167,7 @@ def read_channel(
     sleep: Callable[[float], None] = time.sleep,
     backoff: Optional[Backoff] = None,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-) -> Iterator[Record]:
+) -> Generator[Record, None, None]:
     """Yield the records of one channel after ``last_seq``; see ``Session.iter_out``.
 
     ``handle_control`` sees every control record first (token refresh);

@@ -11,6 +11,7 @@ from typing import (
     Any,
     Callable,
     Dict,
+    Generator,
     Iterator,
     List,
     Optional,
@@ -275,7 +276,7 @@ class Session:
         dedup_window: int = DEFAULT_DEDUP_WINDOW,
         on_trim: Optional[Callable[[int, int], Any]] = None,
         peek_settled: bool = False,
-    ) -> Iterator[Record]:
+    ) -> Generator[Record, None, None]:
         """Yield the records of ``.out`` in order, exactly once, across reconnects.
 
         Starts after ``last_event_id`` (else after ``cursor.get()``, else at the
@@ -308,11 +309,11 @@ class Session:
         Control records go to ``on_control(record)`` and are yielded only with
         ``include_control``; a ``public-access-token`` on a ``turn-complete``
         replaces a public token (never a secret key). Records whose part id is
-        among the last ``dedup_window`` delivered (0: off), and records at or
-        below the cursor, are skipped. A gap after a (re)connect (trimmed stream)
-        logs a warning and calls ``on_trim(expected_seq, got_seq)``; on v1 streams,
-        which never carry command records, a command record right after the
-        cursor looks the same.
+        among the recent ones (at least the last ``dedup_window``, at most twice
+        that; 0: off), and records at or below the cursor, are skipped. A gap
+        after a (re)connect (trimmed stream) logs a warning and calls
+        ``on_trim(expected_seq, got_seq)``; on v1 streams, which never carry
+        command records, a command record right after the cursor looks the same.
 
         ``cursor.set(seq)`` is called once the consumer is done with a record (it
         asked for the next one or closed the generator) and for records it never
@@ -356,7 +357,7 @@ class Session:
         dedup_window: int = DEFAULT_DEDUP_WINDOW,
         on_trim: Optional[Callable[[int, int], Any]] = None,
         peek_settled: bool = False,
-    ) -> Iterator[Record]:
+    ) -> Generator[Record, None, None]:
         """Yield the records of ``.in``; the same contract as :meth:`iter_out`."""
         return self._iter(
             "in",
@@ -390,7 +391,7 @@ class Session:
         dedup_window: int,
         on_trim: Optional[Callable[[int, int], Any]],
         peek_settled: bool,
-    ) -> Iterator[Record]:
+    ) -> Generator[Record, None, None]:
         if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, int):
             raise TypeError("timeout_seconds must be an int")
         if not 1 <= timeout_seconds <= 600:
