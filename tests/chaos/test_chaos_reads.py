@@ -67,6 +67,10 @@ def test_reads_exactly_once_under_random_cuts(wire: str, chaos_figures: Any) -> 
         elapsed = time.monotonic() - started
         connections = int(srv.request_counts.get("read", 0))
         session.close()
+        deadline = time.monotonic() + 5
+        while srv.open_connections and time.monotonic() < deadline:
+            time.sleep(0.02)
+        leaked = srv.open_connections  # every cut connection was closed by the client too
 
     cuts = connections - 1  # a non-following reader reconnects only after a failure
     expected = [json.loads(body) for body in bodies]
@@ -81,6 +85,7 @@ def test_reads_exactly_once_under_random_cuts(wire: str, chaos_figures: Any) -> 
         out_of_order=tally.out_of_order,
         corrupted=corrupted,
         false_trims=len(trims),
+        open_connections_after_close=leaked,
         seed=seed,
         armed=rearmer.armed,
         preload_s=preload,
@@ -90,4 +95,5 @@ def test_reads_exactly_once_under_random_cuts(wire: str, chaos_figures: Any) -> 
     assert tally.seen == list(range(RECORDS))
     assert corrupted == 0
     assert trims == []
+    assert leaked == 0
     assert cuts >= MIN_CUTS
