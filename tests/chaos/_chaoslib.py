@@ -136,8 +136,17 @@ class Rearmer:
         self.stop()
 
 
-def run_bounded(fn: Callable[[], T], timeout: float, what: str) -> T:
-    """Run ``fn`` in a daemon thread; fail the test (instead of hanging) after ``timeout`` s."""
+def run_bounded(
+    fn: Callable[[], T],
+    timeout: float,
+    what: str,
+    on_hang: Optional[Callable[[], None]] = None,
+) -> T:
+    """Run ``fn`` in a daemon thread; fail the test (instead of hanging) after ``timeout`` s.
+
+    ``on_hang`` (e.g. ``session.close``) runs before failing, so that the stuck reader
+    ends at its next reconnect instead of polling whatever later test gets its port.
+    """
     box: Dict[str, Any] = {}
 
     def target() -> None:
@@ -150,7 +159,9 @@ def run_bounded(fn: Callable[[], T], timeout: float, what: str) -> T:
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
-        raise AssertionError(f"{what} did not finish within {timeout:.0f} s (hang)")
+        if on_hang is not None:
+            on_hang()
+        raise AssertionError(f"{what} did not finish within {timeout:g} s (hang)")
     if "error" in box:
         raise box["error"]
     return box["result"]  # type: ignore[no-any-return]

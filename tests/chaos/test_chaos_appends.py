@@ -87,7 +87,10 @@ def test_appends_exactly_once_under_failures(wire: str, chaos_figures: Any) -> N
         stored = session.drain_in()
         streamed = Tally(APPENDS)
         run_bounded(
-            lambda: collect(session.iter_in(follow=False), streamed), 60, f"iter_in({wire})"
+            lambda: collect(session.iter_in(follow=False), streamed),
+            60,
+            f"iter_in({wire})",
+            on_hang=session.close,
         )
         session.close()
 
@@ -179,6 +182,7 @@ def test_concurrent_appends_exactly_once_under_failures(wire: str, chaos_figures
             lambda: streamed.extend(n_of(r) for r in session.iter_in(follow=False)),
             60,
             f"iter_in({wire})",
+            on_hang=session.close,
         )
         session.close()
 

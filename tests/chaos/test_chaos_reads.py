@@ -63,6 +63,7 @@ def test_reads_exactly_once_under_random_cuts(wire: str, chaos_figures: Any) -> 
                 ),
                 150,
                 f"iter_out({wire}) under cuts",
+                on_hang=session.close,
             )
         elapsed = time.monotonic() - started
         connections = int(srv.request_counts.get("read", 0))

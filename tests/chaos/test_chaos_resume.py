@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any
+from typing import Any, List
 
 import pytest
 from _chaoslib import Rearmer, Tally, n_of, payloads, run_bounded
@@ -43,6 +43,11 @@ def test_consumer_restarts_from_file_cursor_exactly_once(
 
         tally = Tally(total)
         runs = 0
+        current: List[Session] = []
+
+        def close_current() -> None:
+            for session in current:
+                session.close()
 
         def consume_all() -> None:
             nonlocal runs
@@ -50,6 +55,7 @@ def test_consumer_restarts_from_file_cursor_exactly_once(
                 runs += 1
                 quota = runs_rng.randint(1, 800)
                 with Session(session_id, token=srv.secret_key, api_url=srv.url) as session:
+                    current[:] = [session]
                     # fsync=False: the cursor semantics are under test here, not durability
                     cursor = FileCursor(cursor_path, fsync=False)
                     records = session.iter_out(follow=False, timeout_seconds=1, cursor=cursor)
@@ -61,7 +67,7 @@ def test_consumer_restarts_from_file_cursor_exactly_once(
 
         started = time.monotonic()
         with Rearmer(srv, arm, rng):
-            run_bounded(consume_all, 120, f"restarting consumer ({wire})")
+            run_bounded(consume_all, 120, f"restarting consumer ({wire})", on_hang=close_current)
         elapsed = time.monotonic() - started
         connections = int(srv.request_counts.get("read", 0))
         final_cursor = FileCursor(cursor_path).get()
