@@ -1,4 +1,6 @@
-"""Chaos: stalled streams, a server restart mid-read, and a writer racing a cut follower."""
+"""Chaos: stalled streams, a server restart mid-read, a writer racing a cut follower, a
+short-lived token refreshed across cuts, a trim while reading; plus the regression tests of
+chaos findings F1 and F2 (/work/coord/chaos_findings.md)."""
 
 from __future__ import annotations
 
