@@ -1,6 +1,6 @@
-"""Chaos: stalled streams, a server restart mid-read, a writer racing a cut follower, a
-short-lived token refreshed across cuts, a trim while reading; plus the regression tests of
-chaos findings F1 and F2 (/work/coord/chaos_findings.md)."""
+"""Chaos: stalled streams, a server restart mid-read, end to end (a failing writer racing a
+cut follower), a short-lived token refreshed across cuts, a trim while reading; plus the
+regression tests of chaos findings F1 and F2 (/work/coord/chaos_findings.md)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any, List
 import pytest
 from _chaoslib import Rearmer, Tally, collect, n_of, payloads, run_bounded
 
+from sessions_client.http import RetryPolicy
 from sessions_client.session import Session
 from sessions_client.testing import LocalServer
 
@@ -217,8 +218,12 @@ def test_server_restart_mid_read(wire: str, tmp_path: Any, chaos_figures: Any) -
 
 
 @pytest.mark.parametrize("wire", WIRES)
-def test_follower_gets_all_while_writer_appends_under_cuts(wire: str, chaos_figures: Any) -> None:
-    """A writer appends through the Session while a follower tails .out with cuts.
+def test_end_to_end_writer_under_failures_follower_under_cuts(
+    wire: str, chaos_figures: Any
+) -> None:
+    """End to end: a writer appends 3,000 records through a Session while ~30% of its
+    requests fail (503, 429, dropped before / after storing), and a follower tails .out
+    while its connections are cut: every record is stored once and read once, in order.
 
     Half-way the writer goes idle for longer than the follower's 1-s long-poll window, so
     normal window ends ([DONE], immediate reconnect) mix with the cuts.
@@ -226,11 +231,16 @@ def test_follower_gets_all_while_writer_appends_under_cuts(wire: str, chaos_figu
     total = 3_000
     seed = {"v1": 9009, "v2": 10010}[wire]
     rng = random.Random(seed)
+    append_rng = random.Random(seed + 1)
     bodies = payloads(total, seed)
     session_id = f"chaos-follow-{wire}"
+    append_faults: List[str] = []
     with LocalServer(wire=wire, db=":memory:") as srv:
         srv.create_session(session_id)
-        writer_session = Session(session_id, token=srv.secret_key, api_url=srv.url)
+        fast = RetryPolicy(max_attempts=12, initial_delay=0.001, max_delay=0.01)
+        writer_session = Session(
+            session_id, token=srv.secret_key, api_url=srv.url, append_retry=fast
+        )
         reader_session = Session(session_id, token=srv.secret_key, api_url=srv.url)
         tally = Tally(total)
         trims: List[Any] = []
@@ -247,16 +257,27 @@ def test_follower_gets_all_while_writer_appends_under_cuts(wire: str, chaos_figu
             except BaseException as exc:  # noqa: BLE001 - reported by the test
                 write_errors.append(exc)
 
-        def arm(r: random.Random) -> None:
+        def arm_cut(r: random.Random) -> None:
             # Mostly short-lived connections, sometimes a longer one. Only short cuts would
             # livelock v2: once the follower is ~170 records behind, the catch-up batch event
             # is longer than any cut and no connection makes progress (see README).
             limit = 25_000 if r.random() < 0.9 else 600_000
             srv.faults.cut_stream(after_bytes=r.randint(1, limit), count=1)
 
+        def arm_append_fault(r: random.Random) -> None:
+            if r.random() < 0.3:
+                kind = r.choice(["503", "429", "drop", "drop_stored"])
+                append_faults.append(kind)
+                if kind == "503":
+                    srv.faults.fail_next(1, status=503, route="append")
+                elif kind == "429":
+                    srv.faults.fail_next(1, status=429, route="append", retry_after=0)
+                else:
+                    srv.faults.drop_next(1, route="append", process=kind == "drop_stored")
+
         writer = threading.Thread(target=write, name="chaos-writer", daemon=True)
         started = time.monotonic()
-        with Rearmer(srv, arm, rng):
+        with Rearmer(srv, arm_cut, rng), Rearmer(srv, arm_append_fault, append_rng, route="append"):
             writer.start()
             run_bounded(
                 lambda: collect(
@@ -273,12 +294,23 @@ def test_follower_gets_all_while_writer_appends_under_cuts(wire: str, chaos_figu
             writer.join(30)
         elapsed = time.monotonic() - started
         connections = int(srv.request_counts.get("read", 0))
+        append_requests = int(srv.request_counts.get("append", 0))
+        stored = writer_session.drain_out()
         writer_session.close()
         reader_session.close()
 
+    stored_tally = Tally(total)
+    for rec in stored:
+        stored_tally.add(n_of(rec))
+    failed = append_requests - total  # every append ends with exactly one successful request
     chaos_figures(
-        f"follow-{wire}",
+        f"end-to-end-{wire}",
         records=len(tally.seen),
+        append_requests=append_requests,
+        append_failures=failed,
+        append_failure_rate=failed / max(append_requests, 1),
+        stored=len(stored),
+        stored_duplicated=stored_tally.duplicated,
         reconnects=connections - 1,
         lost=tally.lost,
         duplicated=tally.duplicated,
@@ -289,7 +321,9 @@ def test_follower_gets_all_while_writer_appends_under_cuts(wire: str, chaos_figu
     assert trims == []
     assert write_errors == []
     assert not writer.is_alive()
+    assert stored_tally.seen == list(range(total))
     assert tally.seen == list(range(total))
+    assert 0.2 < failed / append_requests < 0.4
     assert connections - 1 >= 5
 
 
