@@ -221,14 +221,14 @@ def test_server_restart_mid_read(wire: str, tmp_path: Any, chaos_figures: Any) -
 def test_end_to_end_writer_under_failures_follower_under_cuts(
     wire: str, chaos_figures: Any
 ) -> None:
-    """End to end: a writer appends 3,000 records through a Session while ~30% of its
+    """End to end: a writer appends 2,000 records through a Session while ~30% of its
     requests fail (503, 429, dropped before / after storing), and a follower tails .out
     while its connections are cut: every record is stored once and read once, in order.
 
     Half-way the writer goes idle for longer than the follower's 1-s long-poll window, so
     normal window ends ([DONE], immediate reconnect) mix with the cuts.
     """
-    total = 3_000
+    total = 2_000
     seed = {"v1": 9009, "v2": 10010}[wire]
     rng = random.Random(seed)
     append_rng = random.Random(seed + 1)
