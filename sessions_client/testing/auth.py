@@ -19,6 +19,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import secrets
 import time
 from typing import Any, Dict, FrozenSet, Iterable, List, Optional
@@ -87,7 +88,7 @@ class TokenAuthority:
         """A public token carrying exactly ``scopes``."""
         now = time.time()
         jti = secrets.token_hex(12)
-        exp = int(now + ttl)
+        exp = math.ceil(now + ttl)  # never shorter than asked (JWT exp is whole seconds)
         payload: Dict[str, Any] = {
             "sub": SUBJECT,
             "pub": True,
