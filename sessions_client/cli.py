@@ -28,7 +28,6 @@ from typing import (
     Callable,
     Dict,
     Iterator,
-    List,
     Optional,
     Sequence,
     TextIO,
@@ -43,7 +42,6 @@ from .errors import (
     NetworkError,
     NotFoundError,
     PermissionDeniedError,
-    ProtocolError,
     SessionsError,
 )
 
@@ -311,37 +309,6 @@ def cmd_tail(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
-def _drain_pages(session: Session, io: str, after: Optional[int]) -> Iterator[List[Dict[str, Any]]]:
-    """The pages of ``GET .../records`` after ``after``, decoded, until an empty page.
-
-    Paged here (instead of ``Session.drain_*``, which returns one list) so that a long
-    drain prints as it goes, keeps memory bounded and can show progress.
-    """
-    from .http import quote_segment
-    from .wire import decode_drain_item
-
-    path = f"/realtime/v1/sessions/{quote_segment(session.session_id)}/{io}/records"
-    current = after
-    while True:
-        params = None if current is None else {"afterEventId": str(current)}
-        response = session.transport.request("GET", path, params=params, retry=session.read_retry)
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = None
-        items = answer.get("records") if isinstance(answer, dict) else None
-        if not isinstance(items, list):
-            raise ProtocolError(
-                "the records answer has no list 'records'", status=response.status_code
-            )
-        page = [decode_drain_item(item) for item in items]
-        page = [r for r in page if current is None or r["seq"] > current]
-        if not page:
-            return
-        yield page
-        current = max(r["seq"] for r in page)
-
-
 def cmd_drain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     session = _session(args)
     options = _resume_options(args)
@@ -349,7 +316,8 @@ def cmd_drain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     after = options.get("last_event_id", None if cursor is None else cursor.get())
     progress = _Progress(err, f"drained .{args.channel}")
     try:
-        for page in _drain_pages(session, args.channel, after):
+        drain_pages = session.drain_out_pages if args.channel == "out" else session.drain_in_pages
+        for page in drain_pages(after=after, include_control=True):
             for record in page:
                 progress.tick(record["seq"])
                 if record["control"] is None or args.controls:

@@ -481,33 +481,62 @@ class Session:
         """Every record of ``.in``; the same contract as :meth:`drain_out`."""
         return self._drain("in", after, include_control, cursor)
 
-    def _drain(
-        self, io: str, after: Optional[int], include_control: bool, cursor: Optional[Cursor]
-    ) -> List[Record]:
-        current = _check_seq(after, "after")
-        stored = _check_cursor(cursor)
-        if current is None:
-            current = stored
-        start = current
-        records: List[Record] = []
+    def drain_out_pages(
+        self, *, after: Optional[int] = None, include_control: bool = False
+    ) -> Generator[List[Record], None, None]:
+        """The records of ``.out`` after ``after``, one server page (up to ~1,000) at a time.
+
+        For channels too large to hold as one list: memory stays at one page, and
+        the caller can store ``page[-1]["seq"]`` once a page is handled. Empty pages
+        are never yielded (a page of control records only is empty without
+        ``include_control``, and the reader moves past it).
+        """
+        return _nonempty(self._drain_pages("out", _check_seq(after, "after"), include_control))
+
+    def drain_in_pages(
+        self, *, after: Optional[int] = None, include_control: bool = False
+    ) -> Generator[List[Record], None, None]:
+        """The records of ``.in``, page by page; the same contract as :meth:`drain_out_pages`."""
+        return _nonempty(self._drain_pages("in", _check_seq(after, "after"), include_control))
+
+    def _drain_pages(
+        self, io: str, after: Optional[int], include_control: bool
+    ) -> Generator[Tuple[List[Record], int], None, None]:
+        """Pages of records (control ones only with ``include_control``), each with the
+        highest seq the server page covered, so a cursor can move past what is skipped."""
+        current = after
         for _ in range(_MAX_DRAIN_PAGES):
             params = None if current is None else {"afterEventId": str(current)}
             response = self.transport.request(
                 "GET", self._path(io, "/records"), params=params, retry=self.read_retry
             )
-            page = _records_page(response)
-            fresh = [r for r in page if current is None or int(r["seq"]) > current]
+            fresh = [r for r in _records_page(response) if current is None or r["seq"] > current]
             if not fresh:
-                break
+                return
+            current = max(r["seq"] for r in fresh)
+            page: List[Record] = []
             for record in fresh:
-                if record.get("control") is not None:
+                if record["control"] is not None:
                     self._handle_control(record)
                     if not include_control:
                         continue
-                records.append(record)
-            current = max(int(r["seq"]) for r in fresh)
-        if cursor is not None and current is not None and current != start:
-            cursor.set(current)
+                page.append(record)
+            yield page, current
+
+    def _drain(
+        self, io: str, after: Optional[int], include_control: bool, cursor: Optional[Cursor]
+    ) -> List[Record]:
+        start = _check_seq(after, "after")
+        stored = _check_cursor(cursor)
+        if start is None:
+            start = stored
+        records: List[Record] = []
+        last = start
+        for page, covered in self._drain_pages(io, start, include_control):
+            records.extend(page)
+            last = covered
+        if cursor is not None and last is not None and last != start:
+            cursor.set(last)
         return records
 
     # -- chat turns (sessions_client.turns) ----------------------------------------
@@ -572,6 +601,14 @@ def _refreshed_token(record: Record) -> Optional[str]:
         ):
             return pair[1].strip()
     return None
+
+
+def _nonempty(
+    pages: Iterator[Tuple[List[Record], int]],
+) -> Generator[List[Record], None, None]:
+    for page, _ in pages:
+        if page:
+            yield page
 
 
 def _preview(body: bytes) -> str:

@@ -322,3 +322,20 @@ def test_the_token_never_reaches_the_logs(session, srv, sid, caplog):
         Session(sid, token="tr_dev_wrongKey", api_url=srv.url).append_in("x")
     assert SECRET not in caplog.text and "tr_dev_wrongKey" not in caplog.text
     assert "tr_dev_wrongKey" not in str(info.value)
+
+
+def test_drain_pages_hold_one_server_page_at_a_time(srv: LocalServer, session: Session) -> None:
+    sid = session.session_id
+    for n in range(2100):
+        srv.append(sid, "out", f'{{"n": {n}}}')
+    srv.write_control(sid, "turn-complete")
+    pages = list(session.drain_out_pages())
+    assert [len(p) for p in pages] == [1000, 1000, 100]
+    assert [r["data"]["n"] for p in pages for r in p] == list(range(2100))
+    tail = list(session.drain_out_pages(after=2050, include_control=True))
+    assert [r["control"] for r in tail[-1]][-1] == "turn-complete"
+    assert list(session.drain_out_pages(after=2099)) == []
+    assert list(session.drain_in_pages()) == []
+    cursor = MemoryCursor()
+    assert len(session.drain_out(cursor=cursor)) == 2100
+    assert cursor.get() == 2100  # moved past the trailing control record
