@@ -90,6 +90,10 @@ class TurnTimeoutError(SessionsError, TimeoutError):
     """A chat turn (``read_turn`` / ``ask``) did not complete within its ``timeout``."""
 
 
+class ReaderTimeoutError(SessionsError, TimeoutError):
+    """A reader (``iter_out`` / ``iter_in``) ran past its ``total_timeout``."""
+
+
 __all__ = [
     "SessionsError",
     "ConfigurationError",
@@ -105,4 +109,5 @@ __all__ = [
     "NetworkError",
     "ProtocolError",
     "TurnTimeoutError",
+    "ReaderTimeoutError",
 ]

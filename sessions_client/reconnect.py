@@ -6,7 +6,10 @@ successful connect). :func:`read_channel` is the explicit reconnect loop behind
 ``Session.iter_out`` / ``iter_in``: it resumes with ``Last-Event-ID`` = the seq of
 the last record processed (never anything else), skips replays, advances past
 command records, routes control records, detects trims and stalls, and stores
-the cursor only once the consumer is done with a record.
+the cursor only once the consumer is done with a record. With a
+``total_timeout`` it raises :class:`~sessions_client.errors.ReaderTimeoutError`
+once that many seconds have passed, whatever the server does (pings, stalls,
+refused connections, long ``Retry-After`` delays).
 """
 
 from __future__ import annotations
@@ -33,7 +36,14 @@ from typing import (
 import requests
 import urllib3
 
-from .errors import APIError, NetworkError, ProtocolError, RateLimitedError, SessionsError
+from .errors import (
+    APIError,
+    NetworkError,
+    ProtocolError,
+    RateLimitedError,
+    ReaderTimeoutError,
+    SessionsError,
+)
 from .http import Transport, is_certificate_error
 from .wire import DEFAULT_MAX_EVENT_BYTES, Decoded, decode_event, iter_sse_events
 from .wire import wire_shape as _wire_shape
@@ -55,6 +65,11 @@ STALL_MARGIN = 0.5
 #: Timeout-Seconds sent by a non-following reader: the server ends the window 1 s
 #: after the last record, so ``follow=False`` returns promptly on v1 servers too.
 NON_FOLLOW_WINDOW = 1
+#: With a deadline, an open stream's socket timeout is lowered to the time left once it
+#: exceeds it by more than this: a wait for bytes ends at most this late.
+DEADLINE_SLACK = 0.05
+#: The smallest socket timeout ever set (0 would make the socket non-blocking).
+_MIN_SOCKET_TIMEOUT = 0.001
 
 _STREAM_ERRORS = (
     urllib3.exceptions.HTTPError,
@@ -104,13 +119,46 @@ class _StreamFailure(Exception):
         self.error = error
 
 
-def _iter_chunks(response: requests.Response) -> Iterator[bytes]:
-    """The body as it arrives: each chunk is whatever the socket has, up to READ_SIZE."""
+class _Deadline:
+    """The end of a reader's ``total_timeout`` on ``clock`` (monotonic seconds)."""
+
+    def __init__(self, seconds: float, path: str, clock: Callable[[], float]) -> None:
+        self.seconds = seconds
+        self.path = path
+        self.clock = clock
+        self.at = clock() + seconds
+
+    def left(self) -> float:
+        """Seconds until the deadline (zero or negative once it has passed)."""
+        return self.at - self.clock()
+
+    def expired(self) -> ReaderTimeoutError:
+        return ReaderTimeoutError(
+            f"reader on {self.path} ran past its total_timeout of {self.seconds:g} s"
+        )
+
+    def check(self) -> float:
+        """The seconds left; raises :class:`ReaderTimeoutError` once none are."""
+        left = self.at - self.clock()
+        if left <= 0:
+            raise self.expired()
+        return left
+
+
+def _iter_chunks(
+    response: requests.Response, before_read: Optional[Callable[[], None]] = None
+) -> Iterator[bytes]:
+    """The body as it arrives: each chunk is whatever the socket has, up to READ_SIZE.
+
+    ``before_read()`` runs before each wait for bytes (the deadline check).
+    """
     raw: Any = response.raw
     read1 = getattr(raw, "read1", None)
     if read1 is None:  # urllib3 1.26: read the http.client response directly
         read1 = raw._fp.read1
     while True:
+        if before_read is not None:
+            before_read()
         data = read1(READ_SIZE)
         if not data:
             return
@@ -125,7 +173,7 @@ def _set_read_timeout(response: requests.Response, seconds: float) -> bool:
     if sock is None:
         return False
     try:
-        sock.settimeout(seconds)
+        sock.settimeout(max(seconds, _MIN_SOCKET_TIMEOUT))
     except OSError:
         return False
     return True
@@ -167,6 +215,8 @@ def read_channel(
     sleep: Callable[[float], None] = time.sleep,
     backoff: Optional[Backoff] = None,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    total_timeout: Optional[float] = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Generator[Record, None, None]:
     """Yield the records of one channel after ``last_seq``; see ``Session.iter_out``.
 
@@ -174,7 +224,15 @@ def read_channel(
     ``store(seq)`` persists the cursor once the consumer has finished with a
     record (asked for the next one or closed the generator), or at once for
     records it never sees (command, deduplicated, unyielded control records).
+
+    ``total_timeout`` (seconds from the first ``next()`` on ``clock``; ``None``: no
+    limit) ends the reader with :class:`ReaderTimeoutError`: connect and socket
+    timeouts and backoff pauses are bounded by the time left, and it is checked
+    before every wait for bytes, after every event (pings included) and after
+    every record the consumer has finished with.
     """
+    deadline = None if total_timeout is None else _Deadline(total_timeout, path, clock)
+    last_error: Optional[SessionsError] = None
     delays = backoff if backoff is not None else Backoff()
     window = timeout_seconds if follow else min(timeout_seconds, NON_FOLLOW_WINDOW)
     if stall_timeout is None:
@@ -224,6 +282,11 @@ def read_channel(
         if pause > 0:
             sleep(pause)
             pause = 0.0
+        left = math.inf
+        if deadline is not None:
+            left = deadline.left()
+            if left <= 0:
+                raise deadline.expired() from last_error
         headers = {"Accept": "text/event-stream", "Timeout-Seconds": str(window)}
         if last_seq is not None:
             headers["Last-Event-ID"] = str(last_seq)
@@ -234,8 +297,8 @@ def read_channel(
                 response = transport.open_stream(
                     path,
                     headers=headers,
-                    connect_timeout=connect_timeout,
-                    read_timeout=read_timeout,
+                    connect_timeout=min(connect_timeout, left),
+                    read_timeout=min(read_timeout, left),
                 )
             except APIError as exc:
                 if exc.status in PERMANENT_STATUSES:
@@ -246,6 +309,7 @@ def read_channel(
                     raise
                 raise _StreamFailure(exc) from exc
             delays.reset()
+            last_error = None
             done = False
             expected = None if last_seq is None else last_seq + 1
             try:
@@ -256,16 +320,31 @@ def read_channel(
                     )
                 shape = _wire_shape(response.headers)
                 settled = response.headers.get("X-Session-Settled", "").lower() == "true"
+                stall = read_timeout
                 if stall_timeout is None and shape == "v2":
-                    _set_read_timeout(response, V2_STALL_TIMEOUT)
+                    stall = V2_STALL_TIMEOUT
+                before_read = None
+                if deadline is None:
+                    if stall != read_timeout:
+                        _set_read_timeout(response, stall)
+                else:
+                    before_read = _deadline_guard(response, deadline, stall)
                 logger.debug("connected to %s (%s), after seq %s", path, shape, last_seq)
-                events = iter_sse_events(_iter_chunks(response), max_event_bytes=max_event_bytes)
+                events = iter_sse_events(
+                    _iter_chunks(response, before_read), max_event_bytes=max_event_bytes
+                )
                 while True:
+                    if deadline is not None:
+                        deadline.check()
                     try:
                         event = next(events)
                     except StopIteration:
                         break
+                    except ReaderTimeoutError:
+                        raise
                     except _STREAM_ERRORS as exc:
+                        if deadline is not None and deadline.left() <= 0 and _is_timeout(exc):
+                            raise deadline.expired() from None
                         raise _StreamFailure(_read_error(exc, path)) from exc
                     decoded = decode_event(event, shape)
                     failures = 0
@@ -329,6 +408,8 @@ def read_channel(
                             raise
                         if store is not None:
                             store(seq)
+                        if deadline is not None:
+                            deadline.check()
                     if decoded.last_seq is not None and (
                         last_seq is None or decoded.last_seq > last_seq
                     ):
@@ -360,6 +441,12 @@ def read_channel(
             pause = delays.next_delay()
             if isinstance(error, RateLimitedError) and error.retry_after is not None:
                 pause = max(pause, error.retry_after)
+            if deadline is not None:
+                last_error = error
+                left = deadline.left()
+                if left <= 0:
+                    raise deadline.expired() from error
+                pause = min(pause, left)
             logger.info("reader on %s: %s; reconnecting in %.2f s", path, error, pause)
 
 
@@ -372,8 +459,27 @@ def _caught_up_on_ping(last_seq: Optional[int], tail: Optional[int]) -> bool:
     return last_seq >= tail - 1
 
 
+def _deadline_guard(
+    response: requests.Response, deadline: _Deadline, stall: float
+) -> Callable[[], None]:
+    """The ``before_read`` of a stream with a deadline: raise once it has passed, else
+    keep the socket timeout within the time left (plus ``DEADLINE_SLACK``)."""
+    current = [math.inf]  # the socket timeout last set
+
+    def before_read() -> None:
+        wanted = min(stall, deadline.check())
+        if current[0] > wanted + DEADLINE_SLACK and _set_read_timeout(response, wanted):
+            current[0] = wanted
+
+    return before_read
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, (urllib3.exceptions.ReadTimeoutError, socket.timeout, requests.Timeout))
+
+
 def _read_error(exc: BaseException, path: str) -> NetworkError:
-    if isinstance(exc, (urllib3.exceptions.ReadTimeoutError, socket.timeout, requests.Timeout)):
+    if _is_timeout(exc):
         return NetworkError(f"stream on {path} stalled: no bytes within the stall timeout")
     return NetworkError(f"stream on {path} broke: {type(exc).__name__}: {exc}")
 

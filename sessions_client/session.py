@@ -276,6 +276,7 @@ class Session:
         dedup_window: int = DEFAULT_DEDUP_WINDOW,
         on_trim: Optional[Callable[[int, int], Any]] = None,
         peek_settled: bool = False,
+        total_timeout: Optional[float] = None,
     ) -> Generator[Record, None, None]:
         """Yield the records of ``.out`` in order, exactly once, across reconnects.
 
@@ -298,6 +299,16 @@ class Session:
         limit) raise the last error; 400, 401, 403, 404, 409, 410, 422 and 501
         raise at once; bad server data raises :class:`ProtocolError`.
         ``connect_timeout`` bounds each connect.
+
+        ``total_timeout``: seconds the reader may run in all, counted from the first
+        ``next()`` (``None``: no limit). Once they have passed, the reader closes its
+        connection and raises :class:`~sessions_client.errors.ReaderTimeoutError`
+        (a ``TimeoutError``) whatever the server does: connects, waits for bytes and
+        backoff pauses are cut to the time left, and the time is checked after every
+        event (pings included), so a stream that pings, stalls or cannot be reached
+        cannot keep it alive. The cursor holds the last record consumed, so a new
+        reader resumes there. This bounds ``follow=True`` readers too (tail for at
+        most N seconds).
 
         ``stall_timeout``: seconds without a byte on an open stream before it is
         dropped and resumed (``None``: 15 s on v2 streams, which ping every ~5 s;
@@ -340,6 +351,7 @@ class Session:
             dedup_window=dedup_window,
             on_trim=on_trim,
             peek_settled=peek_settled,
+            total_timeout=total_timeout,
         )
 
     def iter_in(
@@ -357,6 +369,7 @@ class Session:
         dedup_window: int = DEFAULT_DEDUP_WINDOW,
         on_trim: Optional[Callable[[int, int], Any]] = None,
         peek_settled: bool = False,
+        total_timeout: Optional[float] = None,
     ) -> Generator[Record, None, None]:
         """Yield the records of ``.in``; the same contract as :meth:`iter_out`."""
         return self._iter(
@@ -373,6 +386,7 @@ class Session:
             dedup_window=dedup_window,
             on_trim=on_trim,
             peek_settled=peek_settled,
+            total_timeout=total_timeout,
         )
 
     def _iter(
@@ -391,6 +405,7 @@ class Session:
         dedup_window: int,
         on_trim: Optional[Callable[[int, int], Any]],
         peek_settled: bool,
+        total_timeout: Optional[float],
     ) -> Generator[Record, None, None]:
         if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, int):
             raise TypeError("timeout_seconds must be an int")
@@ -409,6 +424,7 @@ class Session:
                 raise ConfigurationError("max_retries must not be negative")
         _check_positive(stall_timeout, "stall_timeout", allow_none=True)
         _check_positive(connect_timeout, "connect_timeout")
+        _check_positive(total_timeout, "total_timeout", allow_none=True)
         if isinstance(dedup_window, bool) or not isinstance(dedup_window, int):
             raise TypeError("dedup_window must be an int")
         if dedup_window < 0:
@@ -435,6 +451,7 @@ class Session:
             sleep=self._sleep,
             backoff=Backoff(),
             max_event_bytes=self.max_event_bytes,
+            total_timeout=None if total_timeout is None else float(total_timeout),
         )
 
     def _handle_control(self, record: Record) -> None:
