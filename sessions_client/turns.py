@@ -20,15 +20,16 @@ records that came before it (they were the earlier turn's reply);
 :func:`read_turn`, a generator, has already yielded them, so start it at the
 previous turn's end (``last_event_id``, ``cursor`` or the remembered position).
 
-**Deadline.** ``timeout`` bounds the whole turn. The reader polls ``.out`` with
-short long-poll windows (``follow=False``: about one second idle per request),
-reconnects after transient failures with a capped backoff, and raises
-:class:`~sessions_client.errors.TurnTimeoutError` once the deadline has passed
-(at most about a second late). 400, 401, 403, 404, 409, 410, 422 and 501 raise
-their typed error at once. The price of a deadline that holds whatever the
-server's ping interval: on a v2 server each read also ends once it has caught
-up, so a reply streamed more slowly than it is read costs about one request per
-batch (keep-alive connections make that cheap).
+**Reading and deadline.** A turn is read by one following ``.out`` reader
+(``Session.iter_out(follow=True, include_control=True, total_timeout=...)``): a
+reply streamed slowly is read over one connection, record by record as it
+arrives. Transient failures (connection errors, 408/429/5xx, broken or stalled
+streams) are the reader's to resume, with its capped backoff; 400, 401, 403,
+404, 409, 410, 422 and 501 raise their typed error at once. ``timeout`` bounds
+the whole turn: once it has passed, :class:`~sessions_client.errors.TurnTimeoutError`
+is raised promptly (within about ``reconnect.DEADLINE_SLACK``), whatever the
+server does - pings, a stalled stream, refused connections - because the reader
+cuts every connect, socket wait and backoff pause to the time left.
 """
 
 from __future__ import annotations
@@ -39,8 +40,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any, Dict, Generator, Iterator, List, Optional, Tuple
 
-from .errors import APIError, ConfigurationError, NetworkError, SessionsError, TurnTimeoutError
-from .reconnect import PERMANENT_STATUSES, Backoff
+from .errors import ConfigurationError, ReaderTimeoutError, TurnTimeoutError
 
 if TYPE_CHECKING:
     from .cursor import Cursor
@@ -54,9 +54,6 @@ Record = Dict[str, Any]
 
 TURN_COMPLETE = "turn-complete"
 IN_EVENT_ID_HEADER = "session-in-event-id"
-#: Upper bound of one read's stall timeout (the reader's own default on v2 is 15 s).
-_MAX_STALL = 16.0
-_MAX_CONNECT = 30.0
 
 _positions: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 _positions_lock = threading.Lock()
@@ -131,16 +128,6 @@ def _check_timeout(timeout: Any) -> float:
     return float(timeout)
 
 
-def _is_transient(error: SessionsError) -> bool:
-    if isinstance(error, NetworkError):
-        return True
-    return (
-        isinstance(error, APIError)
-        and error.status is not None
-        and error.status not in PERMANENT_STATUSES
-    )
-
-
 def _turn_events(
     session: Session,
     *,
@@ -149,61 +136,43 @@ def _turn_events(
     timeout: float,
     cursor: Optional[Cursor],
 ) -> Generator[Tuple[str, Record], None, None]:
-    """Yield ``("data", r)``, ``("stale", r)`` and finally ``("end", r)`` for one turn."""
-    deadline = time.monotonic() + timeout
-    position = start
-    delays = Backoff(initial=0.1, maximum=2.0)
+    """Yield ``("data", r)``, ``("stale", r)`` and finally ``("end", r)`` for one turn.
 
-    def expired(cause: Optional[BaseException] = None) -> TurnTimeoutError:
+    One following reader does all the reading (reconnects included); its
+    ``total_timeout`` is the turn's deadline.
+    """
+
+    def expired() -> TurnTimeoutError:
         after = "" if after_in_seq is None else f" for .in seq {after_in_seq}"
-        error = TurnTimeoutError(f"no turn-complete{after} on .out within {timeout:g} s")
-        error.__cause__ = cause
-        return error
+        return TurnTimeoutError(f"no turn-complete{after} on .out within {timeout:g} s")
 
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise expired()
-        reader = session.iter_out(
-            last_event_id=position,
-            follow=False,
-            include_control=True,
-            cursor=cursor,
-            max_retries=0,
-            stall_timeout=min(_MAX_STALL, remaining + 1.0),
-            connect_timeout=min(_MAX_CONNECT, max(remaining, 0.1)),
-        )
-        try:
-            for record in reader:
-                seq = int(record["seq"])
-                position = seq
-                delays.reset()
-                kind = _classify(record, after_in_seq)
-                if kind == "end":
-                    _remember(session, seq)
-                    yield kind, record
-                    return
-                if kind != "skip":
-                    try:
-                        yield kind, record
-                    finally:
-                        _remember(session, seq)
-                else:
-                    _remember(session, seq)
-                if time.monotonic() >= deadline:
-                    raise expired()
-        except SessionsError as error:
-            if isinstance(error, TurnTimeoutError) or not _is_transient(error):
-                raise
-            pause = min(delays.next_delay(), deadline - time.monotonic())
-            if pause <= 0:
-                raise expired(error) from error
-            logger.info("turn reader: %s; retrying in %.2f s", error, pause)
-            time.sleep(pause)
-        finally:
-            close = getattr(reader, "close", None)
-            if close is not None:
-                close()
+    reader = session.iter_out(
+        last_event_id=start,
+        follow=True,
+        include_control=True,
+        cursor=cursor,
+        total_timeout=timeout,
+    )
+    try:
+        for record in reader:
+            seq = int(record["seq"])
+            kind = _classify(record, after_in_seq)
+            if kind == "end":
+                _remember(session, seq)
+                yield kind, record
+                return
+            if kind == "skip":
+                _remember(session, seq)
+                continue
+            try:
+                yield kind, record
+            finally:
+                _remember(session, seq)
+    except ReaderTimeoutError as error:
+        raise expired() from error
+    finally:
+        reader.close()
+    raise expired()  # pragma: no cover - a following reader never just ends
 
 
 def _classify(record: Record, after_in_seq: Optional[int]) -> str:
