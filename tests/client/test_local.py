@@ -15,6 +15,7 @@ from sessions_client.errors import (
     AuthenticationError,
     NotFoundError,
     PermissionDeniedError,
+    ReaderTimeoutError,
     ServerError,
     SessionClosedError,
 )
@@ -111,6 +112,21 @@ def test_a_following_reader_gets_new_records_quickly(session, srv, sid):
     thread.join(10)
     assert len(got) == 3
     assert max(got) < 1.0
+
+
+def test_total_timeout_ends_a_following_reader_on_one_connection(session, srv, sid):
+    for i in range(3):
+        srv.append(sid, "out", f"r{i}")
+    reads = srv.request_counts.get("read", 0)
+    got: List[str] = []
+    started = time.monotonic()
+    with pytest.raises(ReaderTimeoutError):
+        for record in session.iter_out(total_timeout=1.2):  # the server pings every 0.5 s
+            got.append(record["data"])
+    assert 1.2 <= time.monotonic() - started < 2.2
+    assert got == ["r0", "r1", "r2"]
+    assert srv.request_counts["read"] == reads + 1
+    assert wait_until(lambda: srv.open_connections == 0)
 
 
 def test_connections_are_released_by_break_close_and_gc(session, srv, sid):

@@ -22,6 +22,8 @@ from sessions_client.errors import (
     ConfigurationError,
     NetworkError,
     ProtocolError,
+    RateLimitedError,
+    ReaderTimeoutError,
     ServerError,
 )
 from sessions_client.reconnect import Backoff
@@ -638,6 +640,146 @@ def test_an_oversize_event_is_a_protocol_error_with_bounded_memory(scripted):
     assert peak < 4 * 1024 * 1024
 
 
+# ---------------------------------------------------------------- total_timeout
+
+
+def _keeps_pinging(shape: str, closed: threading.Event, first: bytes = b""):
+    """A stream that sends ``first``, then a ping every 50 ms until the client leaves."""
+
+    def stream(conn: Conn, request: Request) -> None:
+        conn.start_stream(True, headers=V2 if shape == "v2" else None)
+        if first:
+            conn.body(first)
+        for _ in range(400):  # at most ~20 s
+            time.sleep(0.05)
+            try:
+                conn.body(v2_ping(3) if shape == "v2" else b": ping\n\n")
+            except OSError:
+                closed.set()
+                return
+
+    return stream
+
+
+def _timed_out(iterator, got: List[Dict[str, Any]]) -> ReaderTimeoutError:
+    with pytest.raises(ReaderTimeoutError) as info:
+        for record in iterator:
+            got.append(record)
+    return info.value
+
+
+@pytest.mark.parametrize("shape", ["v1", "v2"])
+def test_total_timeout_ends_a_following_reader_whose_server_keeps_pinging(scripted, shape):
+    closed = threading.Event()
+    first = (
+        v2_batch([(0, "a"), (1, "b"), (2, "c")], tail=3)
+        if shape == "v2"
+        else v1_event(0, "a") + v1_event(1, "b") + v1_event(2, "c")
+    )
+    srv = scripted(streams(_keeps_pinging(shape, closed, first)))
+    cursor = MemoryCursor()
+    got: List[Dict[str, Any]] = []
+    started = time.monotonic()
+    error = _timed_out(session_for(srv).iter_out(total_timeout=0.5, cursor=cursor), got)
+    elapsed = time.monotonic() - started
+    assert isinstance(error, TimeoutError)
+    assert "total_timeout" in str(error) and "0.5" in str(error)
+    assert 0.5 <= elapsed < 1.5, elapsed
+    assert [r["data"] for r in got] == ["a", "b", "c"]
+    assert cursor.get() == 2, "the cursor holds the last record consumed"
+    assert len(srv.requests) == 1, "one connection, no reconnect"
+    assert closed.wait(2), "the connection is closed when the reader gives up"
+
+
+@pytest.mark.parametrize("shape", ["v1", "v2"])
+def test_total_timeout_ends_a_stalled_stream_long_before_the_stall_timeout(scripted, shape):
+    closed = threading.Event()
+
+    def stalls(conn: Conn, request: Request) -> None:
+        conn.start_stream(True, headers=V2 if shape == "v2" else None)
+        conn.body(v2_batch([(0, "a")]) if shape == "v2" else v1_event(0, "a"))
+        if conn.wait_closed_by_peer(20):  # no bytes, no close
+            closed.set()
+
+    srv = scripted(streams(stalls))
+    got: List[Dict[str, Any]] = []
+    started = time.monotonic()
+    error = _timed_out(session_for(srv).iter_out(total_timeout=0.5, stall_timeout=30), got)
+    assert 0.5 <= time.monotonic() - started < 1.5
+    assert error.__cause__ is None, "a wait cut short by the deadline is no stall"
+    assert [r["seq"] for r in got] == [0]
+    assert len(srv.requests) == 1
+    assert closed.wait(2)
+
+
+def test_total_timeout_bounds_a_server_that_never_answers(scripted):
+    def silent(conn: Conn, request: Request) -> None:
+        conn.wait_closed_by_peer(20)  # the request was read; no status line ever comes
+
+    srv = scripted(streams(silent, silent, silent))
+    started = time.monotonic()
+    error = _timed_out(session_for(srv).iter_out(total_timeout=0.5), [])
+    assert 0.5 <= time.monotonic() - started < 1.5
+    assert isinstance(error.__cause__, NetworkError)
+
+
+def test_total_timeout_cuts_a_long_retry_after(scripted):
+    def limited(conn: Conn, request: Request) -> None:
+        conn.respond_json(429, {"error": "slow down"}, {"Retry-After": "30"})
+
+    srv = scripted(streams(limited, limited))
+    started = time.monotonic()
+    error = _timed_out(session_for(srv).iter_out(total_timeout=0.5), [])
+    assert 0.5 <= time.monotonic() - started < 1.5
+    assert isinstance(error.__cause__, RateLimitedError)
+    assert len(srv.requests) == 1
+
+
+def test_total_timeout_bounds_the_backoff_on_an_unreachable_server(closed_port):
+    session = Session("s", token=SECRET, api_url=f"http://127.0.0.1:{closed_port}")
+    started = time.monotonic()
+    error = _timed_out(session.iter_out(total_timeout=0.6), [])
+    assert 0.6 <= time.monotonic() - started < 1.6
+    assert isinstance(error.__cause__, NetworkError)
+
+
+def test_backoff_pauses_never_exceed_the_time_left(closed_port, sleeps):
+    session = Session("s", token=SECRET, api_url=f"http://127.0.0.1:{closed_port}", sleep=sleeps)
+    with pytest.raises(ReaderTimeoutError):
+        take(session.iter_out(total_timeout=0.3), 1)
+    assert sleeps.delays, "the reader backed off"
+    assert max(sleeps.delays) <= 0.3
+
+
+def test_total_timeout_is_checked_after_each_consumed_record(scripted):
+    srv = scripted(streams(_open_then_watch(threading.Event())))
+    cursor = MemoryCursor()
+    iterator = session_for(srv).iter_out(total_timeout=0.3, cursor=cursor)
+    assert next(iterator)["seq"] == 0
+    time.sleep(0.4)  # a slow consumer; record 1 is already buffered
+    with pytest.raises(ReaderTimeoutError):
+        next(iterator)
+    assert cursor.get() == 0, "record 0 was consumed, record 1 never delivered"
+
+
+def test_total_timeout_counts_from_the_first_next(scripted):
+    srv = scripted(streams(lambda c, r: send_v1(c, [0], done=False)))
+    iterator = session_for(srv).iter_out(total_timeout=0.3)
+    time.sleep(0.4)
+    assert next(iterator)["seq"] == 0
+
+
+def test_a_not_following_reader_ends_normally_within_its_total_timeout(scripted):
+    def caught_up(conn: Conn, request: Request) -> None:
+        conn.start_stream(True, headers=V2)
+        conn.body(v2_batch([(0, "a"), (1, "b")], tail=2))
+        conn.wait_closed_by_peer(10)
+
+    srv = scripted(streams(caught_up))
+    records = list(session_for(srv).iter_out(follow=False, total_timeout=5))
+    assert [r["seq"] for r in records] == [0, 1]
+
+
 # ---------------------------------------------------------------- cleanup
 
 
@@ -723,6 +865,10 @@ def test_keyboard_interrupt_closes_the_connection(scripted):
         ({"connect_timeout": -1}, ConfigurationError),
         ({"dedup_window": -5}, ConfigurationError),
         ({"on_control": "nope"}, TypeError),
+        ({"total_timeout": 0}, ConfigurationError),
+        ({"total_timeout": -1.5}, ConfigurationError),
+        ({"total_timeout": float("nan")}, ConfigurationError),
+        ({"total_timeout": "5"}, TypeError),
     ],
 )
 def test_bad_reader_arguments_fail_before_any_request(scripted, kwargs, error):
