@@ -3,6 +3,7 @@ deadlines, cursors and token refresh."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Any, Dict, Iterator, List, Optional
@@ -13,7 +14,10 @@ from sessions_client import Client, MemoryCursor, Session
 from sessions_client.errors import (
     AuthenticationError,
     ConfigurationError,
+    NetworkError,
     NotFoundError,
+    ReaderTimeoutError,
+    ServerError,
     TurnTimeoutError,
 )
 from sessions_client.testing import LocalServer
@@ -271,14 +275,97 @@ def test_a_secret_key_is_never_replaced_by_a_refreshed_token(echo_v2: LocalServe
         assert session.token == echo_v2.secret_key
 
 
-def test_read_turn_deadline_holds_when_the_server_pings_often() -> None:
-    with LocalServer(ping_interval=0.2) as srv:
+@pytest.mark.parametrize("wire", ["v2", "v1"])
+def test_read_turn_deadline_holds_when_the_server_pings_often(wire: str) -> None:
+    with LocalServer(ping_interval=0.2, wire=wire) as srv:
         srv.create_session("pinged")
         with Session("pinged", srv.secret_key, srv.url) as session:
             started = time.monotonic()
-            with pytest.raises(TurnTimeoutError):
+            with pytest.raises(TurnTimeoutError) as info:
                 list(session.read_turn(after_in_seq=3, timeout=0.8))
-            assert time.monotonic() - started < 5
+            elapsed = time.monotonic() - started
+        assert 0.8 <= elapsed < 1.8, "prompt: neither early nor held open by the pings"
+        assert isinstance(info.value.__cause__, ReaderTimeoutError)
+        assert srv.request_counts["read"] == 1, "one following read, no polling"
+
+
+def test_read_turn_deadline_holds_on_a_stalled_stream(server: LocalServer) -> None:
+    ext = unique()
+    server.create_session(ext)
+    server.faults.stall_stream(5, after_bytes=0)  # headers, then silence (no pings)
+    try:
+        with Session(ext, server.secret_key, server.url) as session:
+            started = time.monotonic()
+            with pytest.raises(TurnTimeoutError):
+                list(session.read_turn(after_in_seq=0, timeout=0.8))
+            assert 0.8 <= time.monotonic() - started < 1.8
+    finally:
+        server.faults.clear()
+
+
+def test_read_turn_deadline_holds_while_every_read_fails(server: LocalServer) -> None:
+    ext = unique()
+    server.create_session(ext)
+    server.faults.fail_next(1000, status=503, route="read")
+    try:
+        with Session(ext, server.secret_key, server.url) as session:
+            started = time.monotonic()
+            with pytest.raises(TurnTimeoutError) as info:
+                list(session.read_turn(after_in_seq=0, timeout=0.8))
+            assert 0.8 <= time.monotonic() - started < 1.8
+    finally:
+        server.faults.clear()
+    reader_error = info.value.__cause__
+    assert isinstance(reader_error, ReaderTimeoutError)
+    assert isinstance(reader_error.__cause__, ServerError), "the last failure is kept"
+
+
+def test_read_turn_deadline_holds_while_the_server_is_down() -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there: every connect is refused
+    with Session("down", "tr_dev_nobody", f"http://127.0.0.1:{port}") as session:
+        started = time.monotonic()
+        with pytest.raises(TurnTimeoutError) as info:
+            list(session.read_turn(timeout=0.8))
+        assert 0.8 <= time.monotonic() - started < 1.8, "the backoff is cut to the deadline"
+    reader_error = info.value.__cause__
+    assert isinstance(reader_error, ReaderTimeoutError)
+    assert isinstance(reader_error.__cause__, NetworkError)
+
+
+@pytest.fixture(scope="module", params=["v2", "v1"])
+def plain(request: pytest.FixtureRequest) -> Iterator[LocalServer]:
+    """A server without agent, once per wire shape."""
+    with LocalServer(wire=request.param) as srv:
+        yield srv
+
+
+def test_ask_reads_a_slowly_streamed_reply_over_one_connection(plain: LocalServer) -> None:
+    ext = unique()
+    plain.create_session(ext)
+
+    def agent() -> None:  # answers .in seq 0 with 50 deltas, 5 ms apart
+        deadline = time.monotonic() + 10
+        while not plain.records(ext, "in") and time.monotonic() < deadline:
+            time.sleep(0.005)
+        for i in range(50):
+            plain.write(ext, "out", {"delta": i})
+            time.sleep(0.005)
+        plain.write_control(ext, "turn-complete", [["session-in-event-id", "0"]])
+
+    reads = plain.request_counts.get("read", 0)
+    writer = threading.Thread(target=agent)
+    writer.start()
+    try:
+        with Session(ext, plain.secret_key, plain.url) as session:
+            reply = session.ask("go", timeout=20)
+    finally:
+        writer.join(15)
+    assert reply["in_seq"] == 0
+    assert _texts(reply["records"]) == [{"delta": i} for i in range(50)]
+    assert plain.request_counts["read"] - reads == 1, "one connection, no polling"
 
 
 def test_read_turn_collects_a_reply_streamed_in_many_records(server: LocalServer) -> None:
