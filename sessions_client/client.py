@@ -15,7 +15,6 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 import requests
 
-from .config import resolve_api_url, resolve_branch, resolve_token
 from .errors import APIError, ConfigurationError, ProtocolError, SessionClosedError
 from .http import DEFAULT_TIMEOUT, RetryPolicy, TimeoutType, Transport, quote_segment
 from .session import Session
@@ -201,10 +200,10 @@ class Client:
         if not isinstance(self.retry, RetryPolicy):
             raise TypeError("retry must be a sessions_client.http.RetryPolicy")
         self._create_retry = _without_409(self.retry)
-        self.transport = Transport(
-            resolve_api_url(api_url),
-            resolve_token(token),
-            branch=resolve_branch(branch),
+        self.transport = Transport.configured(
+            token,
+            api_url,
+            branch=branch,
             timeout=timeout,
             verify=verify,
             http_session=http_session,

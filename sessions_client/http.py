@@ -38,7 +38,7 @@ import requests.auth
 from requests.adapters import HTTPAdapter
 
 from ._version import __version__
-from .config import is_secret_key
+from .config import is_secret_key, resolve_api_url, resolve_branch, resolve_token
 from .errors import (
     APIError,
     AuthenticationError,
@@ -392,6 +392,24 @@ class Transport:
             http_session.mount("https://", adapter)
         self.http_session = http_session
         self._closed = False
+
+    @classmethod
+    def configured(
+        cls,
+        token: Optional[str] = None,
+        api_url: Optional[str] = None,
+        *,
+        branch: Optional[str] = None,
+        **options: Any,
+    ) -> Transport:
+        """A transport whose unset ``token``, ``api_url`` and ``branch`` come from the
+        environment, as the official SDK reads it (see :mod:`sessions_client.config`)."""
+        return cls(
+            resolve_api_url(api_url),
+            resolve_token(token),
+            branch=resolve_branch(branch),
+            **options,
+        )
 
     @staticmethod
     def _checked_token(token: str) -> str:

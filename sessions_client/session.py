@@ -21,7 +21,7 @@ from typing import (
 
 import requests
 
-from .config import MAX_RECORD_BYTES, is_secret_key, resolve_api_url, resolve_branch, resolve_token
+from .config import MAX_RECORD_BYTES, is_secret_key
 from .errors import ConfigurationError, ProtocolError, RecordTooLargeError
 from .http import DEFAULT_TIMEOUT, RetryPolicy, TimeoutType, Transport, quote_segment
 from .reconnect import Backoff, read_channel
@@ -184,10 +184,10 @@ class Session:
         self.max_event_bytes = max_event_bytes
         self.session_id = session_id
         if transport is None:
-            transport = Transport(
-                resolve_api_url(api_url),
-                resolve_token(token),
-                branch=resolve_branch(branch),
+            transport = Transport.configured(
+                token,
+                api_url,
+                branch=branch,
                 timeout=timeout,
                 verify=verify,
                 http_session=http_session,
