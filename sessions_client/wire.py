@@ -36,8 +36,10 @@ so that code looking at ``headers`` sees every control record the same way.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import operator
 from typing import (
     Any,
     Callable,
@@ -173,6 +175,8 @@ def _has_ignored_fields(block: bytes) -> bool:
     end = len(block)
     while start < end:
         newline = block.find(b"\n", start)
+        if newline < 0:
+            newline = end  # the last line (events are yielded without their blank line)
         if block.startswith(b"retry", start) or (
             block.startswith(b"id", start) and block.find(b"\0", start, newline) >= 0
         ):
@@ -181,14 +185,17 @@ def _has_ignored_fields(block: bytes) -> bool:
     return False
 
 
-def _frame_events(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
-    """Cut a byte stream into complete events, LF-normalised, each ending with ``\\n\\n``.
+def _frame_events(chunks: Iterable[bytes], limit: int) -> Iterator[List[bytes]]:
+    """Cut a byte stream into complete events, LF-normalised, yielded as one list per chunk.
 
-    Handles CR, LF and CRLF line endings (also split across chunks), strips a UTF-8 BOM
-    at the very start of the stream, and raises :class:`ProtocolError` as soon as an
-    event (counted after normalisation, up to and including its last line's ``\\n``)
-    exceeds ``limit`` bytes, so at most about ``limit`` bytes plus one chunk are held.
-    A trailing incomplete event is discarded at the end of the stream (WHATWG).
+    Each event is the bytes of its lines, ``\n``-separated, with or without the blank
+    line that ended it (the field parser reads both alike). Handles CR, LF and CRLF line
+    endings (also split across chunks), strips a UTF-8 BOM at the very start of the
+    stream, and raises :class:`ProtocolError` as soon as an event (counted after
+    normalisation, up to and including its last line's ``\n``) exceeds ``limit`` bytes,
+    so at most about ``limit`` bytes plus one chunk are held; the events of a chunk
+    before the one too large are yielded first. A trailing incomplete event is discarded
+    at the end of the stream (WHATWG).
     """
     # The incomplete event is kept as a list of chunk pieces, joined once when it
     # completes: no per-chunk buffer growth, no memmove of the remainder, one copy.
@@ -215,51 +222,75 @@ def _frame_events(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         if not chunk:
             continue
-        pos = 0
+        events: List[bytes] = []
         if pieces and chunk[0] == 10 and pieces[-1][-1] == 10:
-            end = 1  # the blank line straddles the chunk boundary
-        else:
-            # Only the new chunk is searched: held bytes are never scanned twice.
-            cut = chunk.find(b"\n\n")
-            end = cut + 2 if cut >= 0 else -1
-        while end >= 0:
-            if held + end - pos - 1 > limit:
-                raise _too_large(limit)
+            # The blank line straddles the chunk boundary (held <= limit: no size check).
+            pieces.append(b"\n")
+            block = b"".join(pieces)
+            if _has_ignored_fields(block):
+                block = _drop_ignored_fields(block)
+            events.append(block)
+            pieces = []
+            held = 0
+            chunk = chunk[1:]
+        # One C-level split per chunk finds every complete event in it (the bytes after
+        # the last blank line are the start of the next one), instead of a find, a slice,
+        # a size check and a yield per event: per-record (v1) streams carry ~100 a chunk.
+        parts = chunk.split(b"\n\n")
+        rest = parts.pop()
+        if parts:
             if pieces:
-                pieces.append(chunk[pos:end])
+                if held + len(parts[0]) + 1 > limit:
+                    raise _too_large(limit)
+                pieces.append(parts[0])
                 block = b"".join(pieces)
                 pieces = []
                 held = 0
-            elif pos == 0 and end == len(chunk):
-                block = chunk  # fast path: the chunk is exactly one event, no copy
-            else:
-                block = chunk[pos:end]
-            pos = end
-            if _has_ignored_fields(block):
-                block = _drop_ignored_fields(block)
-            yield block
-            cut = chunk.find(b"\n\n", pos)
-            end = cut + 2 if cut >= 0 else -1
-        if pos < len(chunk):
-            rest = chunk[pos:] if pos else chunk
+                if _has_ignored_fields(block):
+                    block = _drop_ignored_fields(block)
+                events.append(block)
+                del parts[0]
+            oversize = -1
+            if len(chunk) > limit:  # only then can one of the events be too large
+                for index, part in enumerate(parts):
+                    if len(part) + 1 > limit:
+                        oversize = index
+                        del parts[index:]
+                        break
+            # One scan of the chunk rules out ignored fields in all of its events at once.
+            if parts and (b"retry" in chunk or b"\0" in chunk):
+                parts = [_drop_ignored_fields(p) if _has_ignored_fields(p) else p for p in parts]
+            events += parts
+            if oversize >= 0:
+                if events:
+                    yield events
+                raise _too_large(limit)
+        if events:
+            yield events
+        if rest:
             pieces.append(rest)
             held += len(rest)
             if held > limit:
                 raise _too_large(limit)
 
 
+_EVENT_FIELDS = operator.attrgetter("event", "data", "id", "retry")
+_new_tuple = tuple.__new__
+
+
 class _EventParser(sseclient.SSEClient):
     """sseclient-py's field parser (``events()``), fed complete, LF-normalised events."""
 
-    def __init__(self, blocks: Iterator[bytes]) -> None:
-        super().__init__(blocks)
+    def __init__(self, blocks: Iterator[List[bytes]]) -> None:
+        super().__init__(blocks)  # type: ignore[arg-type]  # only _read (below) reads it
         self._blocks = blocks
 
     def _read(self) -> Iterator[bytes]:
         # The blocks are whole events already: skip sseclient's line-by-line re-joining
-        # (a copy of every event per line). Were ``_read`` ever renamed, the base class
-        # would re-split our complete blocks into the very same events, only slower.
-        return self._blocks
+        # (a copy of every event per line); chain flattens the per-chunk lists in C, so
+        # no Python frame runs between two events of a chunk. Were ``_read`` ever
+        # renamed, the base class would split lists, not bytes, and every test would fail.
+        return itertools.chain.from_iterable(self._blocks)
 
 
 def iter_sse_events(
@@ -284,9 +315,12 @@ def iter_sse_events(
         raise ValueError("max_event_bytes must be positive")
     parsed = _EventParser(_frame_events(chunks, max_event_bytes)).events()
     try:
-        for event in parsed:
-            retry = event.retry
-            yield SSEEvent(event.event, event.data, event.id, None if retry is None else int(retry))
+        # attrgetter reads the four fields in one C call and tuple.__new__ builds the
+        # named tuple without the Python-level __new__ of NamedTuple: half the cost.
+        for fields in map(_EVENT_FIELDS, parsed):
+            if fields[3] is not None:
+                fields = (fields[0], fields[1], fields[2], int(fields[3]))
+            yield _new_tuple(SSEEvent, fields)
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"event stream is not valid UTF-8 ({exc.reason})") from None
     finally:
@@ -491,6 +525,18 @@ def _tail(value: Any, where: str) -> Optional[int]:
     return None
 
 
+def _batch_record_error(raw_records: List[Any], raw: Any, last: int) -> ProtocolError:
+    """The error for the first bad record ``raw`` of a batch (off the hot path)."""
+    # Every record before ``raw`` is a distinct dict, so the first identical item is it.
+    index = next(i for i, item in enumerate(raw_records) if item is raw)
+    if type(raw) is not dict:
+        return ProtocolError(f"batch record #{index} is not a JSON object")
+    seq = raw.get("seq_num")
+    if type(seq) is not int or seq < 0:
+        return _seq_error(seq, f"batch record #{index} seq_num")
+    return ProtocolError(f"batch record #{index}: seq_num {seq} does not follow {last}")
+
+
 def _decode_batch(data: str) -> Decoded:
     doc = _parse_json(data, "batch event data")
     if type(doc) is not dict:
@@ -500,16 +546,18 @@ def _decode_batch(data: str) -> Decoded:
         raise ProtocolError("batch event has no 'records' list")
     records: List[Record] = []
     append = records.append
-    last: Optional[int] = None
+    # Hot loop: module globals bound to locals, one combined check per failure class
+    # (the exact error is worked out off the hot path), the record dict built as a
+    # literal, and the two C scans (body, then data string) called directly.
     scan = _scan_once
-    for index, raw in enumerate(raw_records):
+    legacy = _LEGACY_CONTROL_TYPES
+    last = -1  # seq_num is never negative, so the first record always follows it
+    for raw in raw_records:
         if type(raw) is not dict:
-            raise ProtocolError(f"batch record #{index} is not a JSON object")
+            raise _batch_record_error(raw_records, raw, last)
         seq = raw.get("seq_num")
-        if type(seq) is not int or seq < 0:
-            raise _seq_error(seq, f"batch record #{index} seq_num")
-        if last is not None and seq <= last:
-            raise ProtocolError(f"batch record #{index}: seq_num {seq} does not follow {last}")
+        if type(seq) is not int or seq <= last:
+            raise _batch_record_error(raw_records, raw, last)
         last = seq
         timestamp = raw.get("timestamp")
         if type(timestamp) is not int:
@@ -537,34 +585,41 @@ def _decode_batch(data: str) -> Decoded:
                 append(_data_record(seq, timestamp, headers, "", None))
                 continue
             envelope = _parse_json(body, "record {} body", seq)
-        if type(envelope) is dict and "data" in envelope:
-            value = envelope["data"]
-            part_id = envelope.get("id")
-            if type(part_id) is not str:
-                part_id = _part_id(part_id)
-            if type(value) is str:
-                value = _decode_text(value)
-            if (
-                type(value) is dict
-                and type(value.get("type")) is str
-                and value["type"] in _LEGACY_CONTROL_TYPES
-            ):
+        if type(envelope) is not dict or "data" not in envelope:
+            append(_envelope_record(seq, timestamp, headers, envelope))
+            continue
+        value = envelope["data"]
+        part_id = envelope.get("id")
+        if type(part_id) is not str:
+            part_id = _part_id(part_id)
+        if type(value) is str:
+            # decode_payload inlined: one direct C scan; anything but compact JSON
+            # (surrounding whitespace, not JSON at all) takes the full _decode_text.
+            try:
+                parsed, end = scan(value, 0)
+            except (StopIteration, ValueError, RecursionError):
+                if value and value[0] in _JSON_WHITESPACE:
+                    value = _decode_text(value)
+            else:
+                value = parsed if end == len(value) else _decode_text(value)
+        if type(value) is dict:
+            kind = value.get("type")
+            if type(kind) is str and kind in legacy:
                 append(_data_record(seq, timestamp, headers, value, part_id))
                 continue
-            append(
-                {
-                    "seq": seq,
-                    "data": value,
-                    "part_id": part_id,
-                    "timestamp": timestamp,
-                    "headers": headers,
-                    "control": None,
-                }
-            )
-        else:
-            append(_envelope_record(seq, timestamp, headers, envelope))
+        append(
+            {
+                "seq": seq,
+                "data": value,
+                "part_id": part_id,
+                "timestamp": timestamp,
+                "headers": headers,
+                "control": None,
+            }
+        )
     first = raw_records[0]["seq_num"] if raw_records else None
-    return Decoded("records", records, last, _tail(doc.get("tail"), "batch"), None, first)
+    tail = _tail(doc.get("tail"), "batch")
+    return Decoded("records", records, last if raw_records else None, tail, None, first)
 
 
 def _decode_ping(data: str) -> Decoded:
@@ -582,7 +637,46 @@ def _decode_v1_record(event: SSEEvent) -> Decoded:
     if raw_id is None or not (raw_id.isascii() and raw_id.isdigit()):
         raise ProtocolError("v1 record event without a decimal integer id")
     seq = int(raw_id)
-    doc = _parse_json(event.data, "v1 event {} data", seq)
+    text = event.data
+    # Hot path, as in _decode_batch: direct C scans and the record dict built here, instead
+    # of _parse_json -> _envelope_record -> _data_record -> decode_payload per record.
+    try:
+        doc, end = _scan_once(text, 0)
+    except (StopIteration, ValueError, RecursionError):
+        end = -1
+    if end != len(text):
+        doc = _parse_json(text, "v1 event {} data", seq)
+    if type(doc) is dict and "data" in doc and doc.get("headers") is None:
+        value = doc["data"]
+        part_id = doc.get("id")
+        if type(part_id) is not str:
+            part_id = _part_id(part_id)
+        timestamp = doc.get("timestamp")
+        if type(timestamp) is not int:
+            timestamp = _timestamp(timestamp)
+        if type(value) is str:
+            try:
+                parsed, end = _scan_once(value, 0)
+            except (StopIteration, ValueError, RecursionError):
+                if value and value[0] in _JSON_WHITESPACE:
+                    value = _decode_text(value)
+            else:
+                value = parsed if end == len(value) else _decode_text(value)
+        if type(value) is dict:
+            kind = value.get("type")
+            if type(kind) is str and kind in _LEGACY_CONTROL_TYPES:
+                record = _data_record(seq, timestamp, [], value, part_id)
+                return Decoded("records", [record], seq, None, None, seq)
+        record = {
+            "seq": seq,
+            "data": value,
+            "part_id": part_id,
+            "timestamp": timestamp,
+            "headers": [],
+            "control": None,
+        }
+        # tuple.__new__ skips NamedTuple's Python-level __new__ (one per v1 record).
+        return _new_tuple(Decoded, ("records", [record], seq, None, None, seq))
     headers: List[List[str]] = []
     if type(doc) is not dict:
         return Decoded("records", [_envelope_record(seq, None, headers, doc)], seq, None, None, seq)
