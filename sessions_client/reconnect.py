@@ -20,11 +20,9 @@ import math
 import random
 import socket
 import time
-from collections import deque
 from typing import (
     Any,
     Callable,
-    Deque,
     Dict,
     Generator,
     Iterator,
@@ -245,7 +243,10 @@ def read_channel(
         window = min(window, max(1, math.ceil(stall_timeout) - 1))
         read_timeout = max(stall_timeout, window + STALL_MARGIN)
     seen_ids: Set[str] = set()
-    seen_order: Deque[str] = deque()
+    # A list, not a deque: the window is trimmed in bulk with one slice deletion (C) once it
+    # holds twice dedup_window ids, instead of a Python popleft/discard loop per id.
+    seen_order: List[str] = []
+    trim_at = 2 * dedup_window
     failures = 0
     pause = 0.0
 
@@ -262,21 +263,15 @@ def read_channel(
             return False
         seen_ids.update(fresh)
         seen_order.extend(ids)
-        if len(seen_order) > 2 * dedup_window:
-            for _ in range(len(seen_order) - dedup_window):
-                seen_ids.discard(seen_order.popleft())
+        if len(seen_order) > trim_at:
+            trim()
         return True
 
-    def remember(part_id: str) -> bool:
-        """False when ``part_id`` was seen recently; otherwise remember it."""
-        if part_id in seen_ids:
-            return False
-        seen_ids.add(part_id)
-        seen_order.append(part_id)
-        if len(seen_order) > 2 * dedup_window:
-            for _ in range(len(seen_order) - dedup_window):
-                seen_ids.discard(seen_order.popleft())
-        return True
+    def trim() -> None:
+        """Forget all but the ``dedup_window`` most recent ids (the window holds no repeats)."""
+        drop = len(seen_order) - dedup_window
+        seen_ids.difference_update(seen_order[:drop])
+        del seen_order[:drop]
 
     while True:
         if pause > 0:
@@ -348,18 +343,20 @@ def read_channel(
                         raise _StreamFailure(_read_error(exc, path)) from exc
                     decoded = decode_event(event, shape)
                     failures = 0
-                    if decoded.kind == "done":
-                        done = True
-                        break
-                    if decoded.kind == "error":
-                        raise _StreamFailure(
-                            NetworkError(f"server error event on {path}: {decoded.error or ''}")
-                        )
-                    if decoded.kind == "ping":
-                        if not follow and _caught_up_on_ping(last_seq, decoded.tail):
+                    if decoded.kind != "records":  # one test on the path of every record event
+                        if decoded.kind == "done":
+                            done = True
+                            break
+                        if decoded.kind == "error":
+                            raise _StreamFailure(
+                                NetworkError(f"server error event on {path}: {decoded.error or ''}")
+                            )
+                        if (
+                            decoded.kind == "ping"
+                            and not follow
+                            and _caught_up_on_ping(last_seq, decoded.tail)
+                        ):
                             return
-                        continue
-                    if decoded.kind != "records":
                         continue
                     if expected is not None:
                         first = _first_seq(decoded)
@@ -387,11 +384,19 @@ def read_channel(
                             logger.debug("skipping replayed seq %d on %s", seq, path)
                             continue
                         last_seq = seq
-                        if check_each and record["part_id"] and not remember(record["part_id"]):
-                            logger.debug("skipping duplicate part id at seq %d", seq)
-                            if store is not None:
-                                store(seq)
-                            continue
+                        if check_each:
+                            # The dedup window inlined (no call per record on v1 streams).
+                            part_id = record["part_id"]
+                            if part_id:
+                                if part_id in seen_ids:
+                                    logger.debug("skipping duplicate part id at seq %d", seq)
+                                    if store is not None:
+                                        store(seq)
+                                    continue
+                                seen_ids.add(part_id)
+                                seen_order.append(part_id)
+                                if len(seen_order) > trim_at:
+                                    trim()
                         if record["control"] is not None:
                             handle_control(record)
                             if on_control is not None:
