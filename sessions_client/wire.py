@@ -593,15 +593,7 @@ def _decode_batch(data: str) -> Decoded:
         if type(part_id) is not str:
             part_id = _part_id(part_id)
         if type(value) is str:
-            # decode_payload inlined: one direct C scan; anything but compact JSON
-            # (surrounding whitespace, not JSON at all) takes the full _decode_text.
-            try:
-                parsed, end = scan(value, 0)
-            except (StopIteration, ValueError, RecursionError):
-                if value and value[0] in _JSON_WHITESPACE:
-                    value = _decode_text(value)
-            else:
-                value = parsed if end == len(value) else _decode_text(value)
+            value = _decode_text(value)
         if type(value) is dict:
             kind = value.get("type")
             if type(kind) is str and kind in legacy:
@@ -655,13 +647,7 @@ def _decode_v1_record(event: SSEEvent) -> Decoded:
         if type(timestamp) is not int:
             timestamp = _timestamp(timestamp)
         if type(value) is str:
-            try:
-                parsed, end = _scan_once(value, 0)
-            except (StopIteration, ValueError, RecursionError):
-                if value and value[0] in _JSON_WHITESPACE:
-                    value = _decode_text(value)
-            else:
-                value = parsed if end == len(value) else _decode_text(value)
+            value = _decode_text(value)
         if type(value) is dict:
             kind = value.get("type")
             if type(kind) is str and kind in _LEGACY_CONTROL_TYPES:
