@@ -43,7 +43,7 @@ from .errors import (
     SessionsError,
 )
 from .http import Transport, is_certificate_error
-from .wire import DEFAULT_MAX_EVENT_BYTES, Decoded, decode_event, iter_sse_events
+from .wire import DEFAULT_MAX_EVENT_BYTES, Decoded, iter_decoded
 from .wire import wire_shape as _wire_shape
 
 logger = logging.getLogger("sessions_client.reader")
@@ -325,14 +325,14 @@ def read_channel(
                 else:
                     before_read = _deadline_guard(response, deadline, stall)
                 logger.debug("connected to %s (%s), after seq %s", path, shape, last_seq)
-                events = iter_sse_events(
-                    _iter_chunks(response, before_read), max_event_bytes=max_event_bytes
+                events = iter_decoded(
+                    _iter_chunks(response, before_read), shape, max_event_bytes=max_event_bytes
                 )
                 while True:
                     if deadline is not None:
                         deadline.check()
                     try:
-                        event = next(events)
+                        decoded = next(events)
                     except StopIteration:
                         break
                     except ReaderTimeoutError:
@@ -341,7 +341,6 @@ def read_channel(
                         if deadline is not None and deadline.left() <= 0 and _is_timeout(exc):
                             raise deadline.expired() from None
                         raise _StreamFailure(_read_error(exc, path)) from exc
-                    decoded = decode_event(event, shape)
                     failures = 0
                     if decoded.kind != "records":  # one test on the path of every record event
                         if decoded.kind == "done":

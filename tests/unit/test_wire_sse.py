@@ -308,19 +308,3 @@ def test_events_before_invalid_utf8_are_delivered() -> None:
 
 def test_invalid_utf8_in_a_discarded_trailing_event_is_not_an_error() -> None:
     assert parse(b"data: a\n\ndata: \xff") == [msg("a")]
-
-
-def test_field_parsing_is_done_by_sseclient_py(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sseclient
-
-    parsed: List[str] = []
-    original = sseclient.SSEClient.events
-
-    def spying_events(self: sseclient.SSEClient) -> Iterator[sseclient.Event]:
-        for event in original(self):
-            parsed.append(event.data)
-            yield event
-
-    monkeypatch.setattr(sseclient.SSEClient, "events", spying_events)
-    assert parse(b"data: a\r\n\r\ndata: b\r\r") == [msg("a"), msg("b")]
-    assert parsed == ["a", "b"]
