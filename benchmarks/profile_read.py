@@ -9,8 +9,9 @@ and in CPU time of this process (the server runs in another one; CPU time is
 what other load on the machine disturbs least):
 
     bytes    requests stream + the reader's chunk loop (reconnect._iter_chunks)
-    events   + wire.iter_sse_events (framing + sseclient-py field parsing)
-    decoded  + wire.decode_event (JSON, record dicts)
+    events   + wire.iter_sse_events (framing + field parsing: one regex for canonical
+               events, sseclient-py for the others)
+    decoded  wire.iter_decoded instead (events + JSON + record dicts, fused for v1)
     iter_out the whole Session.iter_out (cursor, dedup window, control routing)
 
 The difference between two lines is what the added layer costs. ``--cprofile``
@@ -35,7 +36,7 @@ from harness import start_stream_server  # noqa: E402
 
 from sessions_client import Session  # noqa: E402
 from sessions_client.reconnect import _iter_chunks  # noqa: E402
-from sessions_client.wire import decode_event, iter_sse_events, wire_shape  # noqa: E402
+from sessions_client.wire import iter_decoded, iter_sse_events, wire_shape  # noqa: E402
 
 TOKEN = "tr_dev_bench"
 
@@ -60,7 +61,7 @@ def layer_events(url: str) -> int:
 def layer_decoded(url: str) -> int:
     chunks = _chunks(url)
     shape = next(chunks).decode()
-    return sum(len(decode_event(e, shape).records) for e in iter_sse_events(chunks))
+    return sum(len(d.records) for d in iter_decoded(chunks, shape))
 
 
 def layer_iter_out(base: str, session: str) -> int:

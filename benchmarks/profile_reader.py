@@ -9,7 +9,7 @@ through growing slices of the pipeline and prints the minimum CPU time of
 ``--repeat`` runs of each:
 
     events    wire.iter_sse_events
-    decoded   + wire.decode_event
+    decoded   wire.iter_decoded instead (+ JSON and record dicts, fused for v1)
     iter_out  the whole reconnect.read_channel (as Session.iter_out calls it),
               over a fake transport that hands out the recorded chunks
 
@@ -35,7 +35,7 @@ import requests  # noqa: E402
 from harness import start_stream_server  # noqa: E402
 
 from sessions_client.reconnect import Backoff, _iter_chunks, read_channel  # noqa: E402
-from sessions_client.wire import decode_event, iter_sse_events, wire_shape  # noqa: E402
+from sessions_client.wire import iter_decoded, iter_sse_events, wire_shape  # noqa: E402
 
 TOKEN = "tr_dev_bench"
 
@@ -84,9 +84,7 @@ def run_events(recorded: Dict[str, Any]) -> int:
 
 def run_decoded(recorded: Dict[str, Any]) -> int:
     shape = wire_shape(recorded["headers"])
-    return sum(
-        len(decode_event(e, shape).records) for e in iter_sse_events(iter(recorded["chunks"]))
-    )
+    return sum(len(d.records) for d in iter_decoded(iter(recorded["chunks"]), shape))
 
 
 def run_iter_out(recorded: Dict[str, Any]) -> int:

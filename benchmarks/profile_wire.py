@@ -3,7 +3,7 @@
 Builds a synthetic, in-memory v2 stream (text-delta records of ~150 bytes, batches of
 1,000, one ~170 KB data line per batch), feeds it in 64 KiB chunks to
 
-* ``wire``: ``iter_sse_events`` + ``decode_event`` (what ``Session.iter_out`` runs),
+* ``wire``: ``iter_decoded`` (what ``Session.iter_out`` runs),
 * ``bare``: ``sseclient.SSEClient(chunks).events()`` + ``json.loads`` of the batch, of
   each body and of each string payload, building the same record dicts, and
 * ``json``: the raw cost of those ``json.loads`` calls alone (no SSE, no dicts built),
@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import sseclient
 
-from sessions_client.wire import decode_event, iter_sse_events
+from sessions_client.wire import iter_decoded, iter_sse_events
 
 
 def build_v2_stream(records: int, batch: int) -> bytes:
@@ -58,8 +58,7 @@ def chunked(stream: bytes, size: int) -> Iterator[bytes]:
 
 def run_wire(stream: bytes, chunk: int) -> Tuple[int, int]:
     events = records = 0
-    for event in iter_sse_events(chunked(stream, chunk)):
-        decoded = decode_event(event, "v2")
+    for decoded in iter_decoded(chunked(stream, chunk), "v2"):
         events += 1
         records += len(decoded.records)
     return events, records

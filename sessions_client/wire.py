@@ -370,12 +370,18 @@ def _canonical_event(block: bytes, found: re.Match[bytes]) -> SSEEvent:
 def iter_decoded(
     chunks: Iterable[bytes], shape: str, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
 ) -> Iterator[Decoded]:
-    """``decode_event(event, shape)`` for each event of ``iter_sse_events(chunks)``.
+    """The meaning of the events of ``chunks``, for a reader: what ``decode_event(event,
+    shape)`` gives for each event of ``iter_sse_events(chunks)``, in the same order, with
+    the same errors, except that consecutive v1 record events that arrived in one network
+    chunk come as one ``"records"`` item (their records in order; ``first_seq`` the
+    first event's id, ``last_seq`` the highest), as a v2 batch does.
 
-    The same answers and the same errors, in the same order; a canonical v1 record event
+    That is the per-record stream's hot path: a canonical v1 record event
     (``id: <digits>\\ndata: ...``) is decoded straight from its bytes, without building
-    an :class:`SSEEvent` first or dispatching on its type: that is the whole per-event
-    cost of a per-record stream, one event per record.
+    an :class:`SSEEvent` or dispatching on its type, and the reader's per-event work runs
+    once per chunk (~100 events) instead of once per record. Nothing waits for more
+    bytes: a chunk's events have all arrived. When an event fails to decode, the records
+    of the events before it are yielded first, then the error is raised.
     """
     if shape not in ("v1", "v2"):
         raise ValueError(f"unknown wire shape {shape!r}")
@@ -385,21 +391,47 @@ def iter_decoded(
     v1 = shape == "v1"
     try:
         for blocks in _frame_events(chunks, max_event_bytes):
-            for block in blocks:
-                found = match(block)
-                if found is None or block.find(b"\n", found.end()) >= 0:
-                    for event in _parse_with_sseclient(iter(([block],))):
-                        yield decode_event(event, shape)
-                    continue
-                kind, ident = found.groups()
-                if v1 and kind is None and ident and ident.isdigit():
-                    text = block[found.end() :].decode()
-                    if text != "[DONE]":
-                        yield _decode_v1_text(int(ident), text)
-                        continue
-                yield decode_event(_canonical_event(block, found), shape)
+            records: List[Record] = []  # of the v1 record events not yet yielded
+            first = last = -1  # their first and highest seq (-1: none pending)
+            try:
+                for block in blocks:
+                    found = match(block)
+                    if found is None or block.find(b"\n", found.end()) >= 0:
+                        events = list(_parse_with_sseclient(iter(([block],))))
+                    else:
+                        kind, ident = found.groups()
+                        if v1 and kind is None and ident and ident.isdigit():
+                            text = block[found.end() :].decode()
+                            if text != "[DONE]":
+                                seq = int(ident)
+                                record = _v1_record(seq, text)
+                                if record is not None:
+                                    records.append(record)
+                                if first < 0:
+                                    first = seq
+                                if seq > last:
+                                    last = seq
+                                continue
+                        events = [_canonical_event(block, found)]
+                    for event in events:
+                        decoded = decode_event(event, shape)
+                        if first >= 0:
+                            yield _v1_batch(records, first, last)
+                            records = []
+                            first = last = -1
+                        yield decoded
+            except (ProtocolError, UnicodeDecodeError):
+                if first >= 0:
+                    yield _v1_batch(records, first, last)
+                raise
+            if first >= 0:
+                yield _v1_batch(records, first, last)
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"event stream is not valid UTF-8 ({exc.reason})") from None
+
+
+def _v1_batch(records: List[Record], first: int, last: int) -> Decoded:
+    return _new_tuple(Decoded, ("records", records, last, None, None, first))
 
 
 def wire_shape(headers: Mapping[str, str]) -> str:
@@ -708,6 +740,13 @@ def _decode_v1_record(event: SSEEvent) -> Decoded:
 
 def _decode_v1_text(seq: int, text: str) -> Decoded:
     """A v1 record event with id ``seq`` and data ``text``."""
+    record = _v1_record(seq, text)
+    return Decoded("records", [] if record is None else [record], seq, None, None, seq)
+
+
+def _v1_record(seq: int, text: str) -> Optional[Record]:
+    """The record of a v1 record event with id ``seq`` and data ``text`` (``None``: a
+    command record)."""
     # Hot path, as in _decode_batch: direct C scans and the record dict built here, instead
     # of _parse_json -> _envelope_record -> _data_record -> decode_payload per record.
     try:
@@ -722,16 +761,15 @@ def _decode_v1_text(seq: int, text: str) -> Decoded:
         if type(part_id) is not str:
             part_id = str(part_id) if type(part_id) is int else _part_id(part_id)
         timestamp = doc.get("timestamp")
-        if type(timestamp) is not int:
+        if timestamp is not None and type(timestamp) is not int:
             timestamp = _timestamp(timestamp)
         if type(value) is str:
             value = _decode_text(value)
         if type(value) is dict:
             kind = value.get("type")
             if type(kind) is str and kind in _LEGACY_CONTROL_TYPES:
-                record = _data_record(seq, timestamp, [], value, part_id)
-                return Decoded("records", [record], seq, None, None, seq)
-        record = {
+                return _data_record(seq, timestamp, [], value, part_id)
+        return {
             "seq": seq,
             "data": value,
             "part_id": part_id,
@@ -739,21 +777,17 @@ def _decode_v1_text(seq: int, text: str) -> Decoded:
             "headers": [],
             "control": None,
         }
-        # tuple.__new__ skips NamedTuple's Python-level __new__ (one per v1 record).
-        return _new_tuple(Decoded, ("records", [record], seq, None, None, seq))
     headers: List[List[str]] = []
     if type(doc) is not dict:
-        return Decoded("records", [_envelope_record(seq, None, headers, doc)], seq, None, None, seq)
+        return _envelope_record(seq, None, headers, doc)
     if doc.get("headers") is not None:
         headers = _check_headers(doc["headers"], f"record {seq}")
         is_command, control = _classify(headers)
         if is_command:
-            return Decoded("records", [], seq, None, None, seq)
+            return None
         if control is not None:
-            record = _control_record(seq, None, headers, control)
-            return Decoded("records", [record], seq, None, None, seq)
-    record = _envelope_record(seq, _timestamp(doc.get("timestamp")), headers, doc)
-    return Decoded("records", [record], seq, None, None, seq)
+            return _control_record(seq, None, headers, control)
+    return _envelope_record(seq, _timestamp(doc.get("timestamp")), headers, doc)
 
 
 def decode_event(event: SSEEvent, shape: str) -> Decoded:

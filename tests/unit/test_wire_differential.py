@@ -88,7 +88,18 @@ PIECES = [
 ]
 
 EVENT_LINES = [b"event: ", b"event:", b"event: batch", b"event:  x", b"event: \xff", b"event"]
-ID_LINES = [b"id: ", b"id:", b"id: 7", b"id: 1,2,3", b"id: \x00", b"id:  8", b"id", b"id: \xd9\xa3"]
+ID_LINES = [
+    b"id: ",
+    b"id:",
+    b"id: 7",
+    b"id: 3",
+    b"id: 12",
+    b"id: 1,2,3",
+    b"id: \x00",
+    b"id:  8",
+    b"id",
+    b"id: \xd9\xa3",
+]
 DATA_LINES = [
     b"data: ",
     b"data:",
@@ -226,15 +237,36 @@ def test_fast_path_accepts_bytearray_chunks() -> None:
 Step = Union[Decoded, str]
 
 
+def merged(steps: List[Step]) -> List[Step]:
+    """``steps`` with each run of consecutive v1 record items joined into one, as
+    iter_decoded joins the v1 record events of a chunk: records concatenated,
+    ``first_seq`` of the first, ``last_seq`` the highest."""
+    out: List[Step] = []
+    for step in steps:
+        previous = out[-1] if out else None
+        if (
+            isinstance(step, Decoded)
+            and isinstance(previous, Decoded)
+            and step.kind == previous.kind == "records"
+            and step.tail is None
+            and previous.tail is None
+        ):
+            last = max(x for x in (previous.last_seq, step.last_seq) if x is not None)
+            out[-1] = previous._replace(records=previous.records + step.records, last_seq=last)
+        else:
+            out.append(step)
+    return out
+
+
 def decoded_reference(chunks: List[bytes], shape: str) -> List[Step]:
-    """decode_event over iter_sse_events, errors recorded as steps."""
+    """decode_event over iter_sse_events, errors recorded as steps; record items merged."""
     steps: List[Step] = []
     try:
         for event in iter_sse_events(chunks, max_event_bytes=1 << 20):
             steps.append(decode_event(event, shape))
     except ProtocolError as exc:
         steps.append(f"error: {exc}")
-    return steps
+    return merged(steps)
 
 
 def decoded_actual(chunks: List[bytes], shape: str) -> List[Step]:
@@ -244,7 +276,7 @@ def decoded_actual(chunks: List[bytes], shape: str) -> List[Step]:
             steps.append(decoded)
     except ProtocolError as exc:
         steps.append(f"error: {exc}")
-    return steps
+    return merged(steps)
 
 
 @SETTINGS
@@ -275,8 +307,38 @@ def test_iter_decoded_rejects_an_unknown_shape() -> None:
         b"data: 5\n\n",  # no id
         b"id: 7\ndata: {\n\n",  # invalid JSON
         b"id: 7\ndata: \xff\n\n",  # invalid UTF-8
+        b"id: 5\ndata: 1\n\nid: 3\ndata: 2\n\nid: 4\ndata: 3\n\n",  # ids going back
+        b'id: 1\ndata: 1\n\nid: 2\ndata: {"data":1,"headers":[["","x"]]}\n\n',  # command last
     ],
 )
 def test_iter_decoded_on_v1_edge_cases(stream: bytes) -> None:
     for shape in ("v1", "v2"):
         assert decoded_actual([stream], shape) == decoded_reference([stream], shape)
+
+
+def test_v1_record_events_of_one_chunk_come_as_one_item() -> None:
+    first_chunk = b'id: 1\ndata: {"data":"a","id":"p1"}\n\n'
+    second_chunk = (
+        b'id: 2\ndata: {"data":1,"headers":[["","trim"]]}\n\n'  # a command record
+        b'id: 3\ndata: {"data":"c","id":"p3"}\n\n'
+        b': not canonical\nid: 4\ndata: {"data":"d"}\n\n'  # sseclient-py parses this one
+        b"event: ping\ndata: {}\n\n"
+        b'id: 5\ndata: {"data":"e","id":"p5"}\n\n'
+    )
+    items = list(iter_decoded([first_chunk, second_chunk], "v1"))
+    assert [(d.kind, [r["seq"] for r in d.records], d.first_seq, d.last_seq) for d in items] == [
+        ("records", [1], 1, 1),
+        ("records", [3], 2, 3),  # the command record moved the cursor to 2, then 3
+        ("records", [4], 4, 4),
+        ("ping", [], None, None),
+        ("records", [5], 5, 5),
+    ]
+
+
+def test_records_before_a_bad_v1_event_are_yielded_before_the_error() -> None:
+    stream = b'id: 1\ndata: {"data":"a"}\n\nid: 2\ndata: {"data":"b"}\n\nid: 3\ndata: {\n\n'
+    items = iter_decoded([stream], "v1")
+    first = next(items)
+    assert [r["data"] for r in first.records] == ["a", "b"]
+    with pytest.raises(ProtocolError, match="v1 event 3 data is not valid JSON"):
+        next(items)
