@@ -3,12 +3,15 @@
 Two layers, both pure:
 
 * :func:`iter_sse_events` turns network chunks into :class:`SSEEvent` s following the
-  WHATWG event-stream rules. Field parsing is done by ``sseclient-py``; this module frames
-  the byte stream into complete events first (line-ending normalisation across chunk
-  boundaries, BOM, size limit), which is where ``sseclient-py`` falls short.
+  WHATWG event-stream rules. This module frames the byte stream into complete events
+  (line-ending normalisation across chunk boundaries, BOM, size limit: where
+  ``sseclient-py`` falls short); ``sseclient-py`` parses the fields of every event except
+  the canonical ``[event: X][id: Y]data: Z`` ones servers send, which one regular
+  expression reads to the same result four times faster (differential tests hold the two
+  paths to the same answers on arbitrary input).
 * :func:`decode_event` / :func:`decode_drain_item` turn events (or drain items) into the
   record dicts of DESIGN.md: ``{"seq", "data", "part_id", "timestamp", "headers",
-  "control"}``.
+  "control"}``. :func:`iter_decoded` fuses the two layers for the reader.
 
 Error policy (``ProtocolError`` vs logged skip). Anything that could change which records
 are delivered, what they contain, or the cursor raises :class:`ProtocolError`: invalid
