@@ -382,7 +382,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="benchmark peers (see module docstring)")
     commands = parser.add_subparsers(dest="command", required=True)
     read = commands.add_parser("read")
-    read.add_argument("peer", choices=["raw", "sseclient", "sseclient64k", "httpx", "sessions"])
+    read.add_argument("peer", choices=sorted(PEER_MODULES))
     read.add_argument("url")
     read.add_argument("session")
     read.add_argument("expect", type=int)
