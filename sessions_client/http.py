@@ -338,7 +338,8 @@ class Transport:
     path of a CA bundle. Give ``http_session`` to share a connection pool: the
     transport then leaves its adapters alone and never closes it. Otherwise the
     transport makes its own session whose pool holds at most ``pool_maxsize``
-    connections (callers beyond that wait for a free connection). ``retry`` is the
+    connections (callers beyond that wait for a free connection), and reads the proxy
+    and CA-bundle environment variables once, when it is made. ``retry`` is the
     default :class:`RetryPolicy` of :meth:`request`; ``sleep`` is injectable for
     tests.
     """
@@ -390,8 +391,27 @@ class Transport:
             )
             http_session.mount("http://", adapter)
             http_session.mount("https://", adapter)
+            self._read_environment_once(http_session)
         self.http_session = http_session
         self._closed = False
+
+    def _read_environment_once(self, http_session: requests.Session) -> None:
+        """Apply the proxy and CA-bundle variables once, and stop ``requests`` re-reading
+        them (and ``~/.netrc``) on every request.
+
+        With ``trust_env`` on, ``requests`` scans the whole environment twice per request
+        for proxies: ~0.14 ms of CPU here, a seventh of an append. The transport reads the
+        same variables once, for its ``api_url``, as httpx does when a client is made:
+        ``HTTP(S)_PROXY``/``ALL_PROXY`` unless ``NO_PROXY`` excludes the host, and, when
+        ``verify`` is ``True``, ``REQUESTS_CA_BUNDLE`` then ``CURL_CA_BUNDLE``. ``.netrc``
+        never applied (the bearer token is the only credential).
+        """
+        http_session.trust_env = False
+        http_session.proxies.update(requests.utils.get_environ_proxies(self.api_url))
+        if self.verify is True:
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if bundle:
+                self.verify = bundle
 
     @classmethod
     def configured(

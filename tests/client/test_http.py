@@ -502,6 +502,82 @@ def test_tls_is_verified_by_default_and_a_ca_bundle_can_be_given(scripted, self_
     assert srv.requests[0].headers["authorization"] == f"Bearer {SECRET}"
 
 
+# ------------------------------------------------------------- environment, read once
+
+PROXY_VARIABLES = ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"]
+
+
+def clear_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+def test_a_proxy_from_the_environment_is_used(scripted, monkeypatch):
+    clear_proxy_environment(monkeypatch)
+    proxy = scripted(statuses_then_ok([]))
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    # 127.0.0.2: a loopback address nothing listens on; only the proxy can answer.
+    Transport("http://127.0.0.2:9", SECRET).request("GET", "/x")
+    assert proxy.paths() == ["http://127.0.0.2:9/x"]
+    assert proxy.requests[0].headers["authorization"] == f"Bearer {SECRET}"
+
+
+def test_no_proxy_excludes_the_api_host(scripted, monkeypatch):
+    clear_proxy_environment(monkeypatch)
+    proxy = scripted(statuses_then_ok([]))
+    server = scripted(statuses_then_ok([]))
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    Transport(server.url, SECRET).request("GET", "/direct")
+    assert server.paths() == ["/direct"]
+    assert proxy.requests == []
+
+
+def test_the_environment_is_read_when_the_transport_is_made(scripted, monkeypatch):
+    """Not on every request: requests' per-request scan was a seventh of an append."""
+    clear_proxy_environment(monkeypatch)
+    proxy = scripted(statuses_then_ok([]))
+    server = scripted(statuses_then_ok([]))
+    transport = Transport(server.url, SECRET)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    transport.request("GET", "/after")
+    assert server.paths() == ["/after"] and proxy.requests == []
+    assert transport.http_session.trust_env is False
+
+
+def test_a_given_requests_session_keeps_its_own_environment_handling(scripted, monkeypatch):
+    clear_proxy_environment(monkeypatch)
+    proxy = scripted(statuses_then_ok([]))
+    mine = requests.Session()
+    transport = Transport("http://127.0.0.2:9", SECRET, http_session=mine)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)  # requests reads it per request
+    transport.request("GET", "/late")
+    assert mine.trust_env is True
+    assert proxy.paths() == ["http://127.0.0.2:9/late"]
+
+
+def test_a_ca_bundle_from_the_environment_is_used(scripted, self_signed, monkeypatch):
+    cert, context = self_signed
+    srv = scripted(statuses_then_ok([]), tls=context)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    Transport(srv.url, SECRET).request("GET", "/env-bundle")
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    monkeypatch.setenv("CURL_CA_BUNDLE", str(cert))
+    Transport(srv.url, SECRET).request("GET", "/curl-bundle")
+    assert srv.paths() == ["/env-bundle", "/curl-bundle"]
+    # An explicit verify wins over the environment.
+    with pytest.raises(NetworkError):
+        Transport(srv.url, SECRET, verify=certifi_bundle()).request("GET", "/explicit")
+
+
+def certifi_bundle() -> str:
+    import certifi
+
+    return str(certifi.where())
+
+
 def test_a_reader_gives_up_at_once_on_a_certificate_failure(scripted, self_signed, sleeps):
     from sessions_client import Session
 
