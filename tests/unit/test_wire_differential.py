@@ -16,15 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sessions_client.errors import ProtocolError
-from sessions_client.wire import (
-    Decoded,
-    SSEEvent,
-    _frame_events,
-    _parse_with_sseclient,
-    decode_event,
-    iter_decoded,
-    iter_sse_events,
-)
+from sessions_client.sse import _frame_events, _parse_with_sseclient
+from sessions_client.wire import Decoded, SSEEvent, decode_event, iter_decoded, iter_sse_events
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
