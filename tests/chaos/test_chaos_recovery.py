@@ -237,7 +237,9 @@ def test_end_to_end_writer_under_failures_follower_under_cuts(
     append_faults: List[str] = []
     with LocalServer(wire=wire, db=":memory:") as srv:
         srv.create_session(session_id)
-        fast = RetryPolicy(max_attempts=12, initial_delay=0.001, max_delay=0.01)
+        # ~30% of append requests fail independently: 25 attempts make running out
+        # negligible (2,000 * 0.3**25 ~ 2e-10 per run; 12 attempts were ~1e-3).
+        fast = RetryPolicy(max_attempts=25, initial_delay=0.001, max_delay=0.01)
         writer_session = Session(
             session_id, token=srv.secret_key, api_url=srv.url, append_retry=fast
         )
