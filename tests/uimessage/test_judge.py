@@ -191,7 +191,7 @@ def test_partial_json_inputs_at_every_cut(judge: _Judge) -> None:
 @settings(
     max_examples=150,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    suppress_health_check=[HealthCheck.too_slow],
 )
 @given(chunks=chunk_lists())
 def test_generated_lists(judge: _Judge, chunks: Chunks) -> None:
