@@ -53,9 +53,6 @@ the SDK). Where the SDK would go on with a malformed chunk, this raises
 ``ProtocolError`` too: a chunk that is not an object with a string ``type``,
 or whose id, delta or tool name is missing or not a string (the SDK's
 ``UIMessageChunk`` schema requires them).
-
-Known difference: a JSON integer beyond 2**53 in a partial tool input keeps
-its exact value here, where JavaScript rounds it to a double.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@
 // SDK's processing threw, "error": {"name", "message"}. readUIMessageStream
 // reports such an error to onError and stops reading; `error` chunks are also
 // reported to onError, as plain Errors, and are not processing errors.
+// Numbers JSON cannot carry (a partial tool input "1e999" parses to Infinity)
+// are written as {"$nonFinite": "Infinity" | "-Infinity" | "NaN"}.
 import { createInterface } from "node:readline";
 import { readUIMessageStream } from "ai";
 
@@ -35,10 +37,14 @@ async function judge(chunks) {
   return result;
 }
 
+function nonFinite(key, value) {
+  return typeof value === "number" && !Number.isFinite(value) ? { $nonFinite: String(value) } : value;
+}
+
 const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
 for await (const line of lines) {
   if (line.trim() === "") continue;
   const results = [];
   for (const chunks of JSON.parse(line)) results.push(await judge(chunks));
-  process.stdout.write(JSON.stringify(results) + "\n");
+  process.stdout.write(JSON.stringify(results, nonFinite) + "\n");
 }

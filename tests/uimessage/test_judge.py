@@ -75,6 +75,13 @@ def _js_int(digits: str) -> Any:
     return float(value) if abs(value) > 2**53 else value
 
 
+def _non_finite(obj: Dict[str, Any]) -> Any:
+    """judge.mjs writes Infinity, -Infinity and NaN as ``{"$nonFinite": "..."}``."""
+    if list(obj) == ["$nonFinite"]:
+        return float(obj["$nonFinite"].replace("Infinity", "inf"))
+    return obj
+
+
 class _Judge:
     """One ``node judge.mjs`` for the session: a line of chunk lists in, a line of verdicts out."""
 
@@ -95,7 +102,7 @@ class _Judge:
         line = self.proc.stdout.readline()
         if not line:
             pytest.fail(f"judge.mjs exited with {self.proc.wait(timeout=10)}")
-        verdicts: List[Verdict] = json.loads(line, parse_int=_js_int)
+        verdicts: List[Verdict] = json.loads(line, parse_int=_js_int, object_hook=_non_finite)
         assert len(verdicts) == len(lists)
         return verdicts
 

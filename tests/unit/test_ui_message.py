@@ -222,6 +222,12 @@ def test_the_chunks_are_not_modified_nor_shared() -> None:
         ("[1\U0001f600", "[1\U0001f600]", UNDEFINED),
         ('{"__proto__": {"x": 1}}', '{"__proto__": {"x": 1}}', UNDEFINED),
         ("NaN", "", UNDEFINED),
+        (
+            "[9007199254740993, 2, 1e999]",
+            "[9007199254740993, 2, 1e999]",
+            [9007199254740992.0, 2, float("inf")],
+        ),
+        ("1" + "0" * 5000, "1" + "0" * 5000, float("inf")),
         ("", "", UNDEFINED),
     ],
 )
