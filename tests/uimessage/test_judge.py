@@ -30,6 +30,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from uimessage_cases import HAND_WRITTEN, INVALID, JSON_TEXTS, chunk_lists
 
+from sessions_client import _ui_message
 from sessions_client._ui_message import assemble_message
 from sessions_client.errors import ProtocolError
 
@@ -169,6 +170,13 @@ def test_hand_written_lists_and_every_prefix(judge: _Judge) -> None:
     assert not failures, "\n".join(failures[:10])
     # The full lists are not all errors: the comparison covered real messages.
     assert all("error" not in v for v in judge(list(HAND_WRITTEN.values())))
+
+
+def test_the_documented_reference_is_the_pinned_version(judge: _Judge) -> None:
+    pinned = json.loads(AI_PACKAGE.read_text(encoding="utf-8"))["version"]
+    declared = json.loads((JUDGE_DIR / "package.json").read_text(encoding="utf-8"))
+    assert declared["dependencies"]["ai"] == pinned
+    assert f"``ai`` {pinned}" in (_ui_message.__doc__ or "")
 
 
 def test_invalid_sequences_are_refused_by_both(judge: _Judge) -> None:
