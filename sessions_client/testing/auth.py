@@ -28,8 +28,8 @@ import math
 import time
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
-ISSUER = "https://id.trigger.dev"
-AUDIENCE = "https://api.trigger.dev"
+from ..tokens import AUDIENCE, ISSUER, public_token_claims, sign_jwt
+
 ENVIRONMENT_ID = "env_local"
 """The ``sub`` of every token: the id of the one environment a local server serves."""
 
@@ -48,21 +48,8 @@ Resource = Tuple[str, Optional[str]]
 """``(type, id)``: what a route needs access to; ``id`` None is the collection."""
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def sign_jwt(secret_key: str, claims: Dict[str, Any]) -> str:
-    """An HS256 JWT of ``claims`` signed with ``secret_key`` (its UTF-8 bytes)."""
-    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
-    body = _b64(json.dumps(claims, separators=(",", ":")).encode())
-    signing_input = f"{header}.{body}".encode("ascii")
-    signature = hmac.new(secret_key.encode("utf-8"), signing_input, hashlib.sha256).digest()
-    return f"{header}.{body}.{_b64(signature)}"
 
 
 def verify_jwt(token: str, secret_key: str, now: float) -> Optional[Dict[str, Any]]:
@@ -178,16 +165,8 @@ class TokenAuthority:
     def mint_scopes(self, scopes: Iterable[str], *, ttl: float = SESSION_TOKEN_TTL) -> str:
         """A public token carrying exactly ``scopes``, valid ``ttl`` seconds."""
         now = self._clock()
-        payload: Dict[str, Any] = dict(self.claims())
-        payload.update(
-            {
-                "scopes": list(scopes),
-                "iss": ISSUER,
-                "aud": AUDIENCE,
-                "iat": int(now),
-                "exp": math.ceil(now + ttl),  # never shorter than asked (whole seconds)
-            }
-        )
+        lifetime = math.ceil(now + ttl) - int(now)  # never shorter than asked (whole seconds)
+        payload = public_token_claims(self.claims(), list(scopes), int(now), lifetime)
         return sign_jwt(self._secret_key, payload)
 
     def authenticate(self, authorization: Optional[str]) -> Principal:
