@@ -527,12 +527,14 @@ class Session:
     def drain_out_pages(
         self, *, after: Optional[int] = None, include_control: bool = False
     ) -> Generator[List[Record], None, None]:
-        """The records of ``.out`` after ``after``, one server page (up to ~1,000) at a time.
+        """The records of ``.out`` after ``after``, one server answer at a time.
 
-        For channels too large to hold as one list: memory stays at one page, and
-        the caller can store ``page[-1]["seq"]`` once a page is handled. Empty pages
-        are never yielded (a page of control records only is empty without
-        ``include_control``, and the reader moves past it).
+        Production answers everything up to the tail in one response, so expect one
+        page; a server that pages is followed (the highest seq is the next
+        ``afterEventId``) until an answer comes back empty. The caller can store
+        ``page[-1]["seq"]`` once a page is handled. Empty pages are never yielded (a
+        page of control records only is empty without ``include_control``, and the
+        reader moves past it).
         """
         return _nonempty(self._drain_pages("out", _check_seq(after, "after"), include_control))
 
