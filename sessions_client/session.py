@@ -240,9 +240,9 @@ class Session:
 
         When the server answers without ``seq`` (it does for a part id it already
         has: a retry whose first attempt committed), the seq is looked up: the
-        channel is drained after the highest seq this ``Session`` knows for it and
-        the record with that part id is taken. ``seq`` is ``None`` only when that
-        finds nothing (or the token may not read the channel).
+        channel is drained after the highest seq this ``Session`` knew for it when the
+        append started, and the record with that part id is taken. ``seq`` is ``None``
+        only when that finds nothing (or the token may not read the channel).
         """
         return self._append("out", record, part_id)
 
@@ -250,6 +250,8 @@ class Session:
         body, content_type = encode_record(record)
         pid = str(uuid.uuid4()) if part_id is None else _check_part_id(part_id)
         _check_size(body, pid)
+        with self._known_lock:  # this append's record comes after every seq known now
+            known_before = self._known_seq.get(io)
         response = self.transport.request(
             "POST",
             self._path(io, "/append"),
@@ -265,17 +267,16 @@ class Session:
             )
         seq = answer.get("seq")
         if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-            seq = self._seq_of_part(io, pid)
+            seq = self._seq_of_part(io, pid, known_before)
         if seq is not None:
             with self._known_lock:
                 self._known_seq[io] = max(seq, self._known_seq.get(io, seq))
         return {"ok": True, "seq": seq, "part_id": pid}
 
-    def _seq_of_part(self, io: str, part_id: str) -> Optional[int]:
-        """The seq of the record with ``part_id`` on ``io``, found by draining after the
-        highest seq this session knows there; None when not found or not readable."""
-        with self._known_lock:
-            after = self._known_seq.get(io)
+    def _seq_of_part(self, io: str, part_id: str, after: Optional[int]) -> Optional[int]:
+        """The seq of the record with ``part_id`` on ``io``, found by draining after
+        ``after`` (the highest seq this session knew when the append started); None
+        when not found or not readable."""
         try:
             for page, _ in self._drain_pages(io, after, True):
                 for record in page:

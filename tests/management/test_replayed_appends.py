@@ -6,6 +6,7 @@ the CLI still know which record they made.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Dict, Iterator, List
 
 import pytest
@@ -111,3 +112,30 @@ def test_cli_append_prints_the_seq_after_a_retry(
     assert cli.main(["append", ext, "--part-id", "p-cli", "hello"]) == 0
     printed: Dict[str, Any] = json.loads(capsys.readouterr().out.splitlines()[0])
     assert printed == {"ok": True, "seq": 1, "part_id": "p-cli"}
+
+
+def test_concurrent_appends_find_their_own_seq_after_a_replay(echo: LocalServer) -> None:
+    """Seqs this session learns while a retried append is in flight (other threads'
+    later appends) must not hide that append's record from the lookup."""
+    ext = unique()
+    echo.create_session(ext)
+    in_backoff, proceed = threading.Event(), threading.Event()
+
+    def sleep(seconds: float) -> None:  # the retry's backoff: hold it until told
+        in_backoff.set()
+        proceed.wait(10)
+
+    answers: Dict[str, Any] = {}
+    with Session(ext, echo.secret_key, echo.url, append_retry=QUICK, sleep=sleep) as session:
+        assert session.append_in("first")["seq"] == 0
+        echo.faults.drop_next(1, route="append", process=True)  # "slow" commits, answer lost
+        thread = threading.Thread(
+            target=lambda: answers.update(slow=session.append_in("slow", part_id="p-slow"))
+        )
+        thread.start()
+        assert in_backoff.wait(10)
+        later = [session.append_in(f"later {i}")["seq"] for i in range(3)]
+        proceed.set()
+        thread.join(10)
+    assert later == [2, 3, 4]
+    assert answers["slow"] == {"ok": True, "seq": 1, "part_id": "p-slow"}
