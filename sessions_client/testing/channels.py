@@ -43,7 +43,7 @@ from .handler import (
     json_response,
     text_response,
 )
-from .sse import DONE, V1_PING, v1_events, v2_batch, v2_ping
+from .sse import DONE, V1_PING, v1_events, v2_batch, v2_error, v2_ping
 from .store import SessionRecord, StoredRecord
 
 ENVELOPE_OVERHEAD = 20
@@ -338,6 +338,10 @@ class _SSEStream:
         while True:
             if ctx.stopping.is_set():
                 self._abort()
+            if plan.error is not None and self.records_sent >= plan.error_after_records:
+                self._emit(v2_error(*plan.error))  # a storage error ends the stream
+                self.writer.finish()
+                return
             if target.session is None:
                 target.session = store.get_session(target.param)
             if target.session is not None and self._send_available():
@@ -367,6 +371,8 @@ class _SSEStream:
         limit = PAGE_RECORDS
         if self.plan.cut and self.plan.cut_after_records is not None:
             limit = max(1, min(limit, self.plan.cut_after_records - self.records_sent))
+        if self.plan.error is not None:
+            limit = max(1, min(limit, self.plan.error_after_records - self.records_sent))
         records = store.read(session.id, io, self.cursor, limit=limit, max_bytes=PAGE_BYTES)
         if not records:
             return False
