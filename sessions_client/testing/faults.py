@@ -1,8 +1,9 @@
 """Fault injection for tests of the local server (``srv.faults``).
 
 Routes are named ``"append"`` (POST .../append), ``"read"`` (GET SSE),
-``"records"`` (GET .../records) and ``"sessions"`` (/api/v1/sessions...);
-``"*"`` matches every route. Faults are consumed in the order they were added.
+``"records"`` (GET .../records), ``"sessions"`` (/api/v1/sessions...) and ``"claims"``
+(POST /api/v1/auth/jwt/claims); ``"*"`` matches every route. Faults are consumed in
+the order they were added.
 
 - ``fail_next(k, status=503, route="append", retry_after=None)``: the next ``k``
   requests on ``route`` are answered with ``status`` (body ``{"ok": false, "error":
@@ -37,7 +38,7 @@ import threading
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
-ROUTES = ("append", "read", "records", "sessions", "*")
+ROUTES = ("append", "read", "records", "sessions", "claims", "*")
 
 
 def _check_route(route: str) -> None:

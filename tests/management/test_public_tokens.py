@@ -108,3 +108,16 @@ def test_the_flask_example_of_the_readme_shape(server: LocalServer, client: Clie
         timeout=5,
     )
     assert response.status_code == 200 and response.json() == {"records": []}
+
+
+def test_a_failing_claims_route_is_retried_then_raises(server: LocalServer) -> None:
+    from sessions_client.errors import ServerError
+
+    from .conftest import FAST_RETRY
+
+    with Client(server.secret_key, server.url, retry=FAST_RETRY) as client:
+        server.faults.fail_next(1, status=503, route="claims")
+        assert _claims(client.create_public_token({"read": {"sessions": True}}))["pub"] is True
+        server.faults.fail_next(3, status=503, route="claims")
+        with pytest.raises(ServerError):
+            client.create_public_token({"read": {"sessions": True}})
