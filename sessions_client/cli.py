@@ -74,7 +74,8 @@ environment:
   TRIGGER_API_URL        server URL (default {DEFAULT_API_URL})
   TRIGGER_SECRET_KEY     secret key (tr_dev_..., tr_prod_...): may do everything
   TRIGGER_ACCESS_TOKEN   used when TRIGGER_SECRET_KEY is unset (e.g. a session token)
-  TRIGGER_PREVIEW_BRANCH preview branch name (sent as x-trigger-branch)"""
+  TRIGGER_PREVIEW_BRANCH preview branch name (sent as x-trigger-branch); else
+                         VERCEL_GIT_COMMIT_REF"""
 
 MAIN_EPILOG = (
     """\
@@ -376,10 +377,8 @@ def cmd_update(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         changes["tags"] = args.tag
     if args.metadata is not None:
         changes["metadata"] = _parse_json(args.metadata, "--metadata")
-    if args.external_id is not None:
-        changes["external_id"] = args.external_id
     if not changes:
-        raise _CLIUsageError("nothing to update: give --tag, --metadata or --external-id")
+        raise _CLIUsageError("nothing to update: give --tag or --metadata")
     with _client(args) as client:
         _json_document(out, _hide_tokens(client.update_session(args.session, **changes), False))
     return EXIT_OK
@@ -398,7 +397,7 @@ def cmd_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         "tag": args.tag,
         "task_identifier": args.task,
         "external_id": args.external_id,
-        "status": args.status,
+        "status": None if args.status is None else [s.strip() for s in args.status.split(",")],
         "period": args.period,
         "created_from": args.created_from,
         "created_to": args.created_to,
@@ -465,7 +464,7 @@ def _common_options(defaults: bool) -> argparse.ArgumentParser:
     group.add_argument(
         "--branch",
         metavar="NAME",
-        help="preview branch (default: $TRIGGER_PREVIEW_BRANCH)",
+        help="preview branch (default: $TRIGGER_PREVIEW_BRANCH, then $VERCEL_GIT_COMMIT_REF)",
         **suppress,
     )
     group.add_argument(
@@ -592,7 +591,7 @@ def _add_serve_command(
         "(sessions_client.testing.LocalServer().faults).",
         "examples:\n"
         "  sessions-client serve --echo-agent\n"
-        "  sessions-client serve --port 0 --db :memory: --wire v1\n"
+        "  sessions-client serve --port 0 --db :memory:\n"
         "  sessions-client serve --db /tmp/sessions.db   # survives restarts",
         cmd_serve,
         common,
@@ -640,7 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
         "With --task and a configured server (--api-url or $TRIGGER_API_URL), the same "
         "conversation runs against that server's agent task instead, in a new session that "
         "is closed at the end.",
-        "examples:\n  sessions-client demo\n  sessions-client demo --wire v1\n"
+        "examples:\n  sessions-client demo\n"
         "  sessions-client demo --api-url https://api.trigger.dev --task my-chat-agent",
         cmd_demo,
         common,
@@ -815,7 +814,7 @@ def build_parser() -> argparse.ArgumentParser:
     update = _add_command(
         commands,
         "update",
-        "change a session's tags, metadata or external id",
+        "change a session's tags or metadata",
         "Update a session (needs a secret key) and print it as JSON.",
         "examples:\n  sessions-client update chat-1 --tag vip --tag user:42\n"
         '  sessions-client update chat-1 --metadata \'{"plan": "pro"}\'',
@@ -827,7 +826,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--tag", action="append", metavar="TAG", help="replace the tags (repeat for more)"
     )
     update.add_argument("--metadata", metavar="JSON", help="replace the metadata")
-    update.add_argument("--external-id", metavar="ID", help="set the external id")
 
     close = _add_command(
         commands,
@@ -858,7 +856,10 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--tag", help="only sessions with this tag")
     listing.add_argument("--task", help="only this task identifier")
     listing.add_argument("--external-id", metavar="ID", help="only this external id")
-    listing.add_argument("--status", help="ACTIVE, CLOSED or EXPIRED (comma-separated for several)")
+    listing.add_argument(
+        "--status",
+        help="ACTIVE, CLOSED or EXPIRED (comma-separated for several: one listing each, merged)",
+    )
     listing.add_argument("--period", help="created within this period, e.g. 1h, 7d")
     listing.add_argument(
         "--from",

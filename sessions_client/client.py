@@ -7,17 +7,23 @@ objects that share its connection pool.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import logging
+import math
+import time
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import requests
 
-from .errors import APIError, ConfigurationError, ProtocolError, SessionClosedError
+from .config import is_secret_key
+from .errors import ConfigurationError, ProtocolError
 from .http import DEFAULT_TIMEOUT, RetryPolicy, TimeoutType, Transport, quote_segment
 from .session import Session
+from .tokens import flatten_scopes, public_token_claims, sign_jwt
 
 logger = logging.getLogger("sessions_client.client")
 
@@ -39,19 +45,11 @@ MAX_TAGS = 10
 MAX_TAG_CHARS = 128
 MAX_EXTERNAL_ID_CHARS = 256
 MAX_PAGE_SIZE = 100
+MAX_LISTINGS = 50
+DEFAULT_PUBLIC_TOKEN_TTL = 900
 _MAX_PAGES = 1_000_000
 
 DateLike = Union[datetime, int]
-
-
-class _Unset:
-    """The type of :data:`UNSET`: "argument not given" where ``None`` means something."""
-
-    def __repr__(self) -> str:
-        return "<unset>"
-
-
-UNSET = _Unset()
 
 
 def _without_409(policy: RetryPolicy) -> RetryPolicy:
@@ -135,8 +133,8 @@ def _iso8601(value: Any) -> str:
     )
 
 
-def _csv(value: Any, name: str, allowed: Optional[Sequence[str]] = None) -> str:
-    """A str, or a list of str comma-joined (as the SDK's ``filter[...]`` arrays)."""
+def _values(value: Any, name: str, allowed: Optional[Sequence[str]] = None) -> List[str]:
+    """A str, or a list of str, as a list of distinct values (one listing each)."""
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)) or not items:
         raise ConfigurationError(f"{name} must be a string or a non-empty list of strings")
@@ -145,7 +143,12 @@ def _csv(value: Any, name: str, allowed: Optional[Sequence[str]] = None) -> str:
             raise ConfigurationError(f"{name} must be a string or a non-empty list of strings")
         if allowed is not None and item not in allowed:
             raise ConfigurationError(f"{name} must be among {', '.join(allowed)} (got {item!r})")
-    return ",".join(items)
+    return list(dict.fromkeys(items))
+
+
+def _newest_first(session: Dict[str, Any]) -> str:
+    created = session.get("createdAt")
+    return created if isinstance(created, str) else ""
 
 
 def _json_object(response: requests.Response, what: str) -> Dict[str, Any]:
@@ -168,7 +171,8 @@ class Client:
     - ``token`` defaults to ``TRIGGER_SECRET_KEY`` then ``TRIGGER_ACCESS_TOKEN`` (none →
       :class:`ConfigurationError`); updating and closing need a secret key.
     - ``api_url`` defaults to ``TRIGGER_API_URL`` then ``https://api.trigger.dev``;
-      ``branch`` to ``TRIGGER_PREVIEW_BRANCH`` (sent as ``x-trigger-branch``).
+      ``branch`` to ``TRIGGER_PREVIEW_BRANCH`` then ``VERCEL_GIT_COMMIT_REF`` (sent as
+      ``x-trigger-branch``).
     - ``http_session`` shares a ``requests.Session`` (the client never closes it);
       otherwise the client owns a pool of ``pool_maxsize`` connections, which the
       sessions from :meth:`session` share. Close the client after its sessions.
@@ -321,26 +325,19 @@ class Client:
         *,
         tags: Optional[Sequence[str]] = None,
         metadata: Optional[Mapping[str, Any]] = None,
-        external_id: Union[str, None, _Unset] = UNSET,
     ) -> Dict[str, Any]:
-        """Change a session's ``tags`` (replaced), ``metadata`` (replaced) and/or
-        ``external_id`` (``None`` clears it); only the arguments given are sent. Needs a
-        secret key. Returns the updated session object. A 409 (the external id belongs
-        to another session) raises :class:`APIError` with ``status == 409``.
+        """Change a session's ``tags`` (replaced) and/or ``metadata`` (replaced); only
+        the arguments given are sent. Needs a secret key or a token with the ``admin``
+        scope on the session. Returns the updated session object. A session's
+        ``externalId`` cannot change after creation (the server answers 422): close it
+        and create a new one instead.
         """
         body: Dict[str, Any] = {}
         if tags is not None:
             body["tags"] = _check_tags(tags)
         if metadata is not None:
             body["metadata"] = _check_mapping(metadata, "metadata")
-        if not isinstance(external_id, _Unset):
-            body["externalId"] = None if external_id is None else _check_external_id(external_id)
-        try:
-            response = self._send("PATCH", self._path(session_id), "update", json_body=body)
-        except SessionClosedError as exc:
-            if exc.status != 409:
-                raise
-            raise APIError(exc.message, status=409) from None
+        response = self._send("PATCH", self._path(session_id), "update", json_body=body)
         return _json_object(response, "update session")
 
     def close_session(self, session_id: str, *, reason: Optional[str] = None) -> Dict[str, Any]:
@@ -369,12 +366,17 @@ class Client:
     ) -> Iterator[Dict[str, Any]]:
         """Iterate over every matching session (newest first), across all pages.
 
-        ``type``, ``tag`` (any of), ``task_identifier`` and ``status`` (``ACTIVE``,
-        ``CLOSED``, ``EXPIRED``) take a string or a list of strings; ``external_id``
-        is exact; ``period`` is like ``"30m"``, ``"2h"``, ``"7d"``; ``created_from`` /
-        ``created_to`` are datetimes (naive = UTC) or Unix ms, inclusive;
-        ``page_size`` (1-100) is the number fetched per request. Arguments are
-        checked at once; pages are fetched lazily, following ``pagination.next``.
+        ``type``, ``tag``, ``task_identifier`` and ``status`` (``ACTIVE``, ``CLOSED``,
+        ``EXPIRED``) take a string or a list of strings (any of them matches);
+        ``external_id`` is exact; ``period`` is like ``"30m"``, ``"2h"``, ``"7d"``;
+        ``created_from`` / ``created_to`` are datetimes (naive = UTC) or Unix ms,
+        inclusive; ``page_size`` (1-100) is the number fetched per request.
+
+        The server takes one value per filter (PROTOCOL.md §5), so several values
+        make one listing per combination of values, merged newest first without
+        duplicates (at most :data:`MAX_LISTINGS` listings, else
+        :class:`ConfigurationError`). Arguments are checked at once; pages are
+        fetched lazily, following ``pagination.next``.
         """
         params: Dict[str, str] = {}
         if isinstance(page_size, bool) or not isinstance(page_size, int):
@@ -382,23 +384,41 @@ class Client:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ConfigurationError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
         params["page[size]"] = str(page_size)
+        choices: List[Tuple[str, List[str]]] = []
         if type is not None:
-            params["filter[type]"] = _csv(type, "type")
+            choices.append(("filter[type]", _values(type, "type")))
         if tag is not None:
-            params["filter[tags]"] = _csv(tag, "tag")
+            choices.append(("filter[tags]", _values(tag, "tag")))
         if task_identifier is not None:
-            params["filter[taskIdentifier]"] = _csv(task_identifier, "task_identifier")
+            choices.append(("filter[taskIdentifier]", _values(task_identifier, "task_identifier")))
+        if status is not None:
+            choices.append(("filter[status]", _values(status, "status", SESSION_STATUSES)))
         if external_id is not None:
             params["filter[externalId]"] = _check_str(external_id, "external_id")
-        if status is not None:
-            params["filter[status]"] = _csv(status, "status", SESSION_STATUSES)
         if period is not None:
             params["filter[createdAt][period]"] = _check_str(period, "period")
         if created_from is not None:
             params["filter[createdAt][from]"] = str(_unix_ms(created_from, "created_from"))
         if created_to is not None:
             params["filter[createdAt][to]"] = str(_unix_ms(created_to, "created_to"))
-        return self._iter_pages(params)
+        names = [name for name, _ in choices]
+        combos = list(itertools.product(*(values for _, values in choices)))
+        if len(combos) > MAX_LISTINGS:
+            raise ConfigurationError(
+                f"these filters need {len(combos)} listings (one per combination of values);"
+                f" at most {MAX_LISTINGS} are made: pass fewer values"
+            )
+        listings = [self._iter_pages({**params, **dict(zip(names, combo))}) for combo in combos]
+        return listings[0] if len(listings) == 1 else self._merged(listings)
+
+    @staticmethod
+    def _merged(listings: List[Iterator[Dict[str, Any]]]) -> Iterator[Dict[str, Any]]:
+        """Newest-first listings merged newest first, each session once."""
+        seen = set()
+        for item in heapq.merge(*listings, key=_newest_first, reverse=True):
+            if item.get("id") not in seen:
+                seen.add(item.get("id"))
+                yield item
 
     def _iter_pages(self, params: Dict[str, str]) -> Iterator[Dict[str, Any]]:
         after: Optional[str] = None
@@ -422,6 +442,35 @@ class Client:
             if following == after:
                 raise ProtocolError("the list answer repeats its own page cursor")
             after = following
+
+    # -- public access tokens --------------------------------------------------------
+
+    def create_public_token(
+        self, scopes: Mapping[str, Any], *, expires_in: float = DEFAULT_PUBLIC_TOKEN_TTL
+    ) -> str:
+        """Mint a public access token, as the SDK's ``auth.createPublicToken``.
+
+        ``scopes`` has the SDK's shape, e.g. ``{"read": {"sessions": "chat-1"},
+        "write": {"sessions": ["a", "b"]}}`` (see :func:`sessions_client.tokens.
+        flatten_scopes`); ``expires_in`` is the lifetime in seconds (default 15
+        minutes). The token's ``sub`` and ``pub`` come from
+        ``POST /api/v1/auth/jwt/claims``; it is signed HS256 with the client's secret
+        key, locally. Hand it to a browser so it can read (or write) those sessions
+        directly. Needs a secret key (else :class:`ConfigurationError`).
+        """
+        flat = flatten_scopes(scopes)
+        if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
+            raise ConfigurationError("expires_in must be a number of seconds")
+        if not expires_in > 0 or not math.isfinite(expires_in):
+            raise ConfigurationError("expires_in must be positive")
+        secret_key = self.transport.token
+        if not is_secret_key(secret_key):
+            raise ConfigurationError("create_public_token needs a secret key (tr_dev_..., ...)")
+        response = self._send("POST", "/api/v1/auth/jwt/claims", "jwt claims")
+        claims = _json_object(response, "jwt claims")
+        now = int(time.time())
+        payload = public_token_claims(claims, flat, now, math.ceil(expires_in))
+        return sign_jwt(secret_key, payload)
 
     # -- sessions --------------------------------------------------------------------
 

@@ -38,9 +38,10 @@ def resolve_token(token: Optional[str], environ: Optional[Mapping[str, str]] = N
 def resolve_branch(
     branch: Optional[str], environ: Optional[Mapping[str, str]] = None
 ) -> Optional[str]:
-    """Return ``branch``, else ``TRIGGER_PREVIEW_BRANCH``, else ``None``."""
+    """Return ``branch``, else ``TRIGGER_PREVIEW_BRANCH``, else ``VERCEL_GIT_COMMIT_REF``
+    (a Vercel preview deployment's branch), else ``None``: the official SDK's order."""
     env = os.environ if environ is None else environ
-    return branch or env.get("TRIGGER_PREVIEW_BRANCH") or None
+    return branch or env.get("TRIGGER_PREVIEW_BRANCH") or env.get("VERCEL_GIT_COMMIT_REF") or None
 
 
 def is_secret_key(token: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from typing import (
@@ -22,7 +23,7 @@ from typing import (
 import requests
 
 from .config import MAX_RECORD_BYTES, is_secret_key
-from .errors import ConfigurationError, ProtocolError, RecordTooLargeError
+from .errors import ConfigurationError, ProtocolError, RecordTooLargeError, SessionsError
 from .http import DEFAULT_TIMEOUT, RetryPolicy, TimeoutType, Transport, quote_segment
 from .reconnect import Backoff, read_channel
 from .wire import DEFAULT_MAX_EVENT_BYTES, decode_drain_item
@@ -200,6 +201,8 @@ class Session:
                 raise TypeError("transport must be a sessions_client.http.Transport")
             self._owns_transport = False
         self.transport = transport
+        self._known_seq: Dict[str, int] = {}  # the highest seq appended per channel
+        self._known_lock = threading.Lock()
         self.append_retry = append_retry if append_retry is not None else RetryPolicy()
         self.read_retry = read_retry if read_retry is not None else RetryPolicy()
         self._sleep = sleep
@@ -234,6 +237,12 @@ class Session:
         retried append is stored once. The record is encoded by
         :func:`encode_record`; over 1 MiB → :class:`RecordTooLargeError` before any
         request. Retries follow ``append_retry``; failures raise typed errors.
+
+        When the server answers without ``seq`` (it does for a part id it already
+        has: a retry whose first attempt committed), the seq is looked up: the
+        channel is drained after the highest seq this ``Session`` knew for it when the
+        append started, and the record with that part id is taken. ``seq`` is ``None``
+        only when that finds nothing (or the token may not read the channel).
         """
         return self._append("out", record, part_id)
 
@@ -241,6 +250,8 @@ class Session:
         body, content_type = encode_record(record)
         pid = str(uuid.uuid4()) if part_id is None else _check_part_id(part_id)
         _check_size(body, pid)
+        with self._known_lock:  # this append's record comes after every seq known now
+            known_before = self._known_seq.get(io)
         response = self.transport.request(
             "POST",
             self._path(io, "/append"),
@@ -256,8 +267,24 @@ class Session:
             )
         seq = answer.get("seq")
         if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-            seq = None
+            seq = self._seq_of_part(io, pid, known_before)
+        if seq is not None:
+            with self._known_lock:
+                self._known_seq[io] = max(seq, self._known_seq.get(io, seq))
         return {"ok": True, "seq": seq, "part_id": pid}
+
+    def _seq_of_part(self, io: str, part_id: str, after: Optional[int]) -> Optional[int]:
+        """The seq of the record with ``part_id`` on ``io``, found by draining after
+        ``after`` (the highest seq this session knew when the append started); None
+        when not found or not readable."""
+        try:
+            for page, _ in self._drain_pages(io, after, True):
+                for record in page:
+                    if record["part_id"] == part_id:
+                        return int(record["seq"])
+        except SessionsError as error:
+            logger.debug("could not look up the seq of a replayed append: %s", error)
+        return None
 
     # -- streaming readers ---------------------------------------------------------
 
@@ -501,12 +528,14 @@ class Session:
     def drain_out_pages(
         self, *, after: Optional[int] = None, include_control: bool = False
     ) -> Generator[List[Record], None, None]:
-        """The records of ``.out`` after ``after``, one server page (up to ~1,000) at a time.
+        """The records of ``.out`` after ``after``, one server answer at a time.
 
-        For channels too large to hold as one list: memory stays at one page, and
-        the caller can store ``page[-1]["seq"]`` once a page is handled. Empty pages
-        are never yielded (a page of control records only is empty without
-        ``include_control``, and the reader moves past it).
+        Production answers everything up to the tail in one response, so expect one
+        page; a server that pages is followed (the highest seq is the next
+        ``afterEventId``) until an answer comes back empty. The caller can store
+        ``page[-1]["seq"]`` once a page is handled. Empty pages are never yielded (a
+        page of control records only is empty without ``include_control``, and the
+        reader moves past it).
         """
         return _nonempty(self._drain_pages("out", _check_seq(after, "after"), include_control))
 

@@ -30,3 +30,23 @@ def test_branch_and_secret_key_detection() -> None:
     assert resolve_branch(None, {}) is None
     assert is_secret_key("tr_prod_x")
     assert not is_secret_key("eyJhbGciOi.x.y")
+
+
+def test_branch_falls_back_to_vercel_git_commit_ref_as_the_sdk() -> None:
+    """@trigger.dev/core: configured, TRIGGER_PREVIEW_BRANCH, then VERCEL_GIT_COMMIT_REF."""
+    vercel = {"VERCEL_GIT_COMMIT_REF": "preview-7"}
+    assert resolve_branch(None, vercel) == "preview-7"
+    assert resolve_branch(None, {**vercel, "TRIGGER_PREVIEW_BRANCH": "feat"}) == "feat"
+    assert resolve_branch("mine", {**vercel, "TRIGGER_PREVIEW_BRANCH": "feat"}) == "mine"
+    assert resolve_branch(None, {"VERCEL_GIT_COMMIT_REF": ""}) is None
+
+
+def test_the_branch_header_comes_from_vercel_git_commit_ref(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sessions_client import Client
+
+    monkeypatch.delenv("TRIGGER_PREVIEW_BRANCH", raising=False)
+    monkeypatch.setenv("VERCEL_GIT_COMMIT_REF", "preview-7")
+    with Client("tr_dev_x", "http://127.0.0.1:9") as client:
+        assert client.branch == "preview-7"

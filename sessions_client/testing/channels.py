@@ -1,25 +1,38 @@
 """Channel routes of the local server: append, SSE read and drain (PROTOCOL.md §2-4).
 
-Order of checks on every channel route: 401 (token) → 404 (unknown ``session_…``
-id) → 403 (scope) → route-specific validation. An externalId that names no session
+Checks come in production's order. Reads (SSE, drain): 401 (token) → 400 (``io``)
+→ 404 ``{"error": "Not found"}`` with ``x-should-retry: false`` (an unknown
+``session_…`` id) → 403 (scope). Appends: 401 → 413 (no ``Content-Length``, or over
+1 MiB) → 400 (``io``) → 403 (scope: an under-scoped token gets 403 even on a missing
+session) → 404 ``{"error": "Resource not found"}`` → 400 (closed or expired) → 403
+(``.out`` without the secret key) → body checks. An externalId that names no session
 yet is not an error for reads: the SSE stream is empty (it picks the session up if
 it is created while the stream is open) and the drain returns no records; an
 append to it is a 404, as production auto-creates nothing.
 
 Append stores ``{"data": <raw body text>, "id": <part id>}`` (compact JSON) and
-answers ``{"ok": true, "seq": n}``; a replayed ``X-Part-Id`` appends nothing and
-answers the original ``seq``. A body that is not UTF-8 is a 400.
+answers ``{"ok": true, "seq": n}``. A replayed ``X-Part-Id`` (one claimed on that
+channel less than ``part_id_ttl`` seconds before, 5 minutes by default) appends
+nothing and answers ``{"ok": true}`` **without** ``seq``, as production; after that
+window the same part id appends again. A body that is not UTF-8 is a 400.
+
+The drain answers every record after ``afterEventId`` up to the tail in one
+response. An SSE stream sends the backlog as batches without ``tail``, then a ping
+at once on reaching the live edge, then live batches (with ``tail``) and a ping
+after every idle interval drawn at random from ``ping_interval`` (5-15 s by
+default).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import random
 import secrets
 import time
 from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
-from .auth import Principal
+from .auth import UNAUTHORIZED_BODY, Principal
 from .faults import StreamPlan
 from .handler import (
     MAX_BODY_BYTES,
@@ -30,7 +43,7 @@ from .handler import (
     json_response,
     text_response,
 )
-from .sse import DONE, V1_PING, v1_events, v2_batch, v2_ping
+from .sse import DONE, V1_PING, v1_events, v2_batch, v2_error, v2_ping
 from .store import SessionRecord, StoredRecord
 
 ENVELOPE_OVERHEAD = 20
@@ -68,15 +81,22 @@ def _resolve(
     request: Request, ctx: ServerContext, action: str
 ) -> Union[Tuple[Principal, _Target], Response]:
     principal = request.authenticate()
+    if action == "write":
+        declared = (request.header("Content-Length") or "").strip()
+        if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
+            return json_response(413, {"error": "Request body too large"})
     param, io = request.segments[3], request.segments[4]
     if io not in ("in", "out"):
-        return _error(400, "io must be 'in' or 'out'")
+        details = [{"path": ["io"], "message": "Invalid enum value. Expected 'out' | 'in'"}]
+        return json_response(400, {"error": "Params Error", "details": details})
     session = ctx.store.get_session(param)
-    if session is None and (param.startswith("session_") or action == "write"):
-        return _error(404, "Session not found")
+    if session is None and action == "read" and param.startswith("session_"):
+        return json_response(404, {"error": "Not found"}, [("x-should-retry", "false")])
     target = _Target(param, io, session)
     if not principal.can(action, target.ids()):
-        return _error(403, "Unauthorized")
+        return json_response(403, UNAUTHORIZED_BODY)
+    if session is None and action == "write":
+        return json_response(404, {"error": "Resource not found"})
     return principal, target
 
 
@@ -107,8 +127,15 @@ def handle_append(request: Request, ctx: ServerContext) -> Response:
     envelope = json.dumps({"data": text, "id": part_id}, separators=(",", ":"), ensure_ascii=False)
     if len(envelope.encode("utf-8")) + ENVELOPE_OVERHEAD > MAX_BODY_BYTES:
         return _error(413, "Record too large: the stored envelope exceeds 1 MiB")
-    seq, _ = ctx.store.append(session.id, target.io, envelope, part_id=client_part_id)
-    return json_response(200, {"ok": True, "seq": seq})
+    seq, appended = ctx.store.append(
+        session.id,
+        target.io,
+        envelope,
+        part_id=client_part_id,
+        part_ttl_ms=int(ctx.part_id_ttl * 1000),
+        claimed_at=int(ctx.clock() * 1000),
+    )
+    return json_response(200, {"ok": True, "seq": seq} if appended else {"ok": True})
 
 
 # -------------------------------------------------------------------- drain
@@ -138,25 +165,26 @@ def drain_item(record: StoredRecord) -> Dict[str, Any]:
 
 
 def handle_records(request: Request, ctx: ServerContext) -> Response:
-    """``GET .../{io}/records[?afterEventId=n]``: one page of at most 1,000 records."""
+    """``GET .../{io}/records[?afterEventId=n]``: every record after ``n`` up to the tail."""
     resolved = _resolve(request, ctx, "read")
     if isinstance(resolved, Response):
         return resolved
     _, target = resolved
     after = request.param("afterEventId")
     if after is not None and not (after.isascii() and after.isdigit()):
-        return _error(400, "afterEventId must be a non-negative integer")
+        details = [{"path": ["afterEventId"], "message": "Invalid"}]
+        return json_response(400, {"error": "Query Error", "details": details})
     # Past SQLite's integer range nothing can exist (and binding it would raise).
     start = min(int(after) + 1, MAX_SQLITE_INT) if after is not None else 0
     items: List[Dict[str, Any]] = []
     if target.session is not None:
-        while not items:
+        while True:
             page = ctx.store.read(
                 target.session.id, target.io, start, limit=PAGE_RECORDS, max_bytes=PAGE_BYTES
             )
             if not page:
                 break
-            items = [drain_item(r) for r in page if not r.is_command]
+            items.extend(drain_item(r) for r in page if not r.is_command)
             start = page[-1].seq + 1
     return json_response(200, {"records": items})
 
@@ -263,6 +291,7 @@ class _SSEStream:
         self.stalled = False
         self.records_sent = 0
         self.v2 = ctx.wire == "v2"
+        self.live = False  # True once the reader reached the live edge (first ping sent)
 
     def _abort(self) -> None:
         self.writer.abort()
@@ -303,19 +332,23 @@ class _SSEStream:
             self._stall()
         if target.session is not None:
             self.cursor = min(self.cursor, store.tail(target.session.id, target.io)[0])
-        interval = ctx.ping_interval
         now = time.monotonic()
         idle_deadline = now + self.timeout
-        next_ping = now + interval
+        next_ping = now  # the first ping goes out on reaching the live edge
         while True:
             if ctx.stopping.is_set():
                 self._abort()
+            if plan.error is not None and self.records_sent >= plan.error_after_records:
+                self._emit(v2_error(*plan.error))  # a storage error ends the stream
+                self.writer.finish()
+                return
             if target.session is None:
                 target.session = store.get_session(target.param)
             if target.session is not None and self._send_available():
                 now = time.monotonic()
                 idle_deadline = now + self.timeout
-                next_ping = now + interval
+                if self.live:
+                    next_ping = now + self._ping_gap()
                 continue
             if self.settled:
                 break
@@ -324,7 +357,8 @@ class _SSEStream:
                 break
             if now >= next_ping:
                 self._send_ping()
-                next_ping = now + interval
+                self.live = True
+                next_ping = now + self._ping_gap()
                 continue
             self._wait(min(idle_deadline, next_ping) - now)
         self._emit(DONE)
@@ -337,12 +371,13 @@ class _SSEStream:
         limit = PAGE_RECORDS
         if self.plan.cut and self.plan.cut_after_records is not None:
             limit = max(1, min(limit, self.plan.cut_after_records - self.records_sent))
+        if self.plan.error is not None:
+            limit = max(1, min(limit, self.plan.error_after_records - self.records_sent))
         records = store.read(session.id, io, self.cursor, limit=limit, max_bytes=PAGE_BYTES)
         if not records:
             return False
         if self.v2:
-            next_seq, last_ts = store.tail(session.id, io)
-            self._emit(v2_batch(records, next_seq, last_ts))
+            self._emit(v2_batch(records, store.tail(session.id, io) if self.live else None))
         else:
             self._emit(v1_events(records))
         self.cursor = records[-1].seq + 1
@@ -351,6 +386,10 @@ class _SSEStream:
         if cut_after is not None and self.records_sent >= cut_after:
             self._abort()
         return True
+
+    def _ping_gap(self) -> float:
+        low, high = self.ctx.ping_interval
+        return random.uniform(low, high)
 
     def _send_ping(self) -> None:
         session = self.target.session

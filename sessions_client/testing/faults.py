@@ -1,8 +1,9 @@
 """Fault injection for tests of the local server (``srv.faults``).
 
 Routes are named ``"append"`` (POST .../append), ``"read"`` (GET SSE),
-``"records"`` (GET .../records) and ``"sessions"`` (/api/v1/sessions...);
-``"*"`` matches every route. Faults are consumed in the order they were added.
+``"records"`` (GET .../records), ``"sessions"`` (/api/v1/sessions...) and ``"claims"``
+(POST /api/v1/auth/jwt/claims); ``"*"`` matches every route. Faults are consumed in
+the order they were added.
 
 - ``fail_next(k, status=503, route="append", retry_after=None)``: the next ``k``
   requests on ``route`` are answered with ``status`` (body ``{"ok": false, "error":
@@ -20,6 +21,10 @@ Routes are named ``"append"`` (POST .../append), ``"read"`` (GET SSE),
 - ``stall_stream(seconds, after_bytes=0, count=1)``: the next ``count`` SSE
   responses stop sending anything (no pings either, connection kept open) for
   ``seconds`` once ``after_bytes`` bytes were sent, then carry on normally.
+- ``error_stream(code="unavailable", message="...", after_records=0, count=1)``: the
+  next ``count`` SSE responses send an ``event: error`` whose data is
+  ``{"code": code, "message": message}`` once ``after_records`` records were sent,
+  then end without ``[DONE]`` (as production passes a storage error on).
 - ``set_latency(seconds, route="*")``: every answer on ``route`` is delayed by
   ``seconds`` (``0`` removes it). A route-specific latency wins over ``"*"``.
 - ``clear()``: forget every pending fault and latency.
@@ -31,9 +36,9 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
-ROUTES = ("append", "read", "records", "sessions", "*")
+ROUTES = ("append", "read", "records", "sessions", "claims", "*")
 
 
 def _check_route(route: str) -> None:
@@ -58,6 +63,8 @@ class StreamPlan:
     cut: bool = False
     stall_seconds: float = 0.0
     stall_after_bytes: int = 0
+    error: Optional[Tuple[str, str]] = None
+    error_after_records: int = 0
 
 
 @dataclass
@@ -79,6 +86,7 @@ class FaultInjector:
         self._drops: List[_Pending] = []
         self._cuts: List[StreamPlan] = []
         self._stalls: List[StreamPlan] = []
+        self._errors: List[StreamPlan] = []
         self._latency: Dict[str, float] = {}
 
     # ------------------------------------------------------------ public API
@@ -119,6 +127,20 @@ class FaultInjector:
                     StreamPlan(stall_seconds=seconds, stall_after_bytes=after_bytes)
                 )
 
+    def error_stream(
+        self,
+        code: str = "unavailable",
+        message: str = "injected storage error",
+        after_records: int = 0,
+        count: int = 1,
+    ) -> None:
+        """Make the next ``count`` SSE responses end with an ``event: error``."""
+        with self._lock:
+            for _ in range(count):
+                self._errors.append(
+                    StreamPlan(error=(code, message), error_after_records=after_records)
+                )
+
     def set_latency(self, seconds: float, route: str = "*") -> None:
         """Delay every answer on ``route`` by ``seconds`` (0 removes the delay)."""
         _check_route(route)
@@ -135,6 +157,7 @@ class FaultInjector:
             self._drops.clear()
             self._cuts.clear()
             self._stalls.clear()
+            self._errors.clear()
             self._latency.clear()
 
     # ------------------------------------------------------- server-side use
@@ -179,6 +202,10 @@ class FaultInjector:
                 stall = self._stalls.pop(0)
                 plan.stall_seconds = stall.stall_seconds
                 plan.stall_after_bytes = stall.stall_after_bytes
+            if self._errors:
+                error = self._errors.pop(0)
+                plan.error = error.error
+                plan.error_after_records = error.error_after_records
         return plan
 
     def sleep(self, seconds: float) -> bool:

@@ -8,6 +8,7 @@ Routes (names used by fault injection and ``request_counts``):
 ``records`` ``GET /realtime/v1/sessions/{session}/{io}/records``
 ``sessions``  ``/api/v1/sessions``, ``/api/v1/sessions/{session}``,
             ``/api/v1/sessions/{session}/close``
+``claims``  ``POST /api/v1/auth/jwt/claims``
 ==========  ==========================================================
 
 The route functions live in ``channels`` and ``management``; the server wires them
@@ -24,6 +25,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
@@ -60,11 +62,13 @@ class ServerContext:
     tokens: TokenAuthority
     faults: FaultInjector
     wire: str
-    ping_interval: float
+    ping_interval: Tuple[float, float]
     stopping: threading.Event
     routes: Dict[str, RouteFunction] = field(default_factory=dict)
     counts_lock: threading.Lock = field(default_factory=threading.Lock)
     request_counts: Dict[str, int] = field(default_factory=dict)
+    part_id_ttl: float = 300.0
+    clock: Callable[[], float] = time.time
 
     def count(self, route: str) -> None:
         """Count one request on ``route``."""
@@ -174,6 +178,8 @@ def route_of(segments: List[str]) -> Optional[str]:
         if len(segments) == 6 and segments[5] == "records":
             return "records"
         return None
+    if segments == ["api", "v1", "auth", "jwt", "claims"]:
+        return "claims"
     is_sessions = segments[:3] == ["api", "v1", "sessions"]
     if is_sessions and (len(segments) in (3, 4) or segments[4:] == ["close"]):
         return "sessions"
@@ -184,11 +190,12 @@ _ALLOWED = {
     "append": ("POST",),
     "read": ("GET", "HEAD"),
     "records": ("GET",),
+    "claims": ("POST",),
 }
 
 
 def _error_body(route: str, message: str) -> Dict[str, Any]:
-    if route == "sessions":
+    if route in ("sessions", "claims"):
         return {"error": message}
     return {"ok": False, "error": message}
 
@@ -415,7 +422,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         try:
             response = self.ctx.routes[route](request, self.ctx)
         except AuthError as exc:
-            response = json_response(401, _error_body(route, str(exc)))
+            response = json_response(401, {"error": str(exc)})
         except BodyTooLarge as exc:
             response = json_response(413, _error_body(route, str(exc)))
         except BadBody as exc:

@@ -2,16 +2,28 @@
 
 Answers as the official SDK's schemas expect (``SessionItem``,
 ``CreatedSessionResponseBody``, ``ListSessionsResponseBody``); errors are
-``{"error": "..."}``. Validation: a body that is not a JSON object → 400; a field
-that breaks the schema (``type`` 1-64 chars, ``taskIdentifier`` 1-128,
-``triggerConfig.basePayload`` an object, ``externalId`` 1-256 chars after trimming
-and not starting with ``session_``, at most 10 tags of at most 128 chars,
-``metadata`` an object, ``expiresAt`` an ISO date or Unix ms) → 422.
+``{"error": "..."}``. The checks come in production's order: 401 (token), 413 (a
+create/update/close without ``Content-Length`` or over its limit), 400 (an empty
+body, not JSON, not an object, or a field that breaks the schema: ``type`` 1-64
+chars, ``taskIdentifier`` 1-128, ``triggerConfig.basePayload`` an object,
+``externalId`` 1-256 chars after trimming and not starting with ``session_``, at
+most 10 tags of at most 128 chars, ``metadata`` an object, ``expiresAt`` an ISO date
+or Unix ms), 403 (scope), 404. A retrieve of an unknown session is
+``{"error": "Not found"}`` with ``x-should-retry: false``, checked before the scope.
+Changing a session's ``externalId`` is 422.
+
+Scopes (PROTOCOL.md §1): create needs ``write:tasks:{taskIdentifier}`` or a
+type-level ``write:sessions``; retrieve ``read`` on the friendly id or externalId;
+update and close the ``admin`` action on the id of the URL; list ``read`` on
+``sessions`` or ``tasks`` (an id-scoped ``read:tasks:{id}`` only with
+``filter[taskIdentifier]={id}``).
 
 Listing is newest first; ``page[after]`` / ``page[before]`` take the opaque
-cursors of ``pagination.next`` / ``pagination.previous``. Filters:
-``filter[type]``, ``filter[tags]`` (any of), ``filter[taskIdentifier]``,
-``filter[status]`` (comma lists), ``filter[externalId]`` (exact),
+cursors of ``pagination.next`` / ``pagination.previous``. Every filter is one raw
+value (a repeated parameter: the last one; commas are not split, as production):
+``filter[type]``, ``filter[tags]`` (sessions carrying that tag),
+``filter[taskIdentifier]``, ``filter[status]`` (one of ``ACTIVE``, ``CLOSED``,
+``EXPIRED``, else 400), ``filter[externalId]`` (exact),
 ``filter[createdAt][period]`` (``<n>s|m|h|d|w``), ``filter[createdAt][from]`` /
 ``[to]`` (Unix ms, inclusive).
 """
@@ -22,11 +34,10 @@ import base64
 import json
 import math
 import re
-import sqlite3
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from .auth import Principal
+from .auth import UNAUTHORIZED_BODY, Principal
 from .handler import MAX_MANAGEMENT_BODY_BYTES, Request, Response, ServerContext, json_response
 from .store import SessionRecord, now_ms
 
@@ -76,18 +87,28 @@ def serialize(session: SessionRecord) -> Dict[str, Any]:
     }
 
 
-def _json_body(request: Request, *, optional: bool = False) -> Dict[str, Any]:
-    raw = request.body(MAX_MANAGEMENT_BODY_BYTES)
-    if optional and not raw.strip():
-        return {}
+MAX_CLOSE_BODY_BYTES = 1024
+
+
+def _check_length(request: Request, limit: int) -> None:
+    """413 unless the request declares a ``Content-Length`` of at most ``limit``."""
+    declared = (request.header("Content-Length") or "").strip()
+    if not declared.isdigit() or int(declared) > limit:
+        raise _Invalid(413, "Request body too large")
+
+
+def _json_body(request: Request, limit: int = MAX_MANAGEMENT_BODY_BYTES) -> Dict[str, Any]:
+    raw = request.body(limit)
+    if not raw:
+        raise _Invalid(400, "Request body is empty")
     try:
         value = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise _Invalid(400, "Invalid JSON body") from None
+        raise _Invalid(400, "Invalid JSON") from None
     if not isinstance(value, dict):
         raise _Invalid(400, "The body must be a JSON object")
     if _nesting(value) > MAX_JSON_DEPTH:  # deeper could not be serialized again (recursion)
-        raise _Invalid(422, f"The body nests JSON deeper than {MAX_JSON_DEPTH} levels")
+        raise _Invalid(400, f"The body nests JSON deeper than {MAX_JSON_DEPTH} levels")
     try:  # "\ud800" is valid JSON but no text: SQLite (UTF-8) could not store it
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
@@ -122,19 +143,19 @@ def _reject_constant(name: str) -> Any:
 def _string(body: Dict[str, Any], name: str, low: int, high: int) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not low <= len(value) <= high:
-        raise _Invalid(422, f"{name} must be a string of {low} to {high} characters")
+        raise _Invalid(400, f"{name} must be a string of {low} to {high} characters")
     return value
 
 
 def _external_id(value: Any) -> str:
     if not isinstance(value, str):
-        raise _Invalid(422, "externalId must be a string")
+        raise _Invalid(400, "externalId must be a string")
     text = str(value).strip()
     if not 1 <= len(text) <= 256:
-        raise _Invalid(422, "externalId must be 1 to 256 characters")
+        raise _Invalid(400, "externalId must be 1 to 256 characters")
     if text.startswith("session_"):
         raise _Invalid(
-            422,
+            400,
             "externalId cannot start with 'session_' (reserved prefix for internal friendlyIds)",
         )
     return text
@@ -146,7 +167,7 @@ def _tags(value: Any) -> List[str]:
         or len(value) > 10
         or not all(isinstance(t, str) and len(t) <= 128 for t in value)
     ):
-        raise _Invalid(422, "tags must be a list of at most 10 strings of at most 128 characters")
+        raise _Invalid(400, "tags must be a list of at most 10 strings of at most 128 characters")
     return list(value)
 
 
@@ -154,7 +175,7 @@ def _metadata(value: Any, *, nullable: bool) -> Optional[Dict[str, Any]]:
     if value is None and nullable:
         return None
     if not isinstance(value, dict):
-        raise _Invalid(422, "metadata must be an object")
+        raise _Invalid(400, "metadata must be an object")
     return value
 
 
@@ -164,10 +185,10 @@ MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
 
 def _timestamp(value: Any) -> int:
     if isinstance(value, bool):
-        raise _Invalid(422, "expiresAt must be a date")
+        raise _Invalid(400, "expiresAt must be a date")
     if isinstance(value, (int, float)):
         if not math.isfinite(value) or not MIN_MS <= value <= MAX_MS:
-            raise _Invalid(422, "expiresAt must be a date between the years 1 and 9999")
+            raise _Invalid(400, "expiresAt must be a date between the years 1 and 9999")
         return int(value)
     if isinstance(value, str):
         text = value.strip()
@@ -176,14 +197,14 @@ def _timestamp(value: Any) -> int:
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:
-            raise _Invalid(422, "expiresAt must be a date") from None
+            raise _Invalid(400, "expiresAt must be a date") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
         ms = int(moment.timestamp() * 1000)
         if not MIN_MS <= ms <= MAX_MS:  # e.g. year 1 at +01:00 is still year 0 in UTC
-            raise _Invalid(422, "expiresAt must be a date between the years 1 and 9999")
+            raise _Invalid(400, "expiresAt must be a date between the years 1 and 9999")
         return ms
-    raise _Invalid(422, "expiresAt must be a date")
+    raise _Invalid(400, "expiresAt must be a date")
 
 
 MACHINES = ("micro", "small-1x", "small-2x", "medium-1x", "medium-2x", "large-1x", "large-2x")
@@ -203,7 +224,7 @@ def _bounded(config: Dict[str, Any], name: str, low: int, high: Optional[int]) -
     number = _integer(config[name])
     if number is None or number < low or (high is not None and number > high):
         top = f" to {high}" if high is not None else " or more"
-        raise _Invalid(422, f"triggerConfig.{name} must be an integer from {low}{top}")
+        raise _Invalid(400, f"triggerConfig.{name} must be an integer from {low}{top}")
     config[name] = number
 
 
@@ -211,7 +232,7 @@ def _trigger_config(value: Any) -> Dict[str, Any]:
     """Validate ``triggerConfig`` as the SDK's ``SessionTriggerConfig``; unknown keys are
     dropped (as schema parsing does), ``externalDeploymentId`` null/blank is dropped."""
     if not isinstance(value, dict) or not isinstance(value.get("basePayload"), dict):
-        raise _Invalid(422, "triggerConfig must be an object with a basePayload object")
+        raise _Invalid(400, "triggerConfig must be an object with a basePayload object")
     known = [
         "basePayload",
         "machine",
@@ -229,12 +250,12 @@ def _trigger_config(value: Any) -> Dict[str, Any]:
     ]
     config = {k: v for k, v in value.items() if k in known and v is not None}
     if "machine" in config and config["machine"] not in MACHINES:
-        raise _Invalid(422, f"triggerConfig.machine must be one of {', '.join(MACHINES)}")
+        raise _Invalid(400, f"triggerConfig.machine must be one of {', '.join(MACHINES)}")
     for name in ("queue", "lockToVersion", "region"):
         if name in config and not isinstance(config[name], str):
-            raise _Invalid(422, f"triggerConfig.{name} must be a string")
+            raise _Invalid(400, f"triggerConfig.{name} must be a string")
     if len(config.get("queue", "")) > 128:
-        raise _Invalid(422, "triggerConfig.queue must be at most 128 characters")
+        raise _Invalid(400, "triggerConfig.queue must be at most 128 characters")
     if "concurrency" in config:
         names = config["concurrency"]
         if (
@@ -243,7 +264,7 @@ def _trigger_config(value: Any) -> Dict[str, Any]:
             or not all(isinstance(n, str) and _CONCURRENCY_NAME.match(n) for n in names)
         ):
             raise _Invalid(
-                422,
+                400,
                 "triggerConfig.concurrency must be at most 2 names of 1-122 letters, digits,"
                 " underscores or hyphens",
             )
@@ -257,7 +278,7 @@ def _trigger_config(value: Any) -> Dict[str, Any]:
         elif isinstance(key, float) and math.isfinite(key):
             config["concurrencyKey"] = repr(key)
         else:
-            raise _Invalid(422, "triggerConfig.concurrencyKey must be a string or a number")
+            raise _Invalid(400, "triggerConfig.concurrencyKey must be a string or a number")
     if "tags" in config:
         config["tags"] = _tags(config["tags"])
     if "maxAttempts" in config:
@@ -271,7 +292,7 @@ def _trigger_config(value: Any) -> Dict[str, Any]:
     if "externalDeploymentId" in config:
         deployment = config["externalDeploymentId"]
         if not isinstance(deployment, str) or len(deployment.strip()) > 128:
-            raise _Invalid(422, "triggerConfig.externalDeploymentId must be at most 128 characters")
+            raise _Invalid(400, "triggerConfig.externalDeploymentId must be at most 128 characters")
         if deployment.strip():
             config["externalDeploymentId"] = deployment.strip()
         else:
@@ -281,38 +302,51 @@ def _trigger_config(value: Any) -> Dict[str, Any]:
 
 def handle(request: Request, ctx: ServerContext) -> Response:
     """Dispatch one ``/api/v1/sessions…`` request."""
-    principal = request.authenticate()
     segments, method = request.segments, request.method
+    allowed = "GET, POST" if len(segments) == 3 else "POST" if len(segments) == 5 else "GET, PATCH"
+    if method not in allowed.split(", "):
+        return _not_allowed(allowed)
+    principal = request.authenticate()
     try:
         if len(segments) == 3:
             if method == "GET":
                 return _list(request, ctx, principal)
-            if method == "POST":
-                return _create(request, ctx, principal)
-            return _not_allowed("GET, POST")
-        session = ctx.store.get_session(segments[3])
-        if session is None:
-            return _error(404, "Session not found")
+            return _create(request, ctx, principal)
         if len(segments) == 5:
-            if method != "POST":
-                return _not_allowed("POST")
-            return _close(request, ctx, principal, session)
+            return _close(request, ctx, principal, segments[3])
         if method == "GET":
-            if not principal.can("read", {segments[3], *session.ids()}):
-                return _error(403, "Unauthorized")
-            return json_response(200, serialize(session))
-        if method == "PATCH":
-            return _update(request, ctx, principal, session)
-        return _not_allowed("GET, PATCH")
+            return _retrieve(ctx, principal, segments[3])
+        return _update(request, ctx, principal, segments[3])
     except _Invalid as exc:
         return _error(exc.status, str(exc))
+
+
+def handle_claims(request: Request, ctx: ServerContext) -> Response:
+    """``POST /api/v1/auth/jwt/claims``: the claims a public token of this environment
+    carries (``{"sub", "pub"}``); the secret key only, as production."""
+    ctx.tokens.authenticate_secret(request.header("Authorization"))
+    return json_response(200, ctx.tokens.claims())
 
 
 def _not_allowed(allow: str) -> Response:
     return json_response(405, {"error": "Method not allowed"}, [("Allow", allow)])
 
 
+def _forbidden() -> Response:
+    return json_response(403, UNAUTHORIZED_BODY)
+
+
+def _retrieve(ctx: ServerContext, principal: Principal, param: str) -> Response:
+    session = ctx.store.get_session(param)
+    if session is None:
+        return json_response(404, {"error": "Not found"}, [("x-should-retry", "false")])
+    if not principal.can("read", session.ids()):
+        return _forbidden()
+    return json_response(200, serialize(session))
+
+
 def _create(request: Request, ctx: ServerContext, principal: Principal) -> Response:
+    _check_length(request, MAX_MANAGEMENT_BODY_BYTES)
     body = _json_body(request)
     type_ = _string(body, "type", 1, 64)
     task = _string(body, "taskIdentifier", 1, 128)
@@ -321,11 +355,8 @@ def _create(request: Request, ctx: ServerContext, principal: Principal) -> Respo
     tags = _tags(body["tags"]) if body.get("tags") is not None else []
     metadata = _metadata(body["metadata"], nullable=False) if "metadata" in body else None
     expires_at = _timestamp(body["expiresAt"]) if body.get("expiresAt") is not None else None
-    if not principal.secret:
-        existing = ctx.store.get_session(external_id) if external_id else None
-        ids = ([external_id] if external_id else []) + (existing.ids() if existing else [])
-        if not ids or not principal.can("write", ids):
-            return _error(403, "Unauthorized")
+    if not principal.allows("write", [("tasks", task), ("sessions", None)]):
+        return _forbidden()
     session, created = ctx.store.find_or_create_session(
         external_id=external_id,
         type=type_,
@@ -353,36 +384,45 @@ def _create(request: Request, ctx: ServerContext, principal: Principal) -> Respo
     return json_response(201 if created else 200, answer)
 
 
-def _update(
-    request: Request, ctx: ServerContext, principal: Principal, session: SessionRecord
-) -> Response:
-    if not principal.secret:
-        return _error(403, "Updating a session requires secret key authentication")
+_ABSENT = object()
+EXTERNAL_ID_IMMUTABLE = (
+    "externalId cannot be changed after creation; close this session and create a new one"
+    " with the desired externalId"
+)
+
+
+def _update(request: Request, ctx: ServerContext, principal: Principal, param: str) -> Response:
+    _check_length(request, MAX_MANAGEMENT_BODY_BYTES)
     body = _json_body(request)
     changes: Dict[str, Any] = {}
     if body.get("tags") is not None:
         changes["tags"] = _tags(body["tags"])
     if "metadata" in body:
         changes["metadata"] = _metadata(body["metadata"], nullable=True)
-    if "externalId" in body:
-        value = body["externalId"]
-        changes["external_id"] = None if value is None else _external_id(value)
-    try:
-        updated = ctx.store.update_session(session.id, changes)
-    except sqlite3.IntegrityError:
-        return _error(409, "externalId is already used by another session")
-    return json_response(200, serialize(updated))
+    external_id = body.get("externalId", _ABSENT)
+    if external_id is not None and external_id is not _ABSENT:
+        external_id = _external_id(external_id)
+    if not principal.allows("admin", [("sessions", param)]):
+        return _forbidden()
+    session = ctx.store.get_session(param)
+    if session is None:
+        return _error(404, "Session not found")
+    if external_id is not _ABSENT and external_id != session.external_id:
+        return _error(422, EXTERNAL_ID_IMMUTABLE)
+    return json_response(200, serialize(ctx.store.update_session(session.id, changes)))
 
 
-def _close(
-    request: Request, ctx: ServerContext, principal: Principal, session: SessionRecord
-) -> Response:
-    if not principal.secret:
-        return _error(403, "Closing a session requires secret key authentication")
-    body = _json_body(request, optional=True)
+def _close(request: Request, ctx: ServerContext, principal: Principal, param: str) -> Response:
+    _check_length(request, MAX_CLOSE_BODY_BYTES)
+    body = _json_body(request, MAX_CLOSE_BODY_BYTES)
     reason = body.get("reason")
     if reason is not None and (not isinstance(reason, str) or len(reason) > 256):
-        raise _Invalid(422, "reason must be a string of at most 256 characters")
+        raise _Invalid(400, "reason must be a string of at most 256 characters")
+    if not principal.allows("admin", [("sessions", param)]):
+        return _forbidden()
+    session = ctx.store.get_session(param)
+    if session is None:
+        return _error(404, "Session not found")
     if session.closed_at is None:
         session = ctx.store.update_session(
             session.id, {"closed_at": now_ms(), "closed_reason": reason}
@@ -404,14 +444,6 @@ def _uncursor(text: str) -> int:
         raise _Invalid(400, "Invalid page cursor") from None
 
 
-def _csv(request: Request, name: str) -> Optional[List[str]]:
-    values = request.query.get(name)
-    if not values:
-        return None
-    items = [item.strip() for value in values for item in value.split(",") if item.strip()]
-    return items or None
-
-
 def _int_param(request: Request, name: str) -> Optional[int]:
     value = request.param(name)
     if value is None or value == "":
@@ -424,25 +456,24 @@ def _int_param(request: Request, name: str) -> Optional[int]:
 
 def _filters(request: Request) -> List[Any]:
     checks: List[Any] = []
-    types = _csv(request, "filter[type]")
-    if types:
-        checks.append(lambda s: s.type in types)
-    tags = _csv(request, "filter[tags]")
-    if tags:
-        checks.append(lambda s: any(t in s.tags for t in tags))
-    tasks = _csv(request, "filter[taskIdentifier]")
-    if tasks:
-        checks.append(lambda s: s.task_identifier in tasks)
+    kind = request.param("filter[type]")
+    if kind:
+        checks.append(lambda s: s.type == kind)
+    tag = request.param("filter[tags]")
+    if tag:
+        checks.append(lambda s: tag in s.tags)
+    task = request.param("filter[taskIdentifier]")
+    if task:
+        checks.append(lambda s: s.task_identifier == task)
     external = request.param("filter[externalId]")
     if external:
         checks.append(lambda s: s.external_id == external)
-    statuses = _csv(request, "filter[status]")
-    if statuses:
-        bad = [s for s in statuses if s not in STATUSES]
-        if bad:
-            raise _Invalid(400, f"filter[status] must be among {', '.join(STATUSES)}")
+    status = request.param("filter[status]")
+    if status is not None:
+        if status not in STATUSES:
+            raise _Invalid(400, f"Query Error: filter[status] must be one of {', '.join(STATUSES)}")
         now = now_ms()
-        checks.append(lambda s: s.status(now) in statuses)
+        checks.append(lambda s: s.status(now) == status)
     period = request.param("filter[createdAt][period]")
     if period:
         match = _PERIOD.match(period.strip())
@@ -479,9 +510,15 @@ def _page(
     return chunk, next_cursor, previous
 
 
+def _can_list(request: Request, principal: Principal) -> bool:
+    broad = [("sessions", None), ("tasks", None)]
+    task = request.param("filter[taskIdentifier]")
+    return principal.allows("read", broad) or (
+        bool(task) and principal.allows("read", [("tasks", task)])
+    )
+
+
 def _list(request: Request, ctx: ServerContext, principal: Principal) -> Response:
-    if not principal.can_list():
-        return _error(403, "Unauthorized")
     size = _int_param(request, "page[size]")
     size = 20 if size is None else size
     if not 1 <= size <= 100:
@@ -492,6 +529,8 @@ def _list(request: Request, ctx: ServerContext, principal: Principal) -> Respons
     after = _uncursor(after_raw) if after_raw else None
     before = _uncursor(before_raw) if before_raw else None
     checks = _filters(request)
+    if not _can_list(request, principal):
+        return _forbidden()
     sessions = [s for s in ctx.store.list_sessions() if all(check(s) for check in checks)]
     chunk, next_cursor, previous = _page(sessions, size, after, before)
     pagination: Dict[str, Union[str, None]] = {}

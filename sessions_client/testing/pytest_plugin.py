@@ -15,15 +15,15 @@ Fixtures (each test gets fresh ones; nothing leaves the machine):
     shape), ``echo_agent=False``. Change them per test with the marker, whose keyword
     arguments are passed to ``LocalServer``::
 
-        @pytest.mark.sessions_server(wire="v1", echo_agent=True)
+        @pytest.mark.sessions_server(echo_agent=True, ping_interval=(0.1, 0.3))
         def test_reply(sessions_server): ...
 
     or run one test against several configurations with an indirect parameter (a
     dict of ``LocalServer`` keyword arguments; it wins over the marker)::
 
-        @pytest.mark.parametrize("sessions_server", [{"wire": "v1"}, {"wire": "v2"}],
+        @pytest.mark.parametrize("sessions_server", [{}, {"echo_agent": True}],
                                  indirect=True)
-        def test_both_shapes(sessions_server): ...
+        def test_with_and_without_the_agent(sessions_server): ...
 
 ``sessions_session``
     A :class:`~sessions_client.Session` on a session freshly created on

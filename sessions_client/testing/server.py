@@ -5,7 +5,8 @@
     from sessions_client.testing import LocalServer
 
     with LocalServer(secret_key="tr_dev_local", db=":memory:", wire="v2", port=0,
-                     echo_agent=False, ping_interval=5.0, host="127.0.0.1") as srv:
+                     echo_agent=False, ping_interval=(5.0, 15.0), host="127.0.0.1",
+                     part_id_ttl=300.0) as srv:
         srv.url                     # "http://127.0.0.1:<port>"
         info = srv.create_session("chat-1")   # convenience, no HTTP
         token = srv.mint_token("chat-1", read=True, write=True, ttl=3600)
@@ -30,6 +31,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from http.server import ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
@@ -44,6 +46,18 @@ from .store import Store, StoredRecord
 logger = logging.getLogger("sessions_client.testing")
 
 WIRE_SHAPES = ("v1", "v2")
+DEFAULT_PING_INTERVAL = (5.0, 15.0)
+DEFAULT_PART_ID_TTL = 300.0
+
+PingInterval = Union[float, Tuple[float, float]]
+
+
+def _ping_range(interval: PingInterval) -> Tuple[float, float]:
+    """``interval`` as a ``(low, high)`` range of seconds; raises ValueError."""
+    low, high = (interval, interval) if isinstance(interval, (int, float)) else interval
+    if not 0 < low <= high:
+        raise ValueError("ping_interval must be positive seconds, or a (low, high) range")
+    return float(low), float(high)
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -114,8 +128,13 @@ class LocalServer:
     """The embedded local Sessions server (see the module docstring).
 
     ``db`` is a file path (durable across restarts) or ``":memory:"``; ``wire`` is
-    ``"v2"`` (batch shape, as production) or ``"v1"`` (per-record shape);
-    ``ping_interval`` is the seconds between pings on an idle SSE stream.
+    ``"v2"`` (batch shape, as production; the default) or ``"v1"`` (per-record shape);
+    ``ping_interval`` is the seconds between pings on an idle SSE stream: a
+    ``(low, high)`` range each gap is drawn from at random (production: 5-15 s), or
+    one number for a fixed gap; a ping also goes out at once when a reader reaches
+    the live edge. ``part_id_ttl`` is how many seconds an ``X-Part-Id`` is
+    remembered (production: 5 minutes). ``clock`` (Unix seconds, default
+    :func:`time.time`) is what token expiry and part id memory are measured with.
     """
 
     def __init__(
@@ -125,13 +144,17 @@ class LocalServer:
         wire: str = "v2",
         port: int = 0,
         echo_agent: bool = False,
-        ping_interval: float = 5.0,
+        ping_interval: PingInterval = DEFAULT_PING_INTERVAL,
         host: str = "127.0.0.1",
+        *,
+        part_id_ttl: float = DEFAULT_PART_ID_TTL,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if wire not in WIRE_SHAPES:
             raise ValueError(f"wire must be 'v1' or 'v2', not {wire!r}")
-        if ping_interval <= 0:
-            raise ValueError("ping_interval must be positive")
+        ping_range = _ping_range(ping_interval)
+        if not part_id_ttl > 0:
+            raise ValueError("part_id_ttl must be positive")
         self._secret_key = secret_key
         self._host = host
         self._wire = wire
@@ -139,21 +162,24 @@ class LocalServer:
         self._stopping = threading.Event()
         self._closed = False
         self._store = Store(self._db)
-        self._tokens = TokenAuthority(self._store, secret_key)
+        self._tokens = TokenAuthority(secret_key, clock=clock)
         self.faults = FaultInjector(self._stopping)
         self._ctx = ServerContext(
             store=self._store,
             tokens=self._tokens,
             faults=self.faults,
             wire=wire,
-            ping_interval=ping_interval,
+            ping_interval=ping_range,
             stopping=self._stopping,
             routes={
                 "append": channels.handle_append,
                 "read": channels.handle_read,
                 "records": channels.handle_records,
                 "sessions": management.handle,
+                "claims": management.handle_claims,
             },
+            part_id_ttl=part_id_ttl,
+            clock=clock,
         )
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
@@ -377,7 +403,7 @@ def serve(
     host: str = "127.0.0.1",
     *,
     on_ready: Optional[Callable[[LocalServer], None]] = None,
-    ping_interval: float = 5.0,
+    ping_interval: PingInterval = DEFAULT_PING_INTERVAL,
 ) -> None:
     """Run a :class:`LocalServer` until KeyboardInterrupt (Ctrl-C), then close it.
 

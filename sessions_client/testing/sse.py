@@ -9,7 +9,12 @@
     event: ping
     data: {"timestamp":<now ms>,"tail":{...}}
 
+    event: error
+    data: {"code":"...","message":"..."}
+
     data: [DONE]
+
+Catch-up batches (the backlog, before the first ping) carry no ``"tail"``.
 
 Every record is sent, command records included (readers skip them but advance their
 cursor). ``<bytes>`` is the byte length of the batch's record fragments.
@@ -35,7 +40,7 @@ with ``data: [DONE]``.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .store import StoredRecord, now_ms
 
@@ -51,8 +56,9 @@ def _tail(next_seq: int, last_ts: Optional[int]) -> str:
     return f'{{"seq_num":{next_seq},"timestamp":{last_ts or 0}}}'
 
 
-def v2_batch(records: List[StoredRecord], next_seq: int, last_ts: Optional[int]) -> bytes:
-    """One ``batch`` event holding ``records`` (non-empty), with the channel tail."""
+def v2_batch(records: List[StoredRecord], tail: Optional[Tuple[int, Optional[int]]]) -> bytes:
+    """One ``batch`` event holding ``records`` (non-empty); a live batch carries the
+    channel ``tail`` (``(next seq, last timestamp)``), a catch-up batch (None) does not."""
     fragments = [r.fragment for r in records]
     size = sum(len(f) for f in fragments)
     text = "".join(
@@ -61,8 +67,7 @@ def v2_batch(records: List[StoredRecord], next_seq: int, last_ts: Optional[int])
             f"{records[0].seq},{len(records)},{size}",
             '\ndata: {"records":[',
             ",".join(fragments),
-            '],"tail":',
-            _tail(next_seq, last_ts),
+            "]" if tail is None else '],"tail":' + _tail(*tail),
             "}\n\n",
         )
     )
@@ -77,9 +82,11 @@ def v2_ping(next_seq: int, last_ts: Optional[int]) -> bytes:
     ).encode()
 
 
-def v2_error(message: str) -> bytes:
-    """One ``error`` event (plain text, one line)."""
-    return ("event: error\ndata: " + " ".join(message.splitlines()) + "\n\n").encode("utf-8")
+def v2_error(code: str, message: str) -> bytes:
+    """One ``error`` event: the storage layer's error as JSON ``{"code", "message"}``."""
+    return ("event: error\ndata: " + _dumps({"code": code, "message": message}) + "\n\n").encode(
+        "utf-8"
+    )
 
 
 def _camel(name: str) -> str:

@@ -1,15 +1,15 @@
-"""SQLite storage of the local server: sessions, channel records, part ids and tokens.
+"""SQLite storage of the local server: sessions, channel records and part ids.
 
 Contract:
 
 - A path or ``":memory:"``. A file is durable across a restart: sessions, records
-  (with their sequence numbers), part ids and minted tokens survive, and so does
-  the token signing key.
+  (with their sequence numbers) and part ids survive.
 - Each ``(session, channel)`` pair has its own sequence numbers, from 0, monotonic,
   never reused (not even after a trim).
 - :meth:`Store.append` is idempotent on ``part_id``: a part id seen before on that
-  channel appends nothing and returns the original sequence number. It holds under
-  concurrent duplicate calls (one connection, one lock, a UNIQUE constraint).
+  channel (within ``part_ttl_ms``, when given) appends nothing and returns the
+  original sequence number. It holds under concurrent duplicate calls (one
+  connection, one lock, a UNIQUE constraint).
 - Readers block in :meth:`Store.wait` and are woken as soon as a record is appended
   (a condition variable; no polling).
 
@@ -64,12 +64,8 @@ CREATE TABLE IF NOT EXISTS parts (
     io TEXT NOT NULL,
     part_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
+    claimed_at INTEGER NOT NULL DEFAULT 0,
     UNIQUE (session_id, io, part_id)
-);
-CREATE TABLE IF NOT EXISTS tokens (
-    jti TEXT PRIMARY KEY,
-    subject TEXT NOT NULL,
-    expires_at INTEGER NOT NULL
 );
 """
 
@@ -174,6 +170,9 @@ class Store:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
+        part_columns = [row[1] for row in self._conn.execute("PRAGMA table_info(parts)")]
+        if "claimed_at" not in part_columns:  # a database of an earlier version
+            self._conn.execute("ALTER TABLE parts ADD COLUMN claimed_at INTEGER NOT NULL DEFAULT 0")
         self._cond = threading.Condition(threading.Lock())
         self._tails: Dict[Tuple[str, str], int] = {}
         self._last_ts: Dict[Tuple[str, str], Optional[int]] = {}
@@ -190,20 +189,6 @@ class Store:
         ):
             self._tails[(sid, io)] = seq + 1
             self._last_ts[(sid, io)] = ts
-
-    # ------------------------------------------------------------------ meta
-
-    def signing_key(self) -> bytes:
-        """The token signing key, created once per database (so tokens survive a restart)."""
-        with self._lock:
-            row = self._conn.execute("SELECT value FROM meta WHERE name='signing_key'").fetchone()
-            if row is None:
-                value = secrets.token_hex(32)
-                self._conn.execute(
-                    "INSERT INTO meta (name, value) VALUES ('signing_key', ?)", (value,)
-                )
-                return bytes.fromhex(value)
-            return bytes.fromhex(str(row[0]))
 
     # -------------------------------------------------------------- sessions
 
@@ -336,25 +321,38 @@ class Store:
         headers: Optional[Headers] = None,
         part_id: Optional[str] = None,
         timestamp: Optional[int] = None,
+        part_ttl_ms: Optional[int] = None,
+        claimed_at: Optional[int] = None,
     ) -> Tuple[int, bool]:
         """Append one record; return ``(seq, appended)``.
 
-        ``appended`` is False when ``part_id`` was already used on this channel: then
-        nothing is written and ``seq`` is the original record's.
+        ``appended`` is False when ``part_id`` was already claimed on this channel
+        (less than ``part_ttl_ms`` before ``claimed_at``, Unix ms, when a ttl is given;
+        forever otherwise): then nothing is written and ``seq`` is the original
+        record's. An expired claim is replaced and the record appended again.
         """
         key = (session_id, io)
+        claim_ms = claimed_at if claimed_at is not None else now_ms()
         with self._lock:
+            conn = self._conn
+            if part_id is not None:
+                row = conn.execute(
+                    "SELECT seq, claimed_at FROM parts WHERE session_id=? AND io=? AND part_id=?",
+                    (session_id, io, part_id),
+                ).fetchone()
+                if row is not None and (part_ttl_ms is None or claim_ms < row[1] + part_ttl_ms):
+                    return int(row[0]), False
             seq = self._tails.get(key, 0)
             ts = timestamp if timestamp is not None else now_ms()
             hdrs = headers or []
             fragment = encode_fragment(seq, ts, hdrs, body)
-            conn = self._conn
             conn.execute("BEGIN")
             try:
                 if part_id is not None:
                     conn.execute(
-                        "INSERT INTO parts (session_id, io, part_id, seq) VALUES (?,?,?,?)",
-                        (session_id, io, part_id, seq),
+                        "INSERT OR REPLACE INTO parts (session_id, io, part_id, seq, claimed_at)"
+                        " VALUES (?,?,?,?,?)",
+                        (session_id, io, part_id, seq, claim_ms),
                     )
                 conn.execute(
                     "INSERT INTO records (session_id, io, seq, ts, headers, body, frag)"
@@ -362,15 +360,6 @@ class Store:
                     (session_id, io, seq, ts, _dumps(hdrs) if hdrs else None, body, fragment),
                 )
                 conn.execute("COMMIT")
-            except sqlite3.IntegrityError:
-                conn.execute("ROLLBACK")
-                row = conn.execute(
-                    "SELECT seq FROM parts WHERE session_id=? AND io=? AND part_id=?",
-                    (session_id, io, part_id),
-                ).fetchone()
-                if row is None:
-                    raise
-                return int(row[0]), False
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -456,22 +445,6 @@ class Store:
                 (session_id, io, min(before_seq, seq)),
             )
         return seq
-
-    # ---------------------------------------------------------------- tokens
-
-    def save_token(self, jti: str, subject: str, expires_at: int) -> None:
-        """Remember a minted token id."""
-        with self._lock:
-            self._conn.execute(
-                "INSERT OR REPLACE INTO tokens (jti, subject, expires_at) VALUES (?,?,?)",
-                (jti, subject, expires_at),
-            )
-
-    def token_known(self, jti: str) -> bool:
-        """True when a token with this id was minted by this database."""
-        with self._lock:
-            row = self._conn.execute("SELECT 1 FROM tokens WHERE jti=?", (jti,)).fetchone()
-        return row is not None
 
     # ----------------------------------------------------------- notification
 

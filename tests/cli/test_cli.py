@@ -459,8 +459,10 @@ def test_create_get_update_close_list(env: LocalServer, capsys: pytest.CaptureFi
     argv = ["create", "--task", "echo", "--external-id", "chat-11", "--trigger-config", config]
     _, out, _ = run(capsys, *argv)
     assert json.loads(out)["triggerConfig"]["basePayload"] == {"model": "small"}
-    _, out, _ = run(capsys, "update", "chat-11", "--external-id", "chat-12")
-    assert json.loads(out)["externalId"] == "chat-12"
+    _, out, _ = run(capsys, "update", "chat-11", "--tag", "vip")
+    assert json.loads(out)["tags"] == ["vip"] and json.loads(out)["externalId"] == "chat-11"
+    with pytest.raises(SystemExit):  # externalId is immutable: the option is gone
+        run(capsys, "update", "chat-11", "--external-id", "chat-12")
 
     _, out, _ = run(capsys, "close", "chat-9", "--reason", "done")
     assert json.loads(out)["closedReason"] == "done"

@@ -33,11 +33,14 @@
 //             Reads until `stopAfter` chunks arrived (then cancels), the stream completes,
 //             or maxMs (default 8000) passes. `during` ops run concurrently, delayMs after
 //             the subscription's response headers arrived.
+//   publicToken {scopes?, expirationTime?}   -> value {token}  (@trigger.dev/sdk's
+//                                                               auth.createPublicToken)
 //   parallel  {ops}                          -> value {results}  (all at once; an entry that
 //                                                               is a list runs in sequence)
 //   sleep     {ms}                           -> value {}
 import { createInterface } from "node:readline";
 import { ApiClient } from "@trigger.dev/core/v3";
+import { auth } from "@trigger.dev/sdk";
 
 const argv = process.argv.slice(2);
 function flag(name) {
@@ -240,6 +243,15 @@ async function runOp(op) {
       };
     case "subscribe":
       return runSubscribe(op);
+    case "publicToken": {
+      const config = { baseURL: url, accessToken: op.token ?? secretKey };
+      const options = { scopes: op.scopes, expirationTime: op.expirationTime };
+      let token;
+      await auth.withAuth(config, async () => {
+        token = await auth.createPublicToken(options);
+      });
+      return { token };
+    }
     case "parallel":
       // Every entry of `ops` at once; one result per entry, in order. An entry that is a
       // list runs as a sequence and yields the list of its results.

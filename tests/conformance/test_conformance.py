@@ -142,8 +142,9 @@ def test_create_is_idempotent_on_external_id_and_validates(servers: Servers, dri
         ],
     )
     assert ok(results[0])["data"]["id"] == data["id"]
-    by_token = ok(results[1])["data"]  # write:sessions scope may create (idempotently)
-    assert by_token["isCached"] is True and by_token["id"] == data["id"]
+    # write:sessions:{id} is id-scoped: production refuses create with it (write:tasks or
+    # the type-level write:sessions are needed).
+    assert err(results[1], 403)["error"] == "Unauthorized"
     ok(results[2])
     assert [r["data"] for r in ok(results[3])["data"]["records"]] == ['{"text":"x"}']
     err(results[4], 403)  # another session's token
@@ -231,7 +232,7 @@ def test_list_pages_and_filters(servers: Servers, drive: Drive) -> None:
             {"op": "list", "options": {"type": kind, "limit": 3}},
             {"op": "listAll", "options": {"type": kind, "limit": 2}},
             {"op": "listAll", "options": {"type": kind, "tag": "tag-a"}},
-            {"op": "listAll", "options": {"type": kind, "tag": ["tag-c", "nope"]}},
+            {"op": "listAll", "options": {"type": kind, "tag": "tag-c"}},
             {"op": "listAll", "options": {"type": kind, "taskIdentifier": "task-odd"}},
             {"op": "listAll", "options": {"type": kind, "status": "CLOSED"}},
             {"op": "listAll", "options": {"type": kind, "status": ["ACTIVE"]}},
@@ -271,6 +272,28 @@ def test_list_pages_and_filters(servers: Servers, drive: Drive) -> None:
     assert listed(rest[9]) == []
     assert listed(rest[10]) == []
     assert listed(rest[11]) == sorted(ids)
+
+
+def test_list_filters_are_single_values(servers: Servers, drive: Drive) -> None:
+    """The SDK comma-joins an array filter; production does not split it: a comma list
+    matches nothing, and is a 400 for the status enum (PROTOCOL.md §5)."""
+    srv = servers("v2")
+    kind = f"conf-single-{_uid()}"
+    (created,) = drive(srv, [{"op": "create", "body": _create_body(None, type_=kind, tags=["a"])}])
+    sid = ok(created)["data"]["id"]
+    results = drive(
+        srv,
+        [
+            {"op": "listAll", "options": {"type": kind, "tag": "a"}},
+            {"op": "listAll", "options": {"type": kind, "tag": ["a", "b"]}},
+            {"op": "listAll", "options": {"type": [kind, "other"]}},
+            {"op": "listAll", "options": {"type": kind, "status": ["ACTIVE", "CLOSED"]}},
+        ],
+    )
+    assert ok(results[0])["ids"] == [sid]
+    assert ok(results[1])["ids"] == []
+    assert ok(results[2])["ids"] == []
+    err(results[3], 400)
 
 
 def test_create_validation_matches_the_sdk_schema(servers: Servers, drive: Drive) -> None:
@@ -503,31 +526,30 @@ def test_unicode_and_reserved_characters_in_external_ids(
     assert ok(results[6])["data"]["closedAt"] is not None
 
 
-def test_update_renames_and_clears(servers: Servers, drive: Drive) -> None:
+def test_update_keeps_the_external_id(servers: Servers, drive: Drive) -> None:
+    """``externalId`` is immutable: another value is a 422, the same one is accepted."""
     srv = servers("v2")
     ext = f"conf-upd-{_uid()}"
     session = _new_session(drive, srv, ext)
     sid = session["id"]
-    renamed = f"{ext}-renamed"
     results = drive(
         srv,
         [
             {"op": "retrieve", "session": sid},
-            {"op": "update", "session": ext, "body": {"externalId": renamed}},
-            {"op": "retrieve", "session": renamed},
+            {"op": "update", "session": ext, "body": {"externalId": f"{ext}-renamed"}},
+            {"op": "update", "session": sid, "body": {"externalId": None}},
+            {"op": "update", "session": sid, "body": {"externalId": ext, "metadata": None}},
             {"op": "retrieve", "session": ext},
-            {"op": "update", "session": sid, "body": {"externalId": None, "metadata": None}},
-            {"op": "retrieve", "session": sid},
         ],
     )
     retrieved = ok(results[0])["data"]
     assert retrieved["triggerConfig"] == _create_body(ext)["triggerConfig"]
-    assert ok(results[1])["data"]["externalId"] == renamed
-    assert ok(results[2])["data"]["id"] == sid
-    err(results[3], 404)
-    cleared = ok(results[4])["data"]
-    assert cleared["externalId"] is None and cleared["metadata"] is None
-    assert ok(results[5])["data"]["externalId"] is None
+    for result in results[1:3]:
+        assert err(result, 422)["name"] == "UnprocessableEntityError"
+        assert "externalId cannot be changed after creation" in result["error"]["message"]
+    kept = ok(results[3])["data"]
+    assert kept["externalId"] == ext and kept["metadata"] is None
+    assert ok(results[4])["data"]["id"] == sid
 
 
 def test_list_before_cursor_and_page_size_limits(servers: Servers, drive: Drive) -> None:
@@ -1209,7 +1231,7 @@ def test_sdk_resumes_after_a_cut_stream(wire: str, servers: Servers, drive: Driv
 
 @pytest.mark.parametrize("wire", WIRES)
 def test_many_records_stream_and_drain_in_pages(wire: str, servers: Servers, drive: Drive) -> None:
-    """2,500 records: several v2 batches on one stream; the drain pages at <= 1,000."""
+    """2,500 records: several v2 batches on one stream; the drain answers all at once."""
     srv = servers(wire)
     session = _new_session(drive, srv)
     sid = session["id"]
@@ -1233,19 +1255,99 @@ def test_many_records_stream_and_drain_in_pages(wire: str, servers: Servers, dri
     sub = ok(results[0])
     assert _data_chunks(wire, sub["chunks"]) == [f'{{"i":{i}}}' for i in range(total)]
     first_page = ok(results[1])["data"]["records"]
-    assert 0 < len(first_page) <= 1000
-    seqs = [r["seqNum"] for r in first_page]
-    pages = 1
-    while True:
-        (page_result,) = drive(
-            srv, [{"op": "records", "session": sid, "io": "out", "afterEventId": seqs[-1]}]
-        )
-        page = ok(page_result)["data"]["records"]
-        if not page:
-            break
-        assert len(page) <= 1000
-        seqs.extend(r["seqNum"] for r in page)
-        pages += 1
-        assert pages <= 10
-    assert seqs == list(range(total))
-    assert pages >= 3
+    assert [r["seqNum"] for r in first_page] == list(range(total))  # up to the tail at once
+    (after,) = drive(srv, [{"op": "records", "session": sid, "io": "out", "afterEventId": 999}])
+    assert [r["seqNum"] for r in ok(after)["data"]["records"]] == list(range(1000, total))
+
+
+# ------------------------------------------------------------------ production fidelity
+
+
+def test_tokens_from_auth_create_public_token_are_accepted(servers: Servers, drive: Drive) -> None:
+    """``auth.createPublicToken`` asks ``/api/v1/auth/jwt/claims`` and signs locally with
+    the secret key; the server accepts what it signed, within its scopes."""
+    srv = servers("v2")
+    mine, other = _new_session(drive, srv), _new_session(drive, srv)
+    ext = mine["externalId"]
+    claims_before = srv.request_counts.get("claims", 0)
+    made = drive(
+        srv,
+        [
+            {
+                "op": "publicToken",
+                "scopes": {"read": {"sessions": ext}, "write": {"sessions": ext}},
+            },
+            {"op": "publicToken", "scopes": {"read": {"sessions": True}}},
+            {"op": "publicToken", "scopes": {"write": {"tasks": "conformance-agent"}}},
+            {"op": "publicToken", "scopes": {"read": {"sessions": ext}}, "expirationTime": 1},
+        ],
+    )
+    scoped, reader, creator, expired = (ok(r)["token"] for r in made)
+    assert srv.request_counts.get("claims", 0) - claims_before == 4
+    results = drive(
+        srv,
+        [
+            {"op": "append", "session": ext, "io": "in", "body": '"hi"', "token": scoped},
+            {"op": "records", "session": ext, "io": "in", "token": scoped},
+            {"op": "records", "session": other["id"], "io": "in", "token": scoped},
+            {"op": "append", "session": ext, "io": "out", "body": '"x"', "token": scoped},
+            {"op": "listAll", "options": {"type": "chat.agent"}, "token": reader},
+            {"op": "append", "session": ext, "io": "in", "body": '"x"', "token": reader},
+            {"op": "create", "body": _create_body(f"conf-tok-{_uid()}"), "token": creator},
+            {"op": "records", "session": ext, "io": "in", "token": expired},
+            {
+                "op": "subscribe",
+                "session": ext,
+                "io": "in",
+                "timeoutInSeconds": 1,
+                "stopAfter": 1,
+                "token": scoped,
+            },
+        ],
+    )
+    ok(results[0])
+    assert [r["data"] for r in ok(results[1])["data"]["records"]] == ['"hi"']
+    err(results[2], 403)
+    err(results[3], 403)  # .out needs the secret key
+    assert mine["id"] in ok(results[4])["ids"]
+    err(results[5], 403)
+    assert ok(results[6])["status"] == 201
+    err(results[7], 401)
+    assert ok(results[8])["chunks"] == ['"hi"']
+
+
+def test_a_retried_append_whose_first_attempt_committed(servers: Servers, drive: Drive) -> None:
+    """The SDK reuses its part id on a retry; the replay is answered ``{"ok": true}``
+    (no ``seq``) and nothing is stored twice."""
+    srv = servers("v2", name="replay")
+    session = _new_session(drive, srv)
+    sid = session["id"]
+    srv.faults.drop_next(1, route="append", process=True)
+    (result,) = drive(
+        srv, [{"op": "append", "session": sid, "io": "in", "body": '"once"', "retry": 3}]
+    )
+    assert ok(result)["data"] == {"ok": True}
+    assert [r["seq"] for r in srv.records(sid, "in")] == [0]
+
+
+def test_error_order_and_bodies(servers: Servers, drive: Drive) -> None:
+    srv = servers("v2", name="errors")
+    pat = _new_session(drive, srv)["publicAccessToken"]
+    before = srv.request_counts.get("sessions", 0)
+    (retrieved,) = drive(srv, [{"op": "retrieve", "session": "session_missing", "retry": 3}])
+    missing = err(retrieved, 404)
+    assert missing["error"] == "Not found"
+    assert srv.request_counts["sessions"] - before == 1  # x-should-retry: false: no retry
+    results = drive(
+        srv,
+        [
+            {"op": "append", "session": "session_missing", "io": "in", "body": "x", "token": pat},
+            {"op": "append", "session": "nobody", "io": "in", "body": "x"},
+            {"op": "create", "body": {**_create_body(), "tags": ["t"] * 11}},
+            {"op": "close", "session": "session_missing", "body": {"reason": "x"}, "token": pat},
+        ],
+    )
+    assert err(results[0], 403)["error"] == "Unauthorized"  # 403 before 404
+    assert err(results[1], 404)["error"] == "Resource not found"
+    assert err(results[2], 400)["name"] == "BadRequestError"
+    err(results[3], 403)

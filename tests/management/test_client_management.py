@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from datetime import datetime, timedelta, timezone
@@ -14,8 +15,8 @@ import requests
 from sessions_client import Client, Session
 from sessions_client.client import DEFAULT_MANAGEMENT_RETRY
 from sessions_client.errors import (
-    APIError,
     AuthenticationError,
+    BadRequestError,
     ConfigurationError,
     NotFoundError,
     PermissionDeniedError,
@@ -216,32 +217,28 @@ def test_update_sends_only_the_given_fields(
     assert updated["tags"] == ["new", "tags"]
 
 
-def test_update_external_id_renames_and_none_clears(client: Client) -> None:
-    ext, renamed = unique(), unique()
-    created = _create(client, external_id=ext)
-    assert client.update_session(ext, external_id=renamed)["externalId"] == renamed
-    assert client.get_session(renamed)["id"] == created["id"]
-    assert client.update_session(created["id"], external_id=None)["externalId"] is None
-    with pytest.raises(NotFoundError):
-        client.get_session(renamed)
+def test_update_no_longer_offers_external_id(client: Client) -> None:
+    """``externalId`` is immutable in production (422): the argument is gone."""
+    ext = unique()
+    _create(client, external_id=ext)
+    with pytest.raises(TypeError):
+        client.update_session(ext, external_id="other")  # type: ignore[call-arg]
+    assert "external_id" not in inspect.signature(client.update_session).parameters
 
 
-def test_update_to_an_external_id_in_use_is_a_409_api_error(fast_client: Client) -> None:
-    taken = unique()
-    _create(fast_client, external_id=taken)
-    other = _create(fast_client, external_id=unique())
-    with pytest.raises(APIError) as info:
-        fast_client.update_session(other["id"], external_id=taken)
-    assert info.value.status == 409
-    assert not isinstance(info.value, SessionClosedError)
+def test_changing_the_external_id_on_the_wire_is_a_422(client: Client) -> None:
+    ext = unique()
+    _create(client, external_id=ext)
+    with pytest.raises(BadRequestError) as info:
+        client.transport.request("PATCH", f"/api/v1/sessions/{ext}", json={"externalId": "x"})
+    assert info.value.status == 422
+    assert "externalId cannot be changed after creation" in str(info.value)
 
 
 def test_update_validates_before_any_request(server: LocalServer, client: Client) -> None:
     before = server.request_counts.get("sessions", 0)
     with pytest.raises(ConfigurationError):
         client.update_session("x", tags=["t"] * 11)
-    with pytest.raises(ConfigurationError):
-        client.update_session("x", external_id="session_nope")
     assert server.request_counts.get("sessions", 0) == before
 
 
@@ -347,20 +344,14 @@ def test_list_filters(filtered: Any) -> None:
         assert _names(client) == ["a", "b", "c", "d"]
         assert _names(client, type="other.kind") == ["b"]
         assert seen[-1]["filter[type]"] == ["other.kind"]
-        assert _names(client, type=["other.kind", "chat.agent"]) == ["a", "b", "c", "d"]
-        assert seen[-1]["filter[type]"] == ["other.kind,chat.agent"]
         assert _names(client, tag="red") == ["a"]
         assert seen[-1]["filter[tags]"] == ["red"]
-        assert _names(client, tag=["blue", "green"]) == ["b", "c"]
-        assert seen[-1]["filter[tags]"] == ["blue,green"]
         assert _names(client, task_identifier="summarise") == ["c"]
         assert seen[-1]["filter[taskIdentifier]"] == ["summarise"]
         assert _names(client, external_id="b") == ["b"]
         assert seen[-1]["filter[externalId]"] == ["b"]
         assert _names(client, status="CLOSED") == ["c"]
         assert _names(client, status="EXPIRED") == ["d"]
-        assert _names(client, status=["ACTIVE", "EXPIRED"]) == ["a", "b", "d"]
-        assert seen[-1]["filter[status]"] == ["ACTIVE,EXPIRED"]
         assert _names(client, period="1h") == ["a", "b", "c", "d"]
         assert seen[-1]["filter[createdAt][period]"] == ["1h"]
 
@@ -485,3 +476,34 @@ def test_context_manager_closes_the_client(server: LocalServer) -> None:
         _create(client)
     with pytest.raises(ConfigurationError):
         client.get_session("x")
+
+
+def test_several_filter_values_make_one_listing_each_merged_newest_first(filtered: Any) -> None:
+    """Production takes one value per filter: never a comma list (PROTOCOL.md §5)."""
+    srv, made = filtered
+    seen: List[Dict[str, List[str]]] = []
+    with Client(srv.secret_key, srv.url) as client:
+        client.http_session.hooks["response"].append(
+            lambda r, *a, **k: seen.append(_query(r.request))
+        )
+        listed = list(client.list_sessions(type=["other.kind", "chat.agent"], page_size=1))
+        assert [s["externalId"] for s in listed] == ["d", "c", "b", "a"]  # newest first
+        assert {q["filter[type]"][0] for q in seen} == {"other.kind", "chat.agent"}
+        assert all("," not in v[0] for q in seen for k, v in q.items() if k.startswith("filter"))
+        seen.clear()
+        tags = list(client.list_sessions(tag=["red", "x", "blue"]))
+        assert [s["externalId"] for s in tags] == ["b", "a"]  # "a" has both red and x: once
+        assert sorted(q["filter[tags]"][0] for q in seen) == ["blue", "red", "x"]
+        assert _names(client, status=["ACTIVE", "EXPIRED"]) == ["a", "b", "d"]
+        both = _names(client, type=["chat.agent", "other.kind"], status=["CLOSED", "EXPIRED"])
+        assert both == ["c", "d"]
+        assert _names(client, type=["chat.agent", "chat.agent"]) == ["a", "c", "d"]
+
+
+def test_too_many_filter_combinations_are_refused_before_any_request(
+    server: LocalServer, client: Client
+) -> None:
+    before = server.request_counts.get("sessions", 0)
+    with pytest.raises(ConfigurationError, match="listings"):
+        client.list_sessions(type=[f"t{i}" for i in range(8)], tag=[f"g{i}" for i in range(8)])
+    assert server.request_counts.get("sessions", 0) == before

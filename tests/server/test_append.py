@@ -6,6 +6,7 @@ import threading
 import time
 from typing import List
 
+import pytest
 import requests
 
 from sessions_client.testing import LocalServer
@@ -49,14 +50,34 @@ def test_server_picks_a_part_id_when_none_is_sent(server: LocalServer) -> None:
     assert len(ids) == 2 and all(ids) and ids[0] != ids[1]
 
 
-def test_replayed_part_id_appends_nothing_and_answers_original_seq(server: LocalServer) -> None:
+def test_replayed_part_id_appends_nothing_and_answers_without_seq(server: LocalServer) -> None:
     create(server, "c")
     append(server, "c", "in", "first", part_id="p")
     append(server, "c", "in", "second")
     replay = append(server, "c", "in", "first again", part_id="p")
-    assert replay.status_code == 200 and replay.json() == {"ok": True, "seq": 0}
+    assert replay.status_code == 200 and replay.json() == {"ok": True}
     assert [r["data"] for r in drain(server, "c", "in").json()["records"]] == ["first", "second"]
     assert append(server, "c", "out", "x", part_id="p").json()["seq"] == 0
+
+
+def test_part_ids_are_remembered_for_part_id_ttl_then_append_again() -> None:
+    now = [1_000_000.0]
+    with LocalServer(secret_key=SECRET, part_id_ttl=300, clock=lambda: now[0]) as srv:
+        create(srv, "c")
+        assert append(srv, "c", "in", "a", part_id="p").json() == {"ok": True, "seq": 0}
+        now[0] += 299.9
+        assert append(srv, "c", "in", "a", part_id="p").json() == {"ok": True}
+        now[0] += 0.2  # 300.1 s after the claim: production's 5-minute window is over
+        assert append(srv, "c", "in", "a", part_id="p").json() == {"ok": True, "seq": 1}
+        assert append(srv, "c", "in", "a", part_id="p").json() == {"ok": True}
+        assert [r["seq"] for r in srv.records("c", "in")] == [0, 1]
+
+
+def test_part_id_ttl_defaults_to_five_minutes_and_must_be_positive() -> None:
+    with LocalServer() as srv:
+        assert srv._ctx.part_id_ttl == 300
+    with pytest.raises(ValueError):
+        LocalServer(part_id_ttl=0)
 
 
 def test_concurrent_duplicate_part_ids_make_exactly_one_record(server: LocalServer) -> None:
@@ -73,7 +94,8 @@ def test_concurrent_duplicate_part_ids_make_exactly_one_record(server: LocalServ
         t.start()
     for t in threads:
         t.join(10)
-    assert len(answers) == 16 and all(a == {"ok": True, "seq": 0} for a in answers)
+    assert len(answers) == 16 and answers.count({"ok": True, "seq": 0}) == 1
+    assert answers.count({"ok": True}) == 15
     assert len(server.records("c", "in")) == 1
 
 
@@ -81,8 +103,17 @@ def test_unknown_sessions_are_404(server: LocalServer) -> None:
     for ident in ("session_missing", "missing-external"):
         response = append(server, ident, "in", "x")
         assert response.status_code == 404
-        assert response.json() == {"ok": False, "error": "Session not found"}
+        assert response.json() == {"error": "Resource not found"}
     assert server.get_session("missing-external") is None
+
+
+def test_under_scoped_append_is_403_before_404(server: LocalServer) -> None:
+    """Production authorises before it looks the session up: no existence leak."""
+    token = server.mint_token("someone-else")
+    for ident in ("session_missing", "missing-external"):
+        response = append(server, ident, "in", "x", token=token)
+        assert response.status_code == 403, ident
+        assert response.json()["error"] == "Unauthorized"
 
 
 def test_closed_session_refuses_appends_with_400(server: LocalServer) -> None:
@@ -154,7 +185,7 @@ def test_chunked_body_over_limit_is_413(server: LocalServer) -> None:
     assert response.status_code == 413
 
 
-def test_chunked_body_within_limit_is_appended(server: LocalServer) -> None:
+def test_append_without_content_length_is_413(server: LocalServer) -> None:
     create(server, "c")
 
     def body():  # type: ignore[no-untyped-def]
@@ -167,8 +198,9 @@ def test_chunked_body_within_limit_is_appended(server: LocalServer) -> None:
         headers=bearer(SECRET),
         timeout=10,
     )
-    assert response.json() == {"ok": True, "seq": 0}
-    assert drain(server, "c", "in").json()["records"][0]["data"] == '{"a":1}'
+    assert response.status_code == 413
+    assert response.json() == {"error": "Request body too large"}
+    assert server.records("c", "in") == []
 
 
 def test_keep_alive_connection_serves_many_requests_and_survives_errors(

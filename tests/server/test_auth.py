@@ -13,7 +13,7 @@ from sessions_client.testing import LocalServer
 
 from ._support import SECRET, SSE, append, create, drain
 
-CHANNEL_401 = {"ok": False, "error": "Invalid or Missing API key"}
+CHANNEL_401 = {"error": "Invalid or Missing API key"}
 
 
 @pytest.fixture
@@ -37,13 +37,14 @@ def bad_tokens(srv: LocalServer) -> Dict[str, Optional[str]]:
         "unknown secret key": "tr_dev_other",
         "garbage": "not-a-token",
         "expired": srv.mint_token("chat-1", ttl=-10),
+        "bad signature": f"{head}.{payload}.{signature[:-4]}AAAA",
         "forged claims": f"{head}.{forged}.{signature}",
         "foreign signature": _foreign_token(),
     }
 
 
 def _foreign_token() -> str:
-    with LocalServer() as other:
+    with LocalServer(secret_key="tr_dev_someone_else") as other:
         return other.mint_token("chat-1")
 
 
@@ -62,7 +63,9 @@ def test_every_route_answers_401_without_a_valid_token(
         ]
         for response in checks:
             assert response.status_code == 401, (label, response.request.url)
-            assert response.json() == CHANNEL_401
+            assert set(response.json()) == {"error"}
+            if label in ("missing", "unknown secret key", "garbage"):
+                assert response.json() == CHANNEL_401
         management = [
             requests.get(f"{base}/api/v1/sessions", headers=h, timeout=5),
             requests.post(f"{base}/api/v1/sessions", json={}, headers=h, timeout=5),
@@ -129,7 +132,7 @@ def test_read_only_token_cannot_append_and_write_only_cannot_read(
     assert drain(server, "chat-1", "in", token=write_only).status_code == 403
     with SSE(server, "chat-1", "in", token=write_only) as sse:
         assert sse.status == 403
-        assert json.loads(sse.body)["ok"] is False
+        assert json.loads(sse.body)["error"] == "Unauthorized"
     assert drain(server, "chat-1", "in", token=read_only).status_code == 200
 
 
@@ -141,14 +144,19 @@ def test_token_for_another_session_is_403(server: LocalServer, session_ids: Dict
     response = requests.get(
         f"{server.url}/api/v1/sessions/chat-1", headers=headers_for(other), timeout=5
     )
-    assert response.status_code == 403 and set(response.json()) == {"error"}
+    assert response.status_code == 403
+    assert response.json() == {
+        "error": "Unauthorized",
+        "code": "unauthorized",
+        "param": "access_token",
+        "type": "authorization",
+    }
 
 
-def test_public_token_may_create_its_own_external_id_only(server: LocalServer) -> None:
+def test_a_session_token_cannot_create_sessions(server: LocalServer) -> None:
+    """``write:sessions:{id}`` is id-scoped: it does not authorise create (PROTOCOL.md §1)."""
     token = server.mint_token("mine")
-    created = create(server, "mine", token=token)
-    assert created["externalId"] == "mine"
-    create(server, "theirs", token=token, expect=403)
+    create(server, "mine", token=token, expect=403)
     create(server, None, token=token, expect=403)
 
 

@@ -63,7 +63,7 @@ def test_drop_next_with_process_loses_only_the_answer(server: LocalServer) -> No
     with pytest.raises(requests.ConnectionError):
         append(server, "c", "in", "x", part_id="p")
     assert len(server.records("c", "in")) == 1
-    assert append(server, "c", "in", "x", part_id="p").json() == {"ok": True, "seq": 0}
+    assert append(server, "c", "in", "x", part_id="p").json() == {"ok": True}
     assert len(server.records("c", "in")) == 1
 
 
@@ -180,3 +180,20 @@ def test_request_counts_and_connections(server: LocalServer) -> None:
     counts = server.request_counts
     assert counts == {"sessions": 1, "append": 1, "records": 1, "read": 1}
     assert server.total_connections >= 4
+
+
+def test_error_stream_sends_a_json_error_event_and_no_done(server: LocalServer) -> None:
+    """Production passes a storage error on as ``event: error`` with JSON data
+    ``{"code", "message"}`` and ends the stream without ``[DONE]``."""
+    create(server, "c")
+    for i in range(3):
+        append(server, "c", "out", str(i))
+    server.faults.error_stream("unavailable", "storage is down", after_records=2)
+    with SSE(server, "c", "out", headers={"Timeout-Seconds": "5"}) as sse:
+        records, events = sse.records()
+    assert [r["seq_num"] for r in records] == [0, 1]
+    assert events[-1]["event"] == "error"
+    assert json.loads(events[-1]["data"]) == {"code": "unavailable", "message": "storage is down"}
+    assert all(e["data"] != "[DONE]" for e in events) and sse.ended
+    with SSE(server, "c", "out", headers={"Timeout-Seconds": "1"}) as again:
+        assert [r["seq_num"] for r in again.records()[0]] == [0, 1, 2]  # once only

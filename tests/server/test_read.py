@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
 from sessions_client.testing import LocalServer
 
-from ._support import SSE, append, create, envelope
+from ._support import SECRET, SSE, append, create, envelope
 
 
 def test_v2_headers_batch_shape_and_done(server: LocalServer) -> None:
@@ -30,7 +30,9 @@ def test_v2_headers_batch_shape_and_done(server: LocalServer) -> None:
     first, count, size = (int(x) for x in batch["id"].split(","))
     assert (first, count) == (0, 2) and size > 0
     payload = json.loads(batch["data"])
-    assert payload["tail"]["seq_num"] == 2 and payload["tail"]["timestamp"] > 0
+    assert "tail" not in payload  # a catch-up batch, read from storage
+    assert events[1]["event"] == "ping"  # at once on reaching the live edge
+    assert json.loads(events[1]["data"])["tail"]["seq_num"] == 2
     data, control = records
     assert set(data) == {"seq_num", "timestamp", "body"}
     assert envelope(data) == {"data": '{"x":1}', "id": "p0"}
@@ -54,6 +56,59 @@ def test_pings_while_idle_then_done_after_timeout(server: LocalServer) -> None:
     assert ping["tail"]["seq_num"] == 1 and ping["timestamp"] > 0
     assert events[-1]["data"] == "[DONE]"
     assert 0.9 <= events[-1]["at"] - started < 2.0
+
+
+def test_catch_up_batches_have_no_tail_then_a_ping_then_live_batches_with_tail() -> None:
+    with LocalServer(secret_key=SECRET, ping_interval=(30, 30)) as srv:
+        create(srv, "c")
+        append(srv, "c", "out", "old")
+        with SSE(srv, "c", "out", headers={"Timeout-Seconds": "5"}) as sse:
+            events = sse.events()
+            first, ping = next(events), next(events)
+            append(srv, "c", "out", "new")
+            live = next(events)
+    assert first["event"] == "batch" and "tail" not in json.loads(first["data"])
+    assert ping["event"] == "ping" and json.loads(ping["data"])["tail"]["seq_num"] == 1
+    payload = json.loads(live["data"])
+    assert live["event"] == "batch" and payload["records"][0]["seq_num"] == 1
+    assert payload["tail"]["seq_num"] == 2
+
+
+def test_a_reader_at_the_live_edge_gets_a_ping_at_once() -> None:
+    with LocalServer(secret_key=SECRET, ping_interval=(30, 30)) as srv:
+        create(srv, "c")
+        with SSE(srv, "c", "out", headers={"Timeout-Seconds": "5"}) as sse:
+            started = time.monotonic()
+            event = next(sse.events())
+    assert event["event"] == "ping" and event["at"] - started < 1.0
+
+
+def test_ping_gaps_are_drawn_from_the_interval_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sessions_client.testing import channels
+
+    drawn: List[Tuple[float, float]] = []
+
+    def uniform(low: float, high: float) -> float:
+        drawn.append((low, high))
+        return 0.1
+
+    monkeypatch.setattr(channels.random, "uniform", uniform)
+    with LocalServer(secret_key=SECRET, ping_interval=(0.05, 0.2)) as srv:
+        create(srv, "c")
+        with SSE(srv, "c", "out", headers={"Timeout-Seconds": "1"}) as sse:
+            pings = [e for e in sse.all() if e["event"] == "ping"]
+    assert 6 <= len(pings) <= 12  # one at once, then one every 0.1 s for 1 s
+    assert drawn and set(drawn) == {(0.05, 0.2)}
+
+
+def test_ping_interval_defaults_to_production_range_and_accepts_one_number() -> None:
+    with LocalServer() as srv:
+        assert srv._ctx.ping_interval == (5.0, 15.0)
+    with LocalServer(ping_interval=0.5) as srv:
+        assert srv._ctx.ping_interval == (0.5, 0.5)
+    for bad in (0, -1, (2, 1), (0, 1)):
+        with pytest.raises(ValueError):
+            LocalServer(ping_interval=bad)  # type: ignore[arg-type]
 
 
 def test_idle_timeout_restarts_when_records_arrive(server: LocalServer) -> None:
