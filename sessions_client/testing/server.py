@@ -20,22 +20,32 @@ streams notice at once, every thread is joined and the port is free again (the
 listening socket sets ``SO_REUSEADDR``, so a restart on the same port works).
 
 Sessions may be named by friendly id (``session_…``) or externalId everywhere.
+
+Browsers on other origins may use it (CORS as production: every origin is allowed
+unless ``cors_origins`` lists the allowed ones; see ``cors``). Binding an address
+other than loopback (``127.0.0.0/8``, ``::1``, ``localhost``) requires a secret key
+of your own: the default ``tr_dev_local`` is public, so
+``LocalServer(host="0.0.0.0")`` without ``secret_key`` raises
+:class:`~sessions_client.errors.ConfigurationError`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import os
 import socket
 import threading
 from http.server import ThreadingHTTPServer
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple, Union
 
+from ..errors import ConfigurationError
 from . import channels, management
 from .agent import EchoAgent
 from .auth import TokenAuthority
+from .cors import CorsPolicy
 from .faults import FaultInjector
 from .handler import RequestHandler, ServerContext
 from .management import serialize
@@ -44,6 +54,31 @@ from .store import Store, StoredRecord
 logger = logging.getLogger("sessions_client.testing")
 
 WIRE_SHAPES = ("v1", "v2")
+DEFAULT_SECRET_KEY = "tr_dev_local"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` listens on the loopback interface only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, secret_key: str) -> None:
+    """Refuse to bind beyond loopback with the public default secret key (or none):
+    raises :class:`ConfigurationError`."""
+    if is_loopback(host):
+        return
+    if not secret_key or secret_key == DEFAULT_SECRET_KEY:
+        where = host or "every interface"
+        raise ConfigurationError(
+            f"refusing to listen on {where} (not loopback) with the public default "
+            f"secret key {DEFAULT_SECRET_KEY}: choose one with --secret-key or "
+            "TRIGGER_SECRET_KEY (LocalServer(secret_key=...))"
+        )
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -115,19 +150,26 @@ class LocalServer:
 
     ``db`` is a file path (durable across restarts) or ``":memory:"``; ``wire`` is
     ``"v2"`` (batch shape, as production) or ``"v1"`` (per-record shape);
-    ``ping_interval`` is the seconds between pings on an idle SSE stream.
+    ``ping_interval`` is the seconds between pings on an idle SSE stream;
+    ``cors_origins`` lists the browser origins allowed to read answers (None: every
+    origin, as production; e.g. ``["http://localhost:3000"]``). A ``host`` other than
+    loopback needs a ``secret_key`` other than the public default
+    (:class:`ConfigurationError`).
     """
 
     def __init__(
         self,
-        secret_key: str = "tr_dev_local",
+        secret_key: str = DEFAULT_SECRET_KEY,
         db: Union[str, os.PathLike[str]] = ":memory:",
         wire: str = "v2",
         port: int = 0,
         echo_agent: bool = False,
         ping_interval: float = 5.0,
         host: str = "127.0.0.1",
+        cors_origins: Optional[Iterable[str]] = None,
     ) -> None:
+        check_exposure(host, secret_key)
+        cors = CorsPolicy(cors_origins)
         if wire not in WIRE_SHAPES:
             raise ValueError(f"wire must be 'v1' or 'v2', not {wire!r}")
         if ping_interval <= 0:
@@ -154,6 +196,7 @@ class LocalServer:
                 "records": channels.handle_records,
                 "sessions": management.handle,
             },
+            cors=cors,
         )
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
@@ -378,6 +421,7 @@ def serve(
     *,
     on_ready: Optional[Callable[[LocalServer], None]] = None,
     ping_interval: float = 5.0,
+    cors_origins: Optional[Iterable[str]] = None,
 ) -> None:
     """Run a :class:`LocalServer` until KeyboardInterrupt (Ctrl-C), then close it.
 
@@ -391,6 +435,7 @@ def serve(
         echo_agent=echo_agent,
         ping_interval=ping_interval,
         host=host,
+        cors_origins=cors_origins,
     ) as server:
         if on_ready is not None:
             on_ready(server)
