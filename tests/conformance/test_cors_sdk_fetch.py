@@ -10,7 +10,11 @@ import subprocess
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+import pytest
+
 from sessions_client.testing import LocalServer
+
+pytestmark = [pytest.mark.conformance, pytest.mark.timeout(120)]
 
 CONFORMANCE_DIR = Path(__file__).resolve().parent
 ORIGIN = "http://page.test:5173"
