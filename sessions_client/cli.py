@@ -227,7 +227,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     ``tr_dev_local``, which is refused on a non-loopback ``--host`` (exit 2)."""
     from .testing import LocalServer, serve
 
-    secret_key = args.secret_key or os.environ.get("TRIGGER_SECRET_KEY") or "tr_dev_local"
+    secret_key = args.secret_key or "tr_dev_local"
 
     def ready(server: LocalServer) -> None:
         out.write(
@@ -614,6 +614,7 @@ def _add_serve_command(
     )
     serve.add_argument(
         "--secret-key",
+        default=os.environ.get("TRIGGER_SECRET_KEY") or "tr_dev_local",
         help="the secret key (default: $TRIGGER_SECRET_KEY, else tr_dev_local, which is "
         "refused with a --host other than loopback)",
     )
