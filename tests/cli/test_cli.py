@@ -535,7 +535,7 @@ def test_serve_beyond_loopback_with_a_key_from_the_environment(
 
     seen: List[Tuple[str, Any]] = []
 
-    def serve_once(*args: Any, on_ready: Any, host: str, cors_origins: Any) -> None:
+    def serve_once(*args: Any, on_ready: Any, host: str, cors_origins: Any, **_: Any) -> None:
         port, db, wire, secret_key, echo_agent = args
         with LocalServer(secret_key=secret_key, db=db, port=port, host=host) as srv:
             seen.append((srv.secret_key, cors_origins))
