@@ -601,7 +601,8 @@ def _add_serve_command(
         "  sessions-client serve --port 0 --db :memory: --wire v1\n"
         "  sessions-client serve --db /tmp/sessions.db   # survives restarts\n"
         "  sessions-client serve --cors-origin http://localhost:3000   # one page origin\n"
-        '  sessions-client serve --host 0.0.0.0 --secret-key "$(openssl rand -hex 16)"',
+        "  export TRIGGER_SECRET_KEY=tr_dev_$(openssl rand -hex 16)   # then, for other machines:\n"
+        "  sessions-client serve --host 0.0.0.0",
         cmd_serve,
         common,
     )
