@@ -222,8 +222,13 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """Run the local server until Ctrl-C; print where it listens."""
+    """Run the local server until Ctrl-C; print where it listens.
+
+    The secret key is ``--secret-key``, else ``$TRIGGER_SECRET_KEY``, else the public
+    ``tr_dev_local``, which is refused on a non-loopback ``--host`` (exit 2)."""
     from .testing import LocalServer, serve
+
+    secret_key = args.secret_key or "tr_dev_local"
 
     def ready(server: LocalServer) -> None:
         out.write(
@@ -231,7 +236,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"(wire {server.wire}, db {server.db}"
             f"{', echo agent' if args.echo_agent else ''}); Ctrl-C to stop\n"
         )
-        key = "tr_dev_local" if args.secret_key == "tr_dev_local" else "<your --secret-key>"
+        key = "tr_dev_local" if secret_key == "tr_dev_local" else "<your secret key>"
         out.write(f"  export TRIGGER_API_URL={server.url} TRIGGER_SECRET_KEY={key}\n")
         out.flush()
 
@@ -240,10 +245,11 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             args.port,
             args.db,
             args.wire,
-            args.secret_key,
+            secret_key,
             args.echo_agent,
             host=args.host,
             on_ready=ready,
+            cors_origins=args.cors_origin,
         )
     except OSError as exc:
         err.write(f"{PROG}: error: cannot serve on {args.host}:{args.port}: {exc}\n")
@@ -592,7 +598,10 @@ def _add_serve_command(
         "examples:\n"
         "  sessions-client serve --echo-agent\n"
         "  sessions-client serve --port 0 --db :memory:\n"
-        "  sessions-client serve --db /tmp/sessions.db   # survives restarts",
+        "  sessions-client serve --db /tmp/sessions.db   # survives restarts\n"
+        "  sessions-client serve --cors-origin http://localhost:3000   # one page origin\n"
+        "  export TRIGGER_SECRET_KEY=tr_dev_$(openssl rand -hex 16)   # then, for other machines:\n"
+        "  sessions-client serve --host 0.0.0.0",
         cmd_serve,
         common,
     )
@@ -604,7 +613,17 @@ def _add_serve_command(
         "--wire", choices=("v1", "v2"), default="v2", help="SSE wire shape (default v2)"
     )
     serve.add_argument(
-        "--secret-key", default="tr_dev_local", help="the secret key (default tr_dev_local)"
+        "--secret-key",
+        default=os.environ.get("TRIGGER_SECRET_KEY") or "tr_dev_local",
+        help="the secret key (default: $TRIGGER_SECRET_KEY, else tr_dev_local, which is "
+        "refused with a --host other than loopback)",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="a browser origin allowed to read answers, e.g. http://localhost:3000 "
+        "(repeatable; default: every origin, as production)",
     )
     serve.add_argument(
         "--echo-agent",

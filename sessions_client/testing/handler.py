@@ -16,6 +16,11 @@ into :attr:`ServerContext.routes`. Request bodies are read up to :data:`MAX_BODY
 at most: a larger declared (or chunked) body is answered ``413`` and the connection is
 closed without reading the rest. Every answer is written with a single ``sendall``
 (TCP_NODELAY is set on the socket by the server), so keep-alive round trips stay fast.
+
+CORS (see ``cors``): an ``OPTIONS`` preflight on any route is answered ``200 {}`` with
+the preflight headers, before authentication, fault injection and ``request_counts``;
+every answer's head (complete answers, streams, errors, 404s) is built by
+:meth:`RequestHandler.answer_head`, which adds the CORS headers.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, unquote
 
 from .auth import AuthError, Principal, TokenAuthority
+from .cors import CorsPolicy
 from .faults import FaultInjector
 from .store import Store
 
@@ -65,6 +71,7 @@ class ServerContext:
     ping_interval: Tuple[float, float]
     stopping: threading.Event
     routes: Dict[str, RouteFunction] = field(default_factory=dict)
+    cors: CorsPolicy = field(default_factory=CorsPolicy)
     counts_lock: threading.Lock = field(default_factory=threading.Lock)
     request_counts: Dict[str, int] = field(default_factory=dict)
     part_id_ttl: float = 300.0
@@ -140,10 +147,9 @@ class StreamWriter:
 
     def start(self, headers: List[Tuple[str, str]]) -> None:
         """Send the status line and headers of a 200 streaming answer."""
-        lines = ["HTTP/1.1 200 OK", "Transfer-Encoding: chunked"]
-        lines.extend(f"{k}: {v}" for k, v in headers)
+        head = [("Transfer-Encoding", "chunked")] + list(headers)
         self._handler.answer_started = True
-        self._sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        self._sock.sendall(self._handler.answer_head(200, head, stream=True))
 
     def write(self, data: bytes) -> None:
         """Send ``data`` as one chunk (raises OSError when the peer is gone)."""
@@ -347,23 +353,33 @@ class RequestHandler(BaseHTTPRequestHandler):
         """Write a complete answer in one ``sendall``."""
         self._discard_unread_body()
         status = response.status
-        try:
-            reason = HTTPStatus(status).phrase
-        except ValueError:
-            reason = "Status"
-        lines = [
-            f"HTTP/1.1 {status} {reason}",
-            f"Content-Type: {response.content_type}",
-            f"Content-Length: {len(response.body)}",
+        headers = [
+            ("Content-Type", response.content_type),
+            ("Content-Length", str(len(response.body))),
         ]
-        lines.extend(f"{k}: {v}" for k, v in response.headers)
+        headers.extend(response.headers)
         if self.close_connection:
-            lines.append("Connection: close")
-        data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+            headers.append(("Connection", "close"))
+        data = self.answer_head(status, headers)
         if not head:
             data += response.body
         self.log_request(status, len(response.body))
         self.wfile.write(data)
+
+    def answer_head(
+        self, status: int, headers: List[Tuple[str, str]], *, stream: bool = False
+    ) -> bytes:
+        """The status line and headers of an answer, the CORS headers included (every
+        answer's head is built here)."""
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = "Status"
+        origin = self.headers.get("Origin")
+        lines = [f"HTTP/1.1 {status} {reason}"]
+        lines.extend(f"{k}: {v}" for k, v in headers)
+        lines.extend(f"{k}: {v}" for k, v in self.ctx.cors.headers(origin, stream=stream))
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     def abort_connection(self) -> None:
         """Close the connection at once, answering nothing more."""
@@ -392,6 +408,9 @@ class RequestHandler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:  # noqa: N802
         self._dispatch("DELETE")
 
+    def do_OPTIONS(self) -> None:  # noqa: N802
+        self._dispatch("OPTIONS")
+
     def _dispatch(self, method: str) -> None:
         self._body = None
         self.answer_started = False
@@ -399,6 +418,10 @@ class RequestHandler(BaseHTTPRequestHandler):
         route = route_of(segments)
         if route is None:
             self.send(json_response(404, {"error": "Not found"}), head=method == "HEAD")
+            return
+        if method == "OPTIONS":
+            preflight = CorsPolicy.preflight(self.headers.get("Access-Control-Request-Headers"))
+            self.send(json_response(200, {}, preflight))
             return
         self.ctx.count(route)
         allowed = _ALLOWED.get(route)

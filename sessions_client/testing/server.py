@@ -21,11 +21,19 @@ streams notice at once, every thread is joined and the port is free again (the
 listening socket sets ``SO_REUSEADDR``, so a restart on the same port works).
 
 Sessions may be named by friendly id (``session_…``) or externalId everywhere.
+
+Browsers on other origins may use it (CORS as production: every origin is allowed
+unless ``cors_origins`` lists the allowed ones; see ``cors``). Binding an address
+other than loopback (``127.0.0.0/8``, ``::1``, ``localhost``) requires a secret key
+of your own: the default ``tr_dev_local`` is public, so
+``LocalServer(host="0.0.0.0")`` without ``secret_key`` raises
+:class:`~sessions_client.errors.ConfigurationError`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import os
@@ -33,11 +41,13 @@ import socket
 import threading
 import time
 from http.server import ThreadingHTTPServer
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple, Union
 
+from ..errors import ConfigurationError
 from . import channels, management
 from .agent import EchoAgent
 from .auth import TokenAuthority
+from .cors import CorsPolicy
 from .faults import FaultInjector
 from .handler import RequestHandler, ServerContext
 from .management import serialize
@@ -58,6 +68,33 @@ def _ping_range(interval: PingInterval) -> Tuple[float, float]:
     if not 0 < low <= high:
         raise ValueError("ping_interval must be positive seconds, or a (low, high) range")
     return float(low), float(high)
+
+
+DEFAULT_SECRET_KEY = "tr_dev_local"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` listens on the loopback interface only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, secret_key: str) -> None:
+    """Refuse to bind beyond loopback with the public default secret key (or none):
+    raises :class:`ConfigurationError`."""
+    if is_loopback(host):
+        return
+    if not secret_key or secret_key == DEFAULT_SECRET_KEY:
+        where = host or "every interface"
+        raise ConfigurationError(
+            f"refusing to listen on {where} (not loopback) with the public default "
+            f"secret key {DEFAULT_SECRET_KEY}: choose one with --secret-key or "
+            "TRIGGER_SECRET_KEY (LocalServer(secret_key=...))"
+        )
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -135,11 +172,15 @@ class LocalServer:
     the live edge. ``part_id_ttl`` is how many seconds an ``X-Part-Id`` is
     remembered (production: 5 minutes). ``clock`` (Unix seconds, default
     :func:`time.time`) is what token expiry and part id memory are measured with.
+    ``cors_origins`` lists the browser origins allowed to read answers (None: every
+    origin, as production; e.g. ``["http://localhost:3000"]``). A ``host`` other than
+    loopback needs a ``secret_key`` other than the public default
+    (:class:`ConfigurationError`).
     """
 
     def __init__(
         self,
-        secret_key: str = "tr_dev_local",
+        secret_key: str = DEFAULT_SECRET_KEY,
         db: Union[str, os.PathLike[str]] = ":memory:",
         wire: str = "v2",
         port: int = 0,
@@ -149,7 +190,10 @@ class LocalServer:
         *,
         part_id_ttl: float = DEFAULT_PART_ID_TTL,
         clock: Callable[[], float] = time.time,
+        cors_origins: Optional[Iterable[str]] = None,
     ) -> None:
+        check_exposure(host, secret_key)
+        cors = CorsPolicy(cors_origins)
         if wire not in WIRE_SHAPES:
             raise ValueError(f"wire must be 'v1' or 'v2', not {wire!r}")
         ping_range = _ping_range(ping_interval)
@@ -180,6 +224,7 @@ class LocalServer:
             },
             part_id_ttl=part_id_ttl,
             clock=clock,
+            cors=cors,
         )
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
@@ -404,6 +449,7 @@ def serve(
     *,
     on_ready: Optional[Callable[[LocalServer], None]] = None,
     ping_interval: PingInterval = DEFAULT_PING_INTERVAL,
+    cors_origins: Optional[Iterable[str]] = None,
 ) -> None:
     """Run a :class:`LocalServer` until KeyboardInterrupt (Ctrl-C), then close it.
 
@@ -417,6 +463,7 @@ def serve(
         echo_agent=echo_agent,
         ping_interval=ping_interval,
         host=host,
+        cors_origins=cors_origins,
     ) as server:
         if on_ready is not None:
             on_ready(server)

@@ -497,7 +497,7 @@ def test_ask_prints_the_reply(env: LocalServer, capsys: pytest.CaptureFixture[st
 
 
 def test_serve_prints_its_url_and_the_export_line(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    no_env: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import sessions_client.testing as testing
 
@@ -516,7 +516,40 @@ def test_serve_prints_its_url_and_the_export_line(
     assert first.startswith(f"sessions-client: local Sessions server on {seen[0]} (wire v1")
     assert second == f"  export TRIGGER_API_URL={seen[0]} TRIGGER_SECRET_KEY=tr_dev_local"
     code, out, _ = run(capsys, "serve", "--port", "0", "--db", ":memory:", "--secret-key", SECRET)
-    assert SECRET not in out and "<your --secret-key>" in out
+    assert SECRET not in out and "<your secret key>" in out
+
+
+def test_serve_beyond_loopback_without_a_chosen_key_is_refused(
+    no_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "serve", "--host", "0.0.0.0", "--port", "0", "--db", ":memory:")
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith("sessions-client: error: refusing to listen on 0.0.0.0 (not loopback)")
+    assert "--secret-key" in err and "TRIGGER_SECRET_KEY" in err
+
+
+def test_serve_beyond_loopback_with_a_key_from_the_environment(
+    no_env: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sessions_client.testing as testing
+
+    seen: List[Tuple[str, Any]] = []
+
+    def serve_once(*args: Any, on_ready: Any, host: str, cors_origins: Any, **_: Any) -> None:
+        port, db, wire, secret_key, echo_agent = args
+        with LocalServer(secret_key=secret_key, db=db, port=port, host=host) as srv:
+            seen.append((srv.secret_key, cors_origins))
+            on_ready(srv)
+
+    monkeypatch.setattr(testing, "serve", serve_once)
+    monkeypatch.setenv("TRIGGER_SECRET_KEY", SECRET)
+    argv = ["serve", "--host", "0.0.0.0", "--port", "0", "--db", ":memory:"]
+    code, out, _ = run(capsys, *argv, "--cors-origin", "http://localhost:3000")
+    assert code == 0
+    assert seen == [(SECRET, ["http://localhost:3000"])]
+    assert SECRET not in out
 
 
 def test_serve_on_a_busy_port_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
