@@ -48,6 +48,8 @@ logger = logging.getLogger("sessions_client.testing")
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_MANAGEMENT_BODY_BYTES = 32 * 1024
+DISCARD_BODY_BYTES = 64 * 1024
+"""The largest unread body still read (and dropped) to keep a connection open."""
 
 
 class BodyTooLarge(Exception):
@@ -313,6 +315,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         super().setup()
         self.ctx = self.server.ctx  # type: ignore[attr-defined]
         self._body: Optional[bytes] = None
+        self._first_chunk: Optional[int] = None
         self._aborted = False
         self.answer_started = False
         limits = self.ctx.limits
@@ -458,7 +461,11 @@ class RequestHandler(BaseHTTPRequestHandler):
                 raise BadBody("Invalid chunked body")
 
     def _chunk_size(self) -> int:
-        """The next chunk size: hex digits only (no sign, no ``0x``), on a short line."""
+        """The next chunk size: hex digits only (no sign, no ``0x``), on a short line
+        (the first one may have been read already, before the route)."""
+        if self._first_chunk is not None:
+            size, self._first_chunk = self._first_chunk, None
+            return size
         line = self.rfile.readline(1024)
         digits = line.split(b";", 1)[0].strip()
         if not line.endswith(b"\n") or not _CHUNK_SIZE_RE.fullmatch(digits):
@@ -475,25 +482,40 @@ class RequestHandler(BaseHTTPRequestHandler):
         raise BadBody("Invalid chunked body")
 
     def _refuse_declared_body(self, route: str) -> Optional[Response]:
-        """A 400/413 answer when the declared body is malformed or over the server's cap,
-        given before the route runs (so before authentication); None otherwise."""
-        if self._is_chunked() or "Content-Length" not in self.headers:
-            return None
+        """A 400/413/408 answer when the declared length, or the first chunk size of a
+        chunked body, is malformed or over the server's cap; given before the route runs
+        (so before authentication); None otherwise."""
+        cap = self.ctx.limits.max_body_bytes
         try:
-            self.declared_length(self.ctx.limits.max_body_bytes)
+            if not self._is_chunked():
+                self.declared_length(cap)
+                return None
+            self._reader.deadline = time.monotonic() + self.ctx.limits.read_timeout
+            self._first_chunk = self._chunk_size()
+            if self._first_chunk > cap:
+                raise BodyTooLarge(f"Request body exceeds {cap} bytes")
+            return None
         except BodyTooLarge as exc:
-            self.close_connection = True
-            return json_response(413, _error_body(route, str(exc)))
+            response = json_response(413, _error_body(route, str(exc)))
         except BadBody as exc:
-            self.close_connection = True
-            return json_response(400, _error_body(route, str(exc)))
-        return None
+            response = json_response(400, _error_body(route, str(exc)))
+        except socket.timeout:
+            response = json_response(408, _error_body(route, "Request body not received in time"))
+        finally:
+            self._reader.deadline = None
+        self.close_connection = True
+        return response
 
     def _discard_unread_body(self) -> None:
+        """Read a small body the route left unread, so the connection can serve the next
+        request; a larger (or chunked) one is not read: the connection closes instead."""
         if self._body is not None or self._aborted:
             return
+        if self._is_chunked():
+            self.close_connection = True
+            return
         try:
-            self.read_body(MAX_BODY_BYTES)
+            self.read_body(DISCARD_BODY_BYTES)
         except (BodyTooLarge, BadBody, BodyTimedOut):
             self.close_connection = True
 
@@ -550,6 +572,7 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         self._body = None
+        self._first_chunk = None
         self.answer_started = False
         segments = _segments(self.path)
         route = route_of(segments)
