@@ -16,7 +16,14 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 import requests
 
 from .errors import APIError, ConfigurationError, ProtocolError, SessionClosedError
-from .http import DEFAULT_TIMEOUT, RetryPolicy, TimeoutType, Transport, quote_segment
+from .http import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_TIMEOUT,
+    RetryPolicy,
+    TimeoutType,
+    Transport,
+    quote_segment,
+)
 from .session import Session
 
 logger = logging.getLogger("sessions_client.client")
@@ -63,6 +70,7 @@ def _without_409(policy: RetryPolicy) -> RetryPolicy:
         jitter=policy.jitter,
         total_timeout=policy.total_timeout,
         extra_statuses=policy.extra_statuses - {409},
+        max_server_delay=policy.max_server_delay,
     )
 
 
@@ -178,6 +186,10 @@ class Client:
       ``create_session`` never retries a 409 unless the server sends
       ``x-should-retry: true``: on create it means the externalId's session is
       closed, a permanent answer, raised at once as :class:`SessionClosedError`.
+    - Every management call takes ``timeout=``: the seconds the whole call may take,
+      retries and waits included (default: ``retry.total_timeout``, 60 s); past it
+      :class:`~sessions_client.errors.DeadlineExceededError`. Answers are read at most
+      32 MiB (``max_response_bytes``); writes never follow redirects.
 
     Bad arguments raise :class:`ConfigurationError` before any request; server errors
     raise the typed errors of :mod:`sessions_client.errors`. The token never appears in
@@ -195,6 +207,7 @@ class Client:
         timeout: TimeoutType = DEFAULT_TIMEOUT,
         retry: Optional[RetryPolicy] = None,
         pool_maxsize: int = 10,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.retry = retry if retry is not None else DEFAULT_MANAGEMENT_RETRY
         if not isinstance(self.retry, RetryPolicy):
@@ -209,6 +222,7 @@ class Client:
             http_session=http_session,
             pool_maxsize=pool_maxsize,
             retry=self.retry,
+            max_response_bytes=max_response_bytes,
         )
 
     @property
@@ -241,6 +255,7 @@ class Client:
         json_body: Any = None,
         params: Optional[Mapping[str, str]] = None,
         retry: Optional[RetryPolicy] = None,
+        timeout: Optional[float] = None,
     ) -> requests.Response:
         headers = None
         if method != "GET":
@@ -253,6 +268,7 @@ class Client:
             params=params,
             headers=headers,
             retry=retry if retry is not None else self.retry,
+            deadline=timeout,
         )
         logger.debug("%s %s → %d", method, what, response.status_code)
         return response
@@ -273,6 +289,7 @@ class Client:
         tags: Optional[Sequence[str]] = None,
         metadata: Optional[Mapping[str, Any]] = None,
         expires_at: Union[datetime, str, int, None] = None,
+        timeout: Optional[float] = None,
     ) -> Dict[str, Any]:
         """Create a session and trigger its first run, or return the live one that
         already has ``external_id`` (``POST /api/v1/sessions``).
@@ -300,7 +317,12 @@ class Client:
         if expires_at is not None:
             body["expiresAt"] = _iso8601(expires_at)
         response = self._send(
-            "POST", "/api/v1/sessions", "create", json_body=body, retry=self._create_retry
+            "POST",
+            "/api/v1/sessions",
+            "create",
+            json_body=body,
+            retry=self._create_retry,
+            timeout=timeout,
         )
         answer = _json_object(response, "create session")
         if response.status_code == 201:
@@ -309,10 +331,10 @@ class Client:
             answer["isCached"] = bool(answer.get("isCached", True))
         return answer
 
-    def get_session(self, session_id: str) -> Dict[str, Any]:
+    def get_session(self, session_id: str, *, timeout: Optional[float] = None) -> Dict[str, Any]:
         """The session object of ``session_id`` (friendly id or external id);
         unknown → :class:`NotFoundError`."""
-        response = self._send("GET", self._path(session_id), "retrieve")
+        response = self._send("GET", self._path(session_id), "retrieve", timeout=timeout)
         return _json_object(response, "retrieve session")
 
     def update_session(
@@ -322,6 +344,7 @@ class Client:
         tags: Optional[Sequence[str]] = None,
         metadata: Optional[Mapping[str, Any]] = None,
         external_id: Union[str, None, _Unset] = UNSET,
+        timeout: Optional[float] = None,
     ) -> Dict[str, Any]:
         """Change a session's ``tags`` (replaced), ``metadata`` (replaced) and/or
         ``external_id`` (``None`` clears it); only the arguments given are sent. Needs a
@@ -336,14 +359,18 @@ class Client:
         if not isinstance(external_id, _Unset):
             body["externalId"] = None if external_id is None else _check_external_id(external_id)
         try:
-            response = self._send("PATCH", self._path(session_id), "update", json_body=body)
+            response = self._send(
+                "PATCH", self._path(session_id), "update", json_body=body, timeout=timeout
+            )
         except SessionClosedError as exc:
             if exc.status != 409:
                 raise
             raise APIError(exc.message, status=409) from None
         return _json_object(response, "update session")
 
-    def close_session(self, session_id: str, *, reason: Optional[str] = None) -> Dict[str, Any]:
+    def close_session(
+        self, session_id: str, *, reason: Optional[str] = None, timeout: Optional[float] = None
+    ) -> Dict[str, Any]:
         """Close a session (idempotent; needs a secret key) and return its object.
 
         ``reason`` (≤256 chars) is stored as ``closedReason``.
@@ -351,7 +378,8 @@ class Client:
         body: Dict[str, Any] = {}
         if reason is not None:
             body["reason"] = _check_str(reason, "reason", 256)
-        response = self._send("POST", self._path(session_id) + "/close", "close", json_body=body)
+        path = self._path(session_id) + "/close"
+        response = self._send("POST", path, "close", json_body=body, timeout=timeout)
         return _json_object(response, "close session")
 
     def list_sessions(
@@ -366,6 +394,7 @@ class Client:
         created_from: Optional[DateLike] = None,
         created_to: Optional[DateLike] = None,
         page_size: int = 20,
+        timeout: Optional[float] = None,
     ) -> Iterator[Dict[str, Any]]:
         """Iterate over every matching session (newest first), across all pages.
 
@@ -374,7 +403,8 @@ class Client:
         is exact; ``period`` is like ``"30m"``, ``"2h"``, ``"7d"``; ``created_from`` /
         ``created_to`` are datetimes (naive = UTC) or Unix ms, inclusive;
         ``page_size`` (1-100) is the number fetched per request. Arguments are
-        checked at once; pages are fetched lazily, following ``pagination.next``.
+        checked at once; pages are fetched lazily, following ``pagination.next``;
+        ``timeout`` bounds the fetch of each page.
         """
         params: Dict[str, str] = {}
         if isinstance(page_size, bool) or not isinstance(page_size, int):
@@ -398,15 +428,17 @@ class Client:
             params["filter[createdAt][from]"] = str(_unix_ms(created_from, "created_from"))
         if created_to is not None:
             params["filter[createdAt][to]"] = str(_unix_ms(created_to, "created_to"))
-        return self._iter_pages(params)
+        return self._iter_pages(params, timeout)
 
-    def _iter_pages(self, params: Dict[str, str]) -> Iterator[Dict[str, Any]]:
+    def _iter_pages(
+        self, params: Dict[str, str], timeout: Optional[float] = None
+    ) -> Iterator[Dict[str, Any]]:
         after: Optional[str] = None
         for _ in range(_MAX_PAGES):
             query = dict(params)
             if after is not None:
                 query["page[after]"] = after
-            response = self._send("GET", "/api/v1/sessions", "list", params=query)
+            response = self._send("GET", "/api/v1/sessions", "list", params=query, timeout=timeout)
             answer = _json_object(response, "list sessions")
             data = answer.get("data")
             if not isinstance(data, list):
@@ -441,6 +473,7 @@ class Client:
             http_session=self.transport.http_session,
             verify=self.transport.verify,
             timeout=self.transport.timeout,
+            max_response_bytes=self.transport.max_response_bytes,
         )
 
     # -- lifecycle -------------------------------------------------------------------
