@@ -159,7 +159,7 @@ def _csv(value: Any, name: str, allowed: Optional[Sequence[str]] = None) -> str:
 def _json_object(response: requests.Response, what: str) -> Dict[str, Any]:
     try:
         answer = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
         raise ProtocolError(f"the {what} answer is not JSON", status=response.status_code) from None
     if not isinstance(answer, dict):
         raise ProtocolError(f"the {what} answer is not a JSON object", status=response.status_code)

@@ -237,7 +237,7 @@ def _message_from_body(body: bytes, fallback: str) -> str:
         return fallback
     try:
         parsed = jsonlib.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
         parsed = None
     if isinstance(parsed, dict):
         for key in ("error", "message", "detail"):
@@ -361,6 +361,30 @@ def _decoder(encoding: Optional[str]) -> Any:
     raise ProtocolError(f"unsupported Content-Encoding {name!r} in an answer")
 
 
+def _read_pieces(raw: Any, decoder: Any, limit: int) -> Tuple[List[bytes], bool]:
+    """The body's pieces, decompressed by ``decoder`` (None: identity), and whether it
+    went past ``limit`` bytes on the wire or decompressed (reading stops there; no
+    decompression step makes more than :data:`_READ_CHUNK` bytes at once)."""
+    pieces: List[bytes] = []
+    wire = size = 0
+    while wire <= limit and size <= limit:
+        data = raw.read(_READ_CHUNK, decode_content=False)
+        if not data:
+            if decoder is not None:
+                pieces.append(decoder.flush())
+                size += len(pieces[-1])
+            break
+        wire += len(data)
+        if decoder is None:
+            pieces.append(data)
+            size += len(data)
+        while decoder is not None and data and size <= limit:
+            pieces.append(decoder.decompress(data, _READ_CHUNK))
+            size += len(pieces[-1])
+            data = decoder.unconsumed_tail
+    return pieces, wire > limit or size > limit
+
+
 def read_body(response: requests.Response, limit: int, *, truncate: bool = False) -> bytes:
     """Read the body of a ``stream=True`` answer, decompressed, reading and keeping at
     most ``limit`` bytes both on the wire and decompressed (a gzip bomb stops at the
@@ -382,31 +406,14 @@ def read_body(response: requests.Response, limit: int, *, truncate: bool = False
             )
         return body[:limit]
     decoder = _decoder(response.headers.get("Content-Encoding"))
-    chunks: List[bytes] = []
-    wire = size = 0
     try:
-        while wire <= limit and size <= limit:
-            data = raw.read(_READ_CHUNK, decode_content=False)
-            if not data:
-                if decoder is not None:
-                    data = decoder.flush()
-                    size += len(data)
-                    chunks.append(data)
-                break
-            wire += len(data)
-            if decoder is not None:
-                data = decoder.decompress(data, limit - size + 1)
-            size += len(data)
-            chunks.append(data)
+        chunks, over = _read_pieces(raw, decoder, limit)
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         response.close()
         raise _BodyBroken(f"{type(exc).__name__}: {exc}") from exc
     except zlib.error as exc:
         response.close()
         raise ProtocolError(f"a compressed answer could not be decompressed: {exc}") from None
-    over = wire > limit or size > limit
-    body = b"".join(chunks)
-    del chunks
     if over:
         response.close()
         if not truncate:
@@ -414,9 +421,11 @@ def read_body(response: requests.Response, limit: int, *, truncate: bool = False
                 f"the answer is larger than {limit} bytes (max_response_bytes)",
                 status=response.status_code,
             )
-        body = body[:limit]
+        body = b"".join(chunks)[:limit]
     else:
         raw.release_conn()
+        body = b"".join(chunks)
+    del chunks
     response.raw = _ReadBody(body)
     return body
 

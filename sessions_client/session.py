@@ -712,7 +712,7 @@ def _preview(body: bytes) -> str:
 def _json_body(response: requests.Response, what: str) -> Any:
     try:
         return json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
         content_type = response.headers.get("Content-Type", "")
         raise ProtocolError(
             f"the {what} answer is not JSON (Content-Type {content_type!r}): "
