@@ -61,13 +61,31 @@ def _session(url: str, **options: object) -> Session:
     return Session("s", token=SECRET, api_url=url, **options)  # type: ignore[arg-type]
 
 
+def _append(url: str) -> object:
+    with _session(url) as session:
+        return session.append_in({"x": 1}, timeout=DEADLINE)
+
+
+def _drain(url: str) -> object:
+    with _session(url) as session:
+        return session.drain_out(timeout=DEADLINE)
+
+
+def _get_session(url: str) -> object:
+    with Client(token=SECRET, api_url=url) as client:
+        return client.get_session("s", timeout=DEADLINE)
+
+
+def _close_session(url: str) -> object:
+    with Client(token=SECRET, api_url=url) as client:
+        return client.close_session("s", timeout=DEADLINE)
+
+
 CALLS: Dict[str, Callable[[str], object]] = {
-    "append": lambda url: _session(url).append_in({"x": 1}, timeout=DEADLINE),
-    "drain": lambda url: _session(url).drain_out(timeout=DEADLINE),
-    "get_session": lambda url: Client(token=SECRET, api_url=url).get_session("s", timeout=DEADLINE),
-    "close_session": lambda url: Client(token=SECRET, api_url=url).close_session(
-        "s", timeout=DEADLINE
-    ),
+    "append": _append,
+    "drain": _drain,
+    "get_session": _get_session,
+    "close_session": _close_session,
 }
 
 
