@@ -21,7 +21,14 @@ import requests
 
 from .config import is_secret_key
 from .errors import ConfigurationError, ProtocolError
-from .http import DEFAULT_TIMEOUT, RetryPolicy, TimeoutType, Transport, quote_segment
+from .http import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_TIMEOUT,
+    RetryPolicy,
+    TimeoutType,
+    Transport,
+    quote_segment,
+)
 from .session import Session
 from .tokens import flatten_scopes, public_token_claims, sign_jwt
 
@@ -61,6 +68,7 @@ def _without_409(policy: RetryPolicy) -> RetryPolicy:
         jitter=policy.jitter,
         total_timeout=policy.total_timeout,
         extra_statuses=policy.extra_statuses - {409},
+        max_server_delay=policy.max_server_delay,
     )
 
 
@@ -154,7 +162,7 @@ def _newest_first(session: Dict[str, Any]) -> str:
 def _json_object(response: requests.Response, what: str) -> Dict[str, Any]:
     try:
         answer = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
         raise ProtocolError(f"the {what} answer is not JSON", status=response.status_code) from None
     if not isinstance(answer, dict):
         raise ProtocolError(f"the {what} answer is not a JSON object", status=response.status_code)
@@ -182,6 +190,10 @@ class Client:
       ``create_session`` never retries a 409 unless the server sends
       ``x-should-retry: true``: on create it means the externalId's session is
       closed, a permanent answer, raised at once as :class:`SessionClosedError`.
+    - Every management call takes ``timeout=``: the seconds the whole call may take,
+      retries and waits included (default: ``retry.total_timeout``, 60 s); past it
+      :class:`~sessions_client.errors.DeadlineExceededError`. Answers are read at most
+      32 MiB (``max_response_bytes``); writes never follow redirects.
 
     Bad arguments raise :class:`ConfigurationError` before any request; server errors
     raise the typed errors of :mod:`sessions_client.errors`. The token never appears in
@@ -199,6 +211,7 @@ class Client:
         timeout: TimeoutType = DEFAULT_TIMEOUT,
         retry: Optional[RetryPolicy] = None,
         pool_maxsize: int = 10,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.retry = retry if retry is not None else DEFAULT_MANAGEMENT_RETRY
         if not isinstance(self.retry, RetryPolicy):
@@ -213,6 +226,7 @@ class Client:
             http_session=http_session,
             pool_maxsize=pool_maxsize,
             retry=self.retry,
+            max_response_bytes=max_response_bytes,
         )
 
     @property
@@ -245,6 +259,7 @@ class Client:
         json_body: Any = None,
         params: Optional[Mapping[str, str]] = None,
         retry: Optional[RetryPolicy] = None,
+        timeout: Optional[float] = None,
     ) -> requests.Response:
         headers = None
         if method != "GET":
@@ -257,6 +272,7 @@ class Client:
             params=params,
             headers=headers,
             retry=retry if retry is not None else self.retry,
+            deadline=timeout,
         )
         logger.debug("%s %s → %d", method, what, response.status_code)
         return response
@@ -277,6 +293,7 @@ class Client:
         tags: Optional[Sequence[str]] = None,
         metadata: Optional[Mapping[str, Any]] = None,
         expires_at: Union[datetime, str, int, None] = None,
+        timeout: Optional[float] = None,
     ) -> Dict[str, Any]:
         """Create a session and trigger its first run, or return the live one that
         already has ``external_id`` (``POST /api/v1/sessions``).
@@ -304,7 +321,12 @@ class Client:
         if expires_at is not None:
             body["expiresAt"] = _iso8601(expires_at)
         response = self._send(
-            "POST", "/api/v1/sessions", "create", json_body=body, retry=self._create_retry
+            "POST",
+            "/api/v1/sessions",
+            "create",
+            json_body=body,
+            retry=self._create_retry,
+            timeout=timeout,
         )
         answer = _json_object(response, "create session")
         if response.status_code == 201:
@@ -313,10 +335,10 @@ class Client:
             answer["isCached"] = bool(answer.get("isCached", True))
         return answer
 
-    def get_session(self, session_id: str) -> Dict[str, Any]:
+    def get_session(self, session_id: str, *, timeout: Optional[float] = None) -> Dict[str, Any]:
         """The session object of ``session_id`` (friendly id or external id);
         unknown → :class:`NotFoundError`."""
-        response = self._send("GET", self._path(session_id), "retrieve")
+        response = self._send("GET", self._path(session_id), "retrieve", timeout=timeout)
         return _json_object(response, "retrieve session")
 
     def update_session(
@@ -325,6 +347,7 @@ class Client:
         *,
         tags: Optional[Sequence[str]] = None,
         metadata: Optional[Mapping[str, Any]] = None,
+        timeout: Optional[float] = None,
     ) -> Dict[str, Any]:
         """Change a session's ``tags`` (replaced) and/or ``metadata`` (replaced); only
         the arguments given are sent. Needs a secret key or a token with the ``admin``
@@ -337,10 +360,14 @@ class Client:
             body["tags"] = _check_tags(tags)
         if metadata is not None:
             body["metadata"] = _check_mapping(metadata, "metadata")
-        response = self._send("PATCH", self._path(session_id), "update", json_body=body)
+        response = self._send(
+            "PATCH", self._path(session_id), "update", json_body=body, timeout=timeout
+        )
         return _json_object(response, "update session")
 
-    def close_session(self, session_id: str, *, reason: Optional[str] = None) -> Dict[str, Any]:
+    def close_session(
+        self, session_id: str, *, reason: Optional[str] = None, timeout: Optional[float] = None
+    ) -> Dict[str, Any]:
         """Close a session (idempotent; needs a secret key) and return its object.
 
         ``reason`` (≤256 chars) is stored as ``closedReason``.
@@ -348,7 +375,8 @@ class Client:
         body: Dict[str, Any] = {}
         if reason is not None:
             body["reason"] = _check_str(reason, "reason", 256)
-        response = self._send("POST", self._path(session_id) + "/close", "close", json_body=body)
+        path = self._path(session_id) + "/close"
+        response = self._send("POST", path, "close", json_body=body, timeout=timeout)
         return _json_object(response, "close session")
 
     def list_sessions(
@@ -363,6 +391,7 @@ class Client:
         created_from: Optional[DateLike] = None,
         created_to: Optional[DateLike] = None,
         page_size: int = 20,
+        timeout: Optional[float] = None,
     ) -> Iterator[Dict[str, Any]]:
         """Iterate over every matching session (newest first), across all pages.
 
@@ -376,7 +405,8 @@ class Client:
         make one listing per combination of values, merged newest first without
         duplicates (at most :data:`MAX_LISTINGS` listings, else
         :class:`ConfigurationError`). Arguments are checked at once; pages are
-        fetched lazily, following ``pagination.next``.
+        fetched lazily, following ``pagination.next``; ``timeout`` bounds the
+        fetch of each page.
         """
         params: Dict[str, str] = {}
         if isinstance(page_size, bool) or not isinstance(page_size, int):
@@ -408,7 +438,9 @@ class Client:
                 f"these filters need {len(combos)} listings (one per combination of values);"
                 f" at most {MAX_LISTINGS} are made: pass fewer values"
             )
-        listings = [self._iter_pages({**params, **dict(zip(names, combo))}) for combo in combos]
+        listings = [
+            self._iter_pages({**params, **dict(zip(names, combo))}, timeout) for combo in combos
+        ]
         return listings[0] if len(listings) == 1 else self._merged(listings)
 
     @staticmethod
@@ -420,13 +452,15 @@ class Client:
                 seen.add(item.get("id"))
                 yield item
 
-    def _iter_pages(self, params: Dict[str, str]) -> Iterator[Dict[str, Any]]:
+    def _iter_pages(
+        self, params: Dict[str, str], timeout: Optional[float] = None
+    ) -> Iterator[Dict[str, Any]]:
         after: Optional[str] = None
         for _ in range(_MAX_PAGES):
             query = dict(params)
             if after is not None:
                 query["page[after]"] = after
-            response = self._send("GET", "/api/v1/sessions", "list", params=query)
+            response = self._send("GET", "/api/v1/sessions", "list", params=query, timeout=timeout)
             answer = _json_object(response, "list sessions")
             data = answer.get("data")
             if not isinstance(data, list):
@@ -490,6 +524,7 @@ class Client:
             http_session=self.transport.http_session,
             verify=self.transport.verify,
             timeout=self.transport.timeout,
+            max_response_bytes=self.transport.max_response_bytes,
         )
 
     # -- lifecycle -------------------------------------------------------------------

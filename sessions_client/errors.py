@@ -78,12 +78,33 @@ class ServerError(APIError):
     """5xx (or 408) after the retry budget is spent, or 501: no sessions backend."""
 
 
+class RedirectError(APIError):
+    """A 3xx answer to a call that never follows redirects (appends and other writes,
+    which a redirect would turn into a ``GET`` without their body); ``location`` is
+    the ``Location`` header (None when absent)."""
+
+    def __init__(
+        self, message: str, *, status: Optional[int] = None, location: Optional[str] = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.location = location
+
+
 class NetworkError(SessionsError):
     """The server could not be reached, or the connection broke or stalled."""
 
 
+class DeadlineExceededError(NetworkError, TimeoutError):
+    """A call (append, drain, management call) did not complete within its ``timeout``:
+    connecting, waiting for the answer, reading it and retrying all count."""
+
+
 class ProtocolError(SessionsError):
     """The server sent something that does not follow the wire protocol."""
+
+
+class ResponseTooLargeError(ProtocolError):
+    """An answer was larger than the client's cap (before or after decompression)."""
 
 
 class TurnTimeoutError(SessionsError, TimeoutError):
@@ -106,8 +127,11 @@ __all__ = [
     "RecordTooLargeError",
     "RateLimitedError",
     "ServerError",
+    "RedirectError",
     "NetworkError",
+    "DeadlineExceededError",
     "ProtocolError",
+    "ResponseTooLargeError",
     "TurnTimeoutError",
     "ReaderTimeoutError",
 ]

@@ -7,10 +7,18 @@ redirect to another host), the user agent, the preview-branch header, timeouts,
 TLS verification, retries with capped jittered exponential backoff
 (:class:`RetryPolicy`) and the mapping of error statuses to the typed errors of
 :mod:`sessions_client.errors`.
+
+Every non-streaming call is bounded: one deadline covers connecting, the answer's
+headers and body, each retry and each wait (:mod:`sessions_client.deadline` cuts a
+connection that outlives it), the answer is read at most ``max_response_bytes``
+before and after decompression (error answers at most :data:`MAX_ERROR_BODY`), a
+server's ``Retry-After`` is obeyed up to :attr:`RetryPolicy.max_server_delay`, and
+only ``GET``/``HEAD`` follow redirects.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import ipaddress
 import json as jsonlib
@@ -20,13 +28,16 @@ import random
 import re
 import threading
 import time
+import zlib
 from typing import (
     Any,
     Callable,
     Collection,
     Dict,
     FrozenSet,
+    List,
     Mapping,
+    NamedTuple,
     Optional,
     Tuple,
     Union,
@@ -35,20 +46,25 @@ from urllib.parse import quote, urlsplit
 
 import requests
 import requests.auth
-from requests.adapters import HTTPAdapter
+import urllib3.exceptions
 
 from ._version import __version__
 from .config import is_secret_key, resolve_api_url, resolve_branch, resolve_token
+from .deadline import CallGuard, DeadlineAdapter
 from .errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
     ConfigurationError,
+    DeadlineExceededError,
     NetworkError,
     NotFoundError,
     PermissionDeniedError,
+    ProtocolError,
     RateLimitedError,
     RecordTooLargeError,
+    RedirectError,
+    ResponseTooLargeError,
     ServerError,
     SessionClosedError,
     SessionsError,
@@ -60,6 +76,12 @@ TimeoutType = Union[float, Tuple[float, Optional[float]]]
 DEFAULT_TIMEOUT: Tuple[float, float] = (10.0, 30.0)
 USER_AGENT = f"sessions-client/{__version__} python-requests/{requests.__version__}"
 MAX_ERROR_BODY = 64 * 1024
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+"""The largest answer body a non-streaming call reads, before and after decompression."""
+MAX_SERVER_DELAY = 60.0
+"""The longest ``Retry-After`` / ``x-ratelimit-reset`` wait obeyed by default (seconds)."""
+_READ_CHUNK = 64 * 1024
+_ACCEPT_ENCODING = "gzip, deflate"
 _MAX_MESSAGE_CHARS = 500
 
 _NEVER_RETRY = frozenset({501})
@@ -76,12 +98,14 @@ class RetryPolicy:
     ``x-should-retry: true|false`` overrides that choice. The delay before retry
     ``n`` (1-based) is ``min(max_delay, initial_delay * 2 ** (n - 1))`` reduced by a
     random fraction of up to ``jitter``; a ``Retry-After`` header (seconds or an
-    HTTP date) or ``x-ratelimit-reset`` (Unix ms) replaces it. At most
-    ``max_attempts`` attempts are made, and no retry starts once it would end
-    later than ``total_timeout`` seconds after the first attempt.
+    HTTP date) or ``x-ratelimit-reset`` (Unix ms) replaces it, up to
+    ``max_server_delay`` seconds: a longer wait raises :class:`RateLimitedError` at
+    once, its ``retry_after`` the server's value. At most ``max_attempts`` attempts
+    are made (each wait is one retry), and ``total_timeout`` is the default deadline
+    of a call: connecting, answers, retries and waits all end within it.
 
-    The defaults (5 attempts, 0.2 s doubling to 5 s, 50 % jitter, 60 s in total)
-    are the ones used for appends.
+    The defaults (5 attempts, 0.2 s doubling to 5 s, 50 % jitter, 60 s in total,
+    server waits up to 60 s) are the ones used for appends.
     """
 
     __slots__ = (
@@ -91,6 +115,7 @@ class RetryPolicy:
         "jitter",
         "total_timeout",
         "extra_statuses",
+        "max_server_delay",
     )
 
     def __init__(
@@ -101,12 +126,13 @@ class RetryPolicy:
         jitter: float = 0.5,
         total_timeout: float = 60.0,
         extra_statuses: Collection[int] = (),
+        max_server_delay: float = MAX_SERVER_DELAY,
     ) -> None:
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
             raise TypeError("max_attempts must be an int")
         if max_attempts < 1:
             raise ConfigurationError("max_attempts must be at least 1")
-        if initial_delay < 0 or max_delay < 0 or total_timeout < 0:
+        if min(initial_delay, max_delay, total_timeout, max_server_delay) < 0:
             raise ConfigurationError("retry delays and total_timeout must not be negative")
         if not 0.0 <= jitter <= 1.0:
             raise ConfigurationError("jitter must be between 0 and 1")
@@ -116,12 +142,13 @@ class RetryPolicy:
         self.jitter = float(jitter)
         self.total_timeout = float(total_timeout)
         self.extra_statuses: FrozenSet[int] = frozenset(extra_statuses)
+        self.max_server_delay = float(max_server_delay)
 
     def __repr__(self) -> str:
         return (
             f"RetryPolicy(max_attempts={self.max_attempts}, initial_delay={self.initial_delay}, "
             f"max_delay={self.max_delay}, jitter={self.jitter}, "
-            f"total_timeout={self.total_timeout})"
+            f"total_timeout={self.total_timeout}, max_server_delay={self.max_server_delay})"
         )
 
     def backoff(self, retry_number: int, rng: Callable[[], float] = random.random) -> float:
@@ -210,7 +237,7 @@ def _message_from_body(body: bytes, fallback: str) -> str:
         return fallback
     try:
         parsed = jsonlib.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
         parsed = None
     if isinstance(parsed, dict):
         for key in ("error", "message", "detail"):
@@ -299,6 +326,142 @@ def _network_error(method: str, path: str, exc: BaseException) -> NetworkError:
     return NetworkError(_redact(f"{method} {path} failed: {type(exc).__name__}: {exc}"))
 
 
+class _ReadBody:
+    """An answer body already read, standing in for ``response.raw`` so that
+    ``response.content`` and ``response.json()`` work as usual (handed over whole,
+    so ``requests`` makes no copy of it)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self._unread = True
+
+    def read(self, *args: Any, **kwargs: Any) -> bytes:
+        if self._unread:
+            self._unread = False
+            return self.body
+        return b""
+
+    def close(self) -> None:
+        self._unread = False
+
+
+class _BodyBroken(Exception):
+    """The connection failed while an answer body was read."""
+
+
+def _decoder(encoding: Optional[str]) -> Any:
+    """A zlib decompressor for a ``Content-Encoding``, None for identity."""
+    name = (encoding or "").strip().lower()
+    if name in ("", "identity"):
+        return None
+    if name in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if name == "deflate":
+        return zlib.decompressobj(32 + zlib.MAX_WBITS)
+    raise ProtocolError(f"unsupported Content-Encoding {name!r} in an answer")
+
+
+def _read_pieces(raw: Any, decoder: Any, limit: int) -> Tuple[List[bytes], bool]:
+    """The body's pieces, decompressed by ``decoder`` (None: identity), and whether it
+    went past ``limit`` bytes on the wire or decompressed (reading stops there; no
+    decompression step makes more than :data:`_READ_CHUNK` bytes at once)."""
+    pieces: List[bytes] = []
+    wire = size = 0
+    while wire <= limit and size <= limit:
+        data = raw.read(_READ_CHUNK, decode_content=False)
+        if not data:
+            if decoder is not None:
+                pieces.append(decoder.flush())
+                size += len(pieces[-1])
+            break
+        wire += len(data)
+        if decoder is None:
+            pieces.append(data)
+            size += len(data)
+        while decoder is not None and data and size <= limit:
+            pieces.append(decoder.decompress(data, _READ_CHUNK))
+            size += len(pieces[-1])
+            data = decoder.unconsumed_tail
+    return pieces, wire > limit or size > limit
+
+
+def read_body(response: requests.Response, limit: int, *, truncate: bool = False) -> bytes:
+    """Read the body of a ``stream=True`` answer, decompressed, reading and keeping at
+    most ``limit`` bytes both on the wire and decompressed (a gzip bomb stops at the
+    cap); afterwards ``response.content`` is that body.
+
+    Past the cap the connection is closed and, with ``truncate``, the first ``limit``
+    bytes are returned, else :class:`ResponseTooLargeError` is raised. A broken
+    connection raises ``_BodyBroken``, a corrupt compressed body :class:`ProtocolError`.
+    """
+    raw = response.raw
+    if isinstance(raw, _ReadBody):
+        return raw.body
+    if raw is None:  # an adapter that answered with the body already read
+        body = response.content or b""
+        if len(body) > limit and not truncate:
+            raise ResponseTooLargeError(
+                f"the answer is larger than {limit} bytes (max_response_bytes)",
+                status=response.status_code,
+            )
+        return body[:limit]
+    decoder = _decoder(response.headers.get("Content-Encoding"))
+    try:
+        chunks, over = _read_pieces(raw, decoder, limit)
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        response.close()
+        raise _BodyBroken(f"{type(exc).__name__}: {exc}") from exc
+    except zlib.error as exc:
+        response.close()
+        raise ProtocolError(f"a compressed answer could not be decompressed: {exc}") from None
+    if over:
+        response.close()
+        if not truncate:
+            raise ResponseTooLargeError(
+                f"the answer is larger than {limit} bytes (max_response_bytes)",
+                status=response.status_code,
+            )
+        body = b"".join(chunks)[:limit]
+    else:
+        raw.release_conn()
+        body = b"".join(chunks)
+    del chunks
+    response.raw = _ReadBody(body)
+    return body
+
+
+def _bound_redirect_body(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    """A ``requests`` response hook: a redirect's body is read bounded (``requests``
+    would read it whole before following the redirect)."""
+    if response.is_redirect:
+        read_body(response, MAX_ERROR_BODY, truncate=True)
+
+
+def _attempt_timeout(timeout: TimeoutType, left: float) -> Tuple[float, float]:
+    """The ``(connect, read)`` timeouts of one attempt, none longer than ``left``."""
+    connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+    return min(connect, left), left if read is None else min(read, left)
+
+
+class _Failure(NamedTuple):
+    """A failed attempt: the error it raises unless retried."""
+
+    error: SessionsError
+    cause: Optional[BaseException]
+    retryable: bool
+    server_delay: Optional[float]
+
+
+def _wait_refused(failure: _Failure, policy: RetryPolicy) -> RateLimitedError:
+    delay = failure.server_delay or 0.0
+    return RateLimitedError(
+        f"{failure.error.message}; the server asks to wait {delay:.0f} s before a retry, "
+        f"more than max_server_delay ({policy.max_server_delay:g} s)",
+        status=failure.error.status,
+        retry_after=delay,
+    )
+
+
 _PERMANENT_REQUEST_ERRORS = (
     requests.exceptions.InvalidURL,
     requests.exceptions.InvalidSchema,
@@ -336,12 +499,14 @@ class Transport:
     ``branch`` adds ``x-trigger-branch``; ``timeout`` is ``(connect, read)`` seconds
     (or one number for both); ``verify`` is ``True`` (default), ``False`` or the
     path of a CA bundle. Give ``http_session`` to share a connection pool: the
-    transport then leaves its adapters alone and never closes it. Otherwise the
-    transport makes its own session whose pool holds at most ``pool_maxsize``
-    connections (callers beyond that wait for a free connection), and reads the proxy
-    and CA-bundle environment variables once, when it is made. ``retry`` is the
-    default :class:`RetryPolicy` of :meth:`request`; ``sleep`` is injectable for
-    tests.
+    transport then leaves its adapters alone and never closes it (and a deadline
+    cannot cut a server that trickles bytes: see :mod:`sessions_client.deadline`).
+    Otherwise the transport makes its own session whose pool holds at most
+    ``pool_maxsize`` connections (callers beyond that wait for a free connection), and
+    reads the proxy and CA-bundle environment variables once, when it is made.
+    ``retry`` is the default :class:`RetryPolicy` of :meth:`request`;
+    ``max_response_bytes`` (32 MiB) caps the answer bodies of :meth:`request`;
+    ``sleep`` is injectable for tests.
     """
 
     def __init__(
@@ -357,6 +522,7 @@ class Transport:
         retry: Optional[RetryPolicy] = None,
         user_agent: str = USER_AGENT,
         sleep: Callable[[float], None] = time.sleep,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         parts = urlsplit(api_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -370,6 +536,11 @@ class Transport:
             raise TypeError("pool_maxsize must be an int")
         if pool_maxsize < 1:
             raise ConfigurationError("pool_maxsize must be at least 1")
+        if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int):
+            raise TypeError("max_response_bytes must be an int")
+        if max_response_bytes < 1:
+            raise ConfigurationError("max_response_bytes must be at least 1")
+        self.max_response_bytes = max_response_bytes
         self.api_url = api_url.rstrip("/")
         self.branch = branch
         self.timeout = timeout
@@ -386,7 +557,7 @@ class Transport:
         self._owns_session = http_session is None
         if http_session is None:
             http_session = requests.Session()
-            adapter = HTTPAdapter(
+            adapter = DeadlineAdapter(
                 pool_connections=4, pool_maxsize=pool_maxsize, pool_block=True, max_retries=0
             )
             http_session.mount("http://", adapter)
@@ -490,62 +661,141 @@ class Transport:
         params: Optional[Mapping[str, Any]] = None,
         retry: Optional[RetryPolicy] = None,
         timeout: Optional[TimeoutType] = None,
+        deadline: Optional[float] = None,
     ) -> requests.Response:
         """Send a request, retrying per ``retry`` (default: the transport's policy).
 
-        Every attempt sends the same body and headers (so an ``X-Part-Id`` is
-        reused). Returns the 2xx response with its body read; raises the typed
-        error of the last answer (:func:`error_from_response`) or
+        ``deadline`` is the seconds the whole call may take: connecting, the answer's
+        headers and body, every retry and every wait (default: the policy's
+        ``total_timeout``); past it :class:`DeadlineExceededError`. ``timeout``
+        replaces the transport's ``(connect, read)`` socket timeouts, which bound each
+        wait for bytes within the deadline. Every attempt sends the same body and
+        headers (so an ``X-Part-Id`` is reused). Returns the 2xx response with its body
+        read (at most ``max_response_bytes``, else :class:`ResponseTooLargeError`);
+        raises the typed error of the last answer (:func:`error_from_response`),
+        :class:`RedirectError` for a 3xx to anything but ``GET``/``HEAD``, or
         :class:`NetworkError` once retries are exhausted.
         """
         self._check_open()
         policy = retry if retry is not None else self.retry
+        budget = policy.total_timeout if deadline is None else float(deadline)
+        if not budget > 0:
+            raise ConfigurationError("a call's timeout must be positive")
         all_headers, auth = self._prepare(headers)
-        started = time.monotonic()
+        if not any(name.lower() == "accept-encoding" for name in all_headers):
+            all_headers["Accept-Encoding"] = _ACCEPT_ENCODING
+        send: Dict[str, Any] = {
+            "json": json,
+            "data": data,
+            "headers": all_headers,
+            "auth": auth,
+            "params": params,
+            "verify": self.verify,
+        }
+        ends = time.monotonic() + budget
         attempt = 0
         while True:
             attempt += 1
-            server_delay: Optional[float] = None
-            try:
-                response = self.http_session.request(
-                    method,
-                    self.url(path),
-                    json=json,
-                    data=data,
-                    headers=all_headers,
-                    auth=auth,
-                    params=params,
-                    timeout=timeout if timeout is not None else self.timeout,
-                    verify=self.verify,
-                )
-            except _PERMANENT_REQUEST_ERRORS as exc:
-                raise _network_error(method, path, exc) from exc
-            except requests.RequestException as exc:
-                error: SessionsError = _network_error(method, path, exc)
-                retryable = not is_certificate_error(exc)
-                cause: Optional[BaseException] = exc
-            else:
-                if 200 <= response.status_code < 300:
-                    return response
-                error = error_from_response(response)
-                retryable = policy.should_retry(response.status_code, response.headers)
-                server_delay = RetryPolicy.server_delay(response.headers)
-                cause = None
-                response.close()
-            if not retryable or attempt >= policy.max_attempts:
-                raise error from cause
-            delay = server_delay if server_delay is not None else policy.backoff(attempt)
-            if time.monotonic() - started + delay > policy.total_timeout:
-                raise error from cause
+            outcome = self._attempt(method, path, send, policy, ends, timeout or self.timeout)
+            if isinstance(outcome, requests.Response):
+                return outcome
+            delay = self._retry_delay(outcome, policy, attempt, ends)
             logger.info(
                 "%s %s: attempt %d failed (%s); retrying in %.2f s",
                 method,
                 path,
                 attempt,
-                error,
+                outcome.error,
                 delay,
             )
             self._sleep(delay)
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        send: Dict[str, Any],
+        policy: RetryPolicy,
+        ends: float,
+        timeout: TimeoutType,
+    ) -> Union[requests.Response, _Failure]:
+        """One attempt, guarded by the call's deadline: the 2xx response or a failure."""
+        left = ends - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceededError(f"{method} {path} did not complete before its deadline")
+        redirects = method in ("GET", "HEAD")
+        guard = CallGuard(ends)
+        try:
+            with guard:
+                response = self.http_session.request(
+                    method,
+                    self.url(path),
+                    stream=True,
+                    allow_redirects=redirects,
+                    hooks=self._redirect_hooks() if redirects else None,
+                    timeout=_attempt_timeout(timeout, left),
+                    **send,
+                )
+                outcome = self._outcome(method, path, response, policy)
+        except _PERMANENT_REQUEST_ERRORS as exc:
+            raise _network_error(method, path, exc) from exc
+        except (requests.RequestException, _BodyBroken) as exc:
+            if guard.fired or time.monotonic() >= ends:
+                raise DeadlineExceededError(
+                    f"{method} {path} did not complete before its deadline"
+                ) from exc
+            return _Failure(
+                _network_error(method, path, exc), exc, not is_certificate_error(exc), None
+            )
+        finally:
+            guard.finish()
+        if guard.fired:
+            raise DeadlineExceededError(f"{method} {path} did not complete before its deadline")
+        return outcome
+
+    def _redirect_hooks(self) -> Dict[str, List[Callable[..., Any]]]:
+        """The session's response hooks, after one that bounds a redirect's body (given
+        per request, these replace the session's list, hence the copy)."""
+        return {"response": [_bound_redirect_body, *self.http_session.hooks.get("response", [])]}
+
+    def _outcome(
+        self, method: str, path: str, response: requests.Response, policy: RetryPolicy
+    ) -> Union[requests.Response, _Failure]:
+        """Read the answer (bounded): the 2xx response, or the failure it means."""
+        status = response.status_code
+        if 200 <= status < 300:
+            read_body(response, self.max_response_bytes)
+            return response
+        body = read_body(response, MAX_ERROR_BODY, truncate=True)
+        if 300 <= status < 400:
+            location = response.headers.get("Location")
+            raise RedirectError(
+                _redact(
+                    f"{method} {path} was answered with a redirect to {location or '(none)'}; "
+                    f"{method} requests never follow redirects (is api_url right?)"
+                ),
+                status=status,
+                location=location,
+            )
+        return _Failure(
+            error_from_response(response, body),
+            None,
+            policy.should_retry(status, response.headers),
+            RetryPolicy.server_delay(response.headers),
+        )
+
+    @staticmethod
+    def _retry_delay(failure: _Failure, policy: RetryPolicy, attempt: int, ends: float) -> float:
+        """The wait before the next attempt; raises the failure's error when there is none."""
+        if not failure.retryable or attempt >= policy.max_attempts:
+            raise failure.error from failure.cause
+        server_delay = failure.server_delay
+        if server_delay is not None and server_delay > policy.max_server_delay:
+            raise _wait_refused(failure, policy) from failure.cause
+        delay = server_delay if server_delay is not None else policy.backoff(attempt)
+        if time.monotonic() + delay >= ends:
+            raise failure.error from failure.cause
+        return delay
 
     def open_stream(
         self,
@@ -555,38 +805,49 @@ class Transport:
         connect_timeout: float,
         read_timeout: Optional[float],
         params: Optional[Mapping[str, Any]] = None,
+        deadline: Optional[float] = None,
     ) -> requests.Response:
         """Open a streaming ``GET`` once (no retries); the caller must close the response.
 
-        ``read_timeout`` bounds every wait for bytes (``None``: wait forever).
-        Raises :class:`NetworkError` when the server cannot be reached and the typed
-        error of :func:`error_from_response` for a non-2xx answer.
+        ``read_timeout`` bounds every wait for bytes (``None``: wait forever);
+        ``deadline`` (a ``time.monotonic()`` instant) is when the connection is shut
+        down, whether the headers or the body are still arriving (a reader's total
+        timeout). Raises :class:`DeadlineExceededError` when the deadline passes
+        before the answer's headers, :class:`NetworkError` when the server cannot be
+        reached and the typed error of :func:`error_from_response` (its body read
+        at most :data:`MAX_ERROR_BODY`) for a non-2xx answer.
         """
         self._check_open()
         extra: Dict[str, str] = {"Accept-Encoding": "identity"}
         extra.update(headers or {})
         all_headers, auth = self._prepare(extra)
+        guard = CallGuard(deadline) if deadline is not None else None
         try:
-            response = self.http_session.get(
-                self.url(path),
-                headers=all_headers,
-                auth=auth,
-                params=params,
-                stream=True,
-                timeout=(connect_timeout, read_timeout),
-                verify=self.verify,
-            )
+            with guard if guard is not None else contextlib.nullcontext():
+                response = self.http_session.get(
+                    self.url(path),
+                    headers=all_headers,
+                    auth=auth,
+                    params=params,
+                    stream=True,
+                    timeout=(connect_timeout, read_timeout),
+                    verify=self.verify,
+                )
         except requests.RequestException as exc:
+            if guard is not None and guard.fired:
+                raise DeadlineExceededError(f"GET {path}: no answer before the deadline") from exc
             raise _network_error("GET", path, exc) from exc
         if 200 <= response.status_code < 300:
             return response
+        if guard is not None:
+            guard.finish()
         try:
-            body = response.raw.read(MAX_ERROR_BODY)
+            body = read_body(response, MAX_ERROR_BODY, truncate=True)
         except Exception:  # noqa: BLE001 - any failure reading an error body is irrelevant
             body = b""
         finally:
             response.close()
-        raise error_from_response(response, body=body or b"")
+        raise error_from_response(response, body=body)
 
     def close(self) -> None:
         """Close the connection pool if this transport created it; idempotent."""

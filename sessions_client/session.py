@@ -23,8 +23,21 @@ from typing import (
 import requests
 
 from .config import MAX_RECORD_BYTES, is_secret_key
-from .errors import ConfigurationError, ProtocolError, RecordTooLargeError, SessionsError
-from .http import DEFAULT_TIMEOUT, RetryPolicy, TimeoutType, Transport, quote_segment
+from .errors import (
+    ConfigurationError,
+    DeadlineExceededError,
+    ProtocolError,
+    RecordTooLargeError,
+    SessionsError,
+)
+from .http import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_TIMEOUT,
+    RetryPolicy,
+    TimeoutType,
+    Transport,
+    quote_segment,
+)
 from .reconnect import Backoff, read_channel
 from .wire import DEFAULT_MAX_EVENT_BYTES, decode_drain_item
 
@@ -154,7 +167,10 @@ class Session:
     0.2 s doubling to 5 s, 60 s in total) and ``read_retry`` that of drains;
     ``pool_maxsize`` bounds the connections of a session-owned pool (each open
     reader holds one); a server-sent event over ``max_event_bytes`` (16 MiB)
-    raises :class:`ProtocolError`; ``sleep`` is injectable for tests.
+    raises :class:`ProtocolError`, an append or drain answer over
+    ``max_response_bytes`` (32 MiB, before or after decompression)
+    :class:`~sessions_client.errors.ResponseTooLargeError`; ``sleep`` is injectable
+    for tests.
 
     A ``Session`` is thread-safe: many threads may append at once. Readers are
     generators; use each from one thread.
@@ -176,6 +192,7 @@ class Session:
         pool_maxsize: int = 10,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         sleep: Callable[[float], None] = time.sleep,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._segment = quote_segment(session_id)
         if isinstance(max_event_bytes, bool) or not isinstance(max_event_bytes, int):
@@ -194,6 +211,7 @@ class Session:
                 http_session=http_session,
                 pool_maxsize=pool_maxsize,
                 sleep=sleep,
+                max_response_bytes=max_response_bytes,
             )
             self._owns_transport = True
         else:
@@ -225,11 +243,15 @@ class Session:
 
     # -- appends -----------------------------------------------------------------
 
-    def append_in(self, record: Any, *, part_id: Optional[str] = None) -> Dict[str, Any]:
+    def append_in(
+        self, record: Any, *, part_id: Optional[str] = None, timeout: Optional[float] = None
+    ) -> Dict[str, Any]:
         """Append ``record`` to ``.in``; see :meth:`append_out`."""
-        return self._append("in", record, part_id)
+        return self._append("in", record, part_id, timeout)
 
-    def append_out(self, record: Any, *, part_id: Optional[str] = None) -> Dict[str, Any]:
+    def append_out(
+        self, record: Any, *, part_id: Optional[str] = None, timeout: Optional[float] = None
+    ) -> Dict[str, Any]:
         """Append ``record`` to ``.out`` (needs a secret key).
 
         Returns ``{"ok": True, "seq": int or None, "part_id": str}``. ``part_id``
@@ -243,10 +265,17 @@ class Session:
         channel is drained after the highest seq this ``Session`` knew for it when the
         append started, and the record with that part id is taken. ``seq`` is ``None``
         only when that finds nothing (or the token may not read the channel).
-        """
-        return self._append("out", record, part_id)
 
-    def _append(self, io: str, record: Any, part_id: Optional[str]) -> Dict[str, Any]:
+        ``timeout`` is the seconds the whole append may take, retries included
+        (default: ``append_retry.total_timeout``, 60 s); past it
+        :class:`~sessions_client.errors.DeadlineExceededError`. A redirect is never
+        followed: :class:`~sessions_client.errors.RedirectError`.
+        """
+        return self._append("out", record, part_id, timeout)
+
+    def _append(
+        self, io: str, record: Any, part_id: Optional[str], timeout: Optional[float] = None
+    ) -> Dict[str, Any]:
         body, content_type = encode_record(record)
         pid = str(uuid.uuid4()) if part_id is None else _check_part_id(part_id)
         _check_size(body, pid)
@@ -258,6 +287,7 @@ class Session:
             data=body,
             headers={"Content-Type": content_type, "X-Part-Id": pid},
             retry=self.append_retry,
+            deadline=timeout,
         )
         answer = _json_body(response, "append")
         if not isinstance(answer, dict) or answer.get("ok") is not True:
@@ -506,14 +536,20 @@ class Session:
         after: Optional[int] = None,
         include_control: bool = False,
         cursor: Optional[Cursor] = None,
+        timeout: Optional[float] = None,
     ) -> List[Record]:
         """Every record of ``.out`` after ``after`` (else after ``cursor.get()``), all pages.
 
         Returns at once (no streaming). Control records are included only with
         ``include_control`` (a refreshed public token is adopted either way). When
         ``cursor`` is given, the highest seq returned is stored before returning.
+        ``timeout`` is the seconds the whole drain may take, every page and retry
+        included (default: ``read_retry.total_timeout``, 60 s); past it
+        :class:`~sessions_client.errors.DeadlineExceededError`. One answer larger
+        than the transport's ``max_response_bytes`` (32 MiB) raises
+        :class:`~sessions_client.errors.ResponseTooLargeError`.
         """
-        return self._drain("out", after, include_control, cursor)
+        return self._drain("out", after, include_control, cursor, timeout)
 
     def drain_in(
         self,
@@ -521,12 +557,17 @@ class Session:
         after: Optional[int] = None,
         include_control: bool = False,
         cursor: Optional[Cursor] = None,
+        timeout: Optional[float] = None,
     ) -> List[Record]:
         """Every record of ``.in``; the same contract as :meth:`drain_out`."""
-        return self._drain("in", after, include_control, cursor)
+        return self._drain("in", after, include_control, cursor, timeout)
 
     def drain_out_pages(
-        self, *, after: Optional[int] = None, include_control: bool = False
+        self,
+        *,
+        after: Optional[int] = None,
+        include_control: bool = False,
+        timeout: Optional[float] = None,
     ) -> Generator[List[Record], None, None]:
         """The records of ``.out`` after ``after``, one server answer at a time.
 
@@ -536,25 +577,45 @@ class Session:
         ``page[-1]["seq"]`` once a page is handled. Empty pages are never yielded (a
         page of control records only is empty without ``include_control``, and the
         reader moves past it).
+        ``timeout`` bounds the fetch of each page, retries included (default:
+        ``read_retry.total_timeout``).
         """
-        return _nonempty(self._drain_pages("out", _check_seq(after, "after"), include_control))
+        start = _check_seq(after, "after")
+        return _nonempty(self._drain_pages("out", start, include_control, timeout))
 
     def drain_in_pages(
-        self, *, after: Optional[int] = None, include_control: bool = False
+        self,
+        *,
+        after: Optional[int] = None,
+        include_control: bool = False,
+        timeout: Optional[float] = None,
     ) -> Generator[List[Record], None, None]:
         """The records of ``.in``, page by page; the same contract as :meth:`drain_out_pages`."""
-        return _nonempty(self._drain_pages("in", _check_seq(after, "after"), include_control))
+        start = _check_seq(after, "after")
+        return _nonempty(self._drain_pages("in", start, include_control, timeout))
 
     def _drain_pages(
-        self, io: str, after: Optional[int], include_control: bool
+        self,
+        io: str,
+        after: Optional[int],
+        include_control: bool,
+        page_timeout: Optional[float] = None,
+        ends: Optional[float] = None,
     ) -> Generator[Tuple[List[Record], int], None, None]:
         """Pages of records (control ones only with ``include_control``), each with the
-        highest seq the server page covered, so a cursor can move past what is skipped."""
+        highest seq the server page covered, so a cursor can move past what is skipped.
+        Each page is fetched within ``page_timeout`` seconds, and all of them by
+        ``ends`` (a ``time.monotonic()`` instant) when given."""
         current = after
         for _ in range(_MAX_DRAIN_PAGES):
             params = None if current is None else {"afterEventId": str(current)}
+            deadline = page_timeout if ends is None else _time_left(ends)
             response = self.transport.request(
-                "GET", self._path(io, "/records"), params=params, retry=self.read_retry
+                "GET",
+                self._path(io, "/records"),
+                params=params,
+                retry=self.read_retry,
+                deadline=deadline,
             )
             fresh = [r for r in _records_page(response) if current is None or r["seq"] > current]
             if not fresh:
@@ -570,15 +631,22 @@ class Session:
             yield page, current
 
     def _drain(
-        self, io: str, after: Optional[int], include_control: bool, cursor: Optional[Cursor]
+        self,
+        io: str,
+        after: Optional[int],
+        include_control: bool,
+        cursor: Optional[Cursor],
+        timeout: Optional[float] = None,
     ) -> List[Record]:
         start = _check_seq(after, "after")
         stored = _check_cursor(cursor)
         if start is None:
             start = stored
+        budget = self.read_retry.total_timeout if timeout is None else _check_timeout(timeout)
+        ends = time.monotonic() + budget
         records: List[Record] = []
         last = start
-        for page, covered in self._drain_pages(io, start, include_control):
+        for page, covered in self._drain_pages(io, start, include_control, ends=ends):
             records.extend(page)
             last = covered
         if cursor is not None and last is not None and last != start:
@@ -657,6 +725,22 @@ def _nonempty(
             yield page
 
 
+def _check_timeout(timeout: float) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError("timeout must be a number of seconds")
+    if not timeout > 0:
+        raise ConfigurationError("timeout must be positive")
+    return float(timeout)
+
+
+def _time_left(ends: float) -> float:
+    """Seconds until ``ends``; a call past its deadline raises at once."""
+    left = ends - time.monotonic()
+    if left <= 0:
+        raise DeadlineExceededError("the drain did not complete before its deadline")
+    return left
+
+
 def _preview(body: bytes) -> str:
     text = body[:200].decode("utf-8", errors="replace")
     return repr(text)
@@ -665,7 +749,7 @@ def _preview(body: bytes) -> str:
 def _json_body(response: requests.Response, what: str) -> Any:
     try:
         return json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
         content_type = response.headers.get("Content-Type", "")
         raise ProtocolError(
             f"the {what} answer is not JSON (Content-Type {content_type!r}): "

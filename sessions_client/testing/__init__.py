@@ -17,6 +17,8 @@ optional echo agent and fault injection (:class:`FaultInjector`, ``srv.faults``)
 from __future__ import annotations
 
 from .faults import FaultInjector
+from .handler import ServerLimits
 from .server import LocalServer, serve
+from .store import DatabaseInUseError
 
-__all__ = ["FaultInjector", "LocalServer", "serve"]
+__all__ = ["DatabaseInUseError", "FaultInjector", "LocalServer", "ServerLimits", "serve"]

@@ -21,13 +21,22 @@ CORS (see ``cors``): an ``OPTIONS`` preflight on any route is answered ``200 {}`
 the preflight headers, before authentication, fault injection and ``request_counts``;
 every answer's head (complete answers, streams, errors, 404s) is built by
 :meth:`RequestHandler.answer_head`, which adds the CORS headers.
+
+What one connection may make the server hold is bounded by :class:`ServerLimits`: the
+request line, the header bytes and count, the body (a declared length over the cap is
+refused before the route runs, so before authentication; a chunked body is refused at
+the first chunk size that is malformed, negative or past the cap, before buffering
+it), the time a keep-alive connection may sit idle and the time a request may take
+to arrive (a slow sender is cut off, whatever its pace).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -46,6 +55,8 @@ logger = logging.getLogger("sessions_client.testing")
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_MANAGEMENT_BODY_BYTES = 32 * 1024
+DISCARD_BODY_BYTES = 64 * 1024
+"""The largest unread body still read (and dropped) to keep a connection open."""
 
 
 class BodyTooLarge(Exception):
@@ -54,6 +65,77 @@ class BodyTooLarge(Exception):
 
 class BadBody(Exception):
     """The request body framing is invalid."""
+
+
+class BodyTimedOut(Exception):
+    """The request body did not arrive within the read timeout; the connection must be
+    closed."""
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What one client can make the local server hold (bytes, seconds, connections).
+
+    - ``max_body_bytes``: the largest request body of any route (a route may set a
+      lower one); a larger one is ``413``.
+    - ``max_request_line``: the longest request line (``414`` past it);
+      ``max_header_bytes`` and ``max_headers``: the header block (``431`` past them).
+    - ``idle_timeout``: how long a keep-alive connection may wait for its next request.
+    - ``read_timeout``: how long a request's line and headers may take to arrive from
+      its first byte, and its body from the first read of it (``408`` for a body).
+    - ``write_timeout``: how long one write may wait for a client that does not read.
+    - ``max_connections``: open connections at once; one more is answered ``503``
+      (``Retry-After: 1``) and closed (also capped below the process's file limit).
+    """
+
+    max_body_bytes: int = 1024 * 1024
+    max_request_line: int = 8 * 1024
+    max_header_bytes: int = 32 * 1024
+    max_headers: int = 100
+    idle_timeout: float = 60.0
+    read_timeout: float = 10.0
+    write_timeout: float = 30.0
+    max_connections: int = 256
+
+    def __post_init__(self) -> None:
+        for name in ("max_body_bytes", "max_request_line", "max_header_bytes", "max_headers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        for name in ("idle_timeout", "read_timeout", "write_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive")
+
+
+class DeadlineReader(io.RawIOBase):
+    """The raw reading side of a client socket: every read ends by :attr:`deadline`
+    (monotonic seconds; None: no limit), however slowly the bytes trickle in.
+
+    Past the deadline a read raises ``socket.timeout``. Between reads the socket keeps
+    ``write_timeout`` as its timeout, so writes stay bounded too.
+    """
+
+    def __init__(self, sock: socket.socket, write_timeout: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._write_timeout = write_timeout
+        self.deadline: Optional[float] = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.deadline is None:
+            return self._sock.recv_into(buffer)
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("the request took too long to arrive")
+        self._sock.settimeout(left)
+        try:
+            return self._sock.recv_into(buffer)
+        finally:
+            self._sock.settimeout(self._write_timeout)
 
 
 RouteFunction = Callable[["Request", "ServerContext"], Optional["Response"]]
@@ -72,6 +154,7 @@ class ServerContext:
     stopping: threading.Event
     routes: Dict[str, RouteFunction] = field(default_factory=dict)
     cors: CorsPolicy = field(default_factory=CorsPolicy)
+    limits: ServerLimits = field(default_factory=ServerLimits)
     counts_lock: threading.Lock = field(default_factory=threading.Lock)
     request_counts: Dict[str, int] = field(default_factory=dict)
     part_id_ttl: float = 300.0
@@ -229,8 +312,7 @@ class Headers:
         return self.get(name)
 
 
-MAX_HEADER_LINE = 65536
-MAX_HEADERS = 100
+_CHUNK_SIZE_RE = re.compile(rb"[0-9A-Fa-f]{1,15}")
 
 
 class RequestHandler(BaseHTTPRequestHandler):
@@ -245,14 +327,51 @@ class RequestHandler(BaseHTTPRequestHandler):
         super().setup()
         self.ctx = self.server.ctx  # type: ignore[attr-defined]
         self._body: Optional[bytes] = None
+        self._first_chunk: Optional[int] = None
         self._aborted = False
         self.answer_started = False
+        limits = self.ctx.limits
+        self.connection.settimeout(limits.write_timeout)
+        self.rfile.close()  # the standard one has no overall deadline
+        self._reader = DeadlineReader(self.connection, limits.write_timeout)
+        self._buffered = io.BufferedReader(self._reader)
+        self.rfile = self._buffered
+
+    def handle_one_request(self) -> None:
+        """Read and answer one request: the standard loop, plus the idle and read
+        deadlines and the request line cap of :class:`ServerLimits`."""
+        limits = self.ctx.limits
+        try:
+            self._reader.deadline = time.monotonic() + limits.idle_timeout
+            if not self._buffered.peek(1):
+                self.close_connection = True
+                return
+            self._reader.deadline = time.monotonic() + limits.read_timeout
+            self.raw_requestline = self.rfile.readline(limits.max_request_line + 1)
+            if len(self.raw_requestline) > limits.max_request_line:
+                self.requestline = self.request_version = self.command = ""
+                self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
+                return
+            if not self.parse_request():
+                return
+            self._reader.deadline = None
+            method = getattr(self, "do_" + self.command, None)
+            if method is None:
+                self.send_error(
+                    HTTPStatus.NOT_IMPLEMENTED, f"Unsupported method ({self.command!r})"
+                )
+                return
+            method()
+            self.wfile.flush()
+        except socket.timeout:
+            self.log_message("closing a connection: no complete request in time")
+            self.close_connection = True
 
     def parse_request(self) -> bool:
         """Parse ``METHOD PATH HTTP/1.x`` and the headers (a lean version of the standard
         library's, which parses headers with the much slower ``email`` package); other
         request lines go to the standard implementation."""
-        raw: bytes = self.raw_requestline  # type: ignore[attr-defined]
+        raw: bytes = self.raw_requestline
         requestline = str(raw, "iso-8859-1").rstrip("\r\n")
         words = requestline.split()
         if len(words) != 3 or words[2] not in ("HTTP/1.1", "HTTP/1.0"):
@@ -261,10 +380,13 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.command, path, self.request_version = words
         self.close_connection = True
         headers = Headers()
-        for _ in range(MAX_HEADERS + 1):
-            line = self.rfile.readline(MAX_HEADER_LINE + 1)
-            if len(line) > MAX_HEADER_LINE:
-                self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Line too long")
+        limits = self.ctx.limits
+        budget = limits.max_header_bytes
+        for _ in range(limits.max_headers + 1):
+            line = self.rfile.readline(budget + 1)
+            budget -= len(line)
+            if budget < 0:
+                self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Headers too large")
                 return False
             if line in (b"\r\n", b"\n", b""):
                 break
@@ -293,58 +415,120 @@ class RequestHandler(BaseHTTPRequestHandler):
     # ----------------------------------------------------------------- body
 
     def read_body(self, limit: int) -> bytes:
-        """Read the request body (at most ``limit`` bytes); see :meth:`Request.body`."""
+        """Read the request body (at most ``limit`` bytes, within the read timeout); see
+        :meth:`Request.body`. Raises :class:`BodyTooLarge`, :class:`BadBody` or
+        :class:`BodyTimedOut`; each of them closes the connection after the answer."""
         if self._body is not None:
             return self._body
-        encoding = str(self.headers.get("Transfer-Encoding", "")).lower()
-        if "chunked" in encoding:
-            self._body = self._read_chunked(limit)
-            return self._body
-        raw = self.headers.get("Content-Length")
+        limit = min(limit, self.ctx.limits.max_body_bytes)
+        self._reader.deadline = time.monotonic() + self.ctx.limits.read_timeout
         try:
-            length = int(raw) if raw is not None else 0
-        except ValueError:
+            if self._is_chunked():
+                self._body = self._read_chunked(limit)
+            else:
+                self._body = self._read_sized(self.declared_length(limit))
+        except socket.timeout:
             self.close_connection = True
-            raise BadBody("Invalid Content-Length") from None
-        if length < 0:
+            raise BodyTimedOut("Request body not received in time") from None
+        except (BodyTooLarge, BadBody):
             self.close_connection = True
-            raise BadBody("Invalid Content-Length")
-        if length > limit:
-            self.close_connection = True
-            raise BodyTooLarge(f"Request body exceeds {limit} bytes")
-        self._body = self.rfile.read(length) if length else b""
-        if len(self._body) != length:
-            self.close_connection = True
-            raise BadBody("Truncated body")
+            raise
+        finally:
+            self._reader.deadline = None
         return self._body
+
+    def _is_chunked(self) -> bool:
+        return "chunked" in str(self.headers.get("Transfer-Encoding", "")).lower()
+
+    def declared_length(self, limit: int) -> int:
+        """The ``Content-Length`` (0 when absent); raises :class:`BadBody` when it is
+        not a decimal number and :class:`BodyTooLarge` when it exceeds ``limit``."""
+        raw = str(self.headers.get("Content-Length", "0")).strip()
+        if not raw.isdigit() or not raw.isascii():
+            raise BadBody("Invalid Content-Length")
+        length = int(raw)
+        if length > limit:
+            raise BodyTooLarge(f"Request body exceeds {limit} bytes")
+        return length
+
+    def _read_sized(self, length: int) -> bytes:
+        body = self.rfile.read(length) if length else b""
+        if len(body) != length:
+            raise BadBody("Truncated body")
+        return body
 
     def _read_chunked(self, limit: int) -> bytes:
         parts: List[bytes] = []
         total = 0
         while True:
-            line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                self.close_connection = True
-                raise BadBody("Invalid chunked body") from None
+            size = self._chunk_size()
             if size == 0:
-                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass
+                self._skip_trailers()
                 return b"".join(parts)
-            total += size
-            if total > limit:
-                self.close_connection = True
+            if size > limit - total:
                 raise BodyTooLarge(f"Request body exceeds {limit} bytes")
-            parts.append(self.rfile.read(size))
-            self.rfile.readline(1024)
+            parts.append(self._read_sized(size))
+            total += size
+            if self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise BadBody("Invalid chunked body")
+
+    def _chunk_size(self) -> int:
+        """The next chunk size: hex digits only (no sign, no ``0x``), on a short line
+        (the first one may have been read already, before the route)."""
+        if self._first_chunk is not None:
+            size, self._first_chunk = self._first_chunk, None
+            return size
+        line = self.rfile.readline(1024)
+        digits = line.split(b";", 1)[0].strip()
+        if not line.endswith(b"\n") or not _CHUNK_SIZE_RE.fullmatch(digits):
+            raise BadBody("Invalid chunked body")
+        return int(digits, 16)
+
+    def _skip_trailers(self) -> None:
+        for _ in range(self.ctx.limits.max_headers + 1):
+            line = self.rfile.readline(1024)
+            if line in (b"\r\n", b"\n"):
+                return
+            if not line.endswith(b"\n"):
+                break
+        raise BadBody("Invalid chunked body")
+
+    def _refuse_declared_body(self, route: str) -> Optional[Response]:
+        """A 400/413/408 answer when the declared length, or the first chunk size of a
+        chunked body, is malformed or over the server's cap; given before the route runs
+        (so before authentication); None otherwise."""
+        cap = self.ctx.limits.max_body_bytes
+        try:
+            if not self._is_chunked():
+                self.declared_length(cap)
+                return None
+            self._reader.deadline = time.monotonic() + self.ctx.limits.read_timeout
+            self._first_chunk = self._chunk_size()
+            if self._first_chunk > cap:
+                raise BodyTooLarge(f"Request body exceeds {cap} bytes")
+            return None
+        except BodyTooLarge as exc:
+            response = json_response(413, _error_body(route, str(exc)))
+        except BadBody as exc:
+            response = json_response(400, _error_body(route, str(exc)))
+        except socket.timeout:
+            response = json_response(408, _error_body(route, "Request body not received in time"))
+        finally:
+            self._reader.deadline = None
+        self.close_connection = True
+        return response
 
     def _discard_unread_body(self) -> None:
+        """Read a small body the route left unread, so the connection can serve the next
+        request; a larger (or chunked) one is not read: the connection closes instead."""
         if self._body is not None or self._aborted:
             return
+        if self._is_chunked():
+            self.close_connection = True
+            return
         try:
-            self.read_body(MAX_BODY_BYTES)
-        except (BodyTooLarge, BadBody):
+            self.read_body(DISCARD_BODY_BYTES)
+        except (BodyTooLarge, BadBody, BodyTimedOut):
             self.close_connection = True
 
     # -------------------------------------------------------------- answers
@@ -413,6 +597,7 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         self._body = None
+        self._first_chunk = None
         self.answer_started = False
         segments = _segments(self.path)
         route = route_of(segments)
@@ -430,6 +615,11 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.send(
                 json_response(405, _error_body(route, "Method not allowed"), [("Allow", allow)])
             )
+            return
+        refusal = self._refuse_declared_body(route)
+        if refusal is not None:
+            self._body = b""  # refused unread: the connection closes after the answer
+            self.send(refusal, head=method == "HEAD")
             return
         if self._inject_faults(route):
             return
@@ -450,6 +640,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             response = json_response(413, _error_body(route, str(exc)))
         except BadBody as exc:
             response = json_response(400, _error_body(route, str(exc)))
+        except BodyTimedOut as exc:
+            response = json_response(408, _error_body(route, str(exc)))
         except Exception:
             # A bug in a route must still produce an answer (a 500), never a silent close,
             # unless a streaming answer already started: then the connection is cut.

@@ -33,6 +33,7 @@ of your own: the default ``tr_dev_local`` is public, so
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import json
 import logging
@@ -49,7 +50,7 @@ from .agent import EchoAgent
 from .auth import TokenAuthority
 from .cors import CorsPolicy
 from .faults import FaultInjector
-from .handler import RequestHandler, ServerContext
+from .handler import RequestHandler, ServerContext, ServerLimits
 from .management import serialize
 from .store import Store, StoredRecord
 
@@ -97,6 +98,30 @@ def check_exposure(host: str, secret_key: str) -> None:
         )
 
 
+ACCEPT_BACKOFF = 0.1
+"""Seconds the accept loop waits when the process is out of file descriptors."""
+
+_OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+_BUSY_BODY = b'{"error":"Too many connections"}'
+_BUSY_ANSWER = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
+    b"Content-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%b"
+    % (len(_BUSY_BODY), _BUSY_BODY)
+)
+
+
+def _connection_cap(wanted: int) -> int:
+    """``wanted``, lowered to leave room under the process's open-file limit."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit to respect
+        return wanted
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, soft - 64))
+
+
 class _HTTPServer(ThreadingHTTPServer):
     """A threading HTTP server that tracks its connections and their threads."""
 
@@ -112,12 +137,32 @@ class _HTTPServer(ThreadingHTTPServer):
         self._connections: Set[socket.socket] = set()
         self._conn_threads: Set[threading.Thread] = set()
         self.total_connections = 0
+        self.refused_connections = 0
+        self._warned_at = -1e9
+        self.max_connections = _connection_cap(ctx.limits.max_connections)
         super().__init__(address, RequestHandler)
+
+    def get_request(self) -> Tuple[socket.socket, Any]:
+        """Accept one connection; out of file descriptors, wait a little before the
+        next try (the pending connection stays ready, so retrying at once would spin)."""
+        try:
+            return super().get_request()
+        except OSError as exc:
+            if exc.errno in _OUT_OF_DESCRIPTORS:
+                now = time.monotonic()
+                if now - self._warned_at > 10.0:
+                    self._warned_at = now
+                    logger.warning("cannot accept connections: %s; retrying", exc)
+                self.ctx.stopping.wait(ACCEPT_BACKOFF)
+            raise
 
     def process_request(self, request: Any, client_address: Any) -> None:
         sock: socket.socket = request
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.open_connections >= self.max_connections:
+            self._refuse(sock)
+            return
         thread = threading.Thread(
             target=self._serve_connection,
             args=(sock, client_address),
@@ -140,6 +185,16 @@ class _HTTPServer(ThreadingHTTPServer):
             with self._lock:
                 self._connections.discard(sock)
                 self._conn_threads.discard(threading.current_thread())
+
+    def _refuse(self, sock: socket.socket) -> None:
+        """Answer 503 without blocking the accept loop, and close."""
+        self.refused_connections += 1
+        with contextlib.suppress(OSError):
+            sock.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                sock.recv(65536)  # what already came, so the close sends no reset
+            sock.send(_BUSY_ANSWER)
+        self.shutdown_request(sock)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         logger.debug("error serving %s", client_address, exc_info=True)
@@ -176,6 +231,9 @@ class LocalServer:
     origin, as production; e.g. ``["http://localhost:3000"]``). A ``host`` other than
     loopback needs a ``secret_key`` other than the public default
     (:class:`ConfigurationError`).
+    ``limits`` bounds what clients can make the server hold (default
+    :class:`ServerLimits`()). A database file already used by another server raises
+    :class:`~sessions_client.testing.store.DatabaseInUseError`.
     """
 
     def __init__(
@@ -191,6 +249,7 @@ class LocalServer:
         part_id_ttl: float = DEFAULT_PART_ID_TTL,
         clock: Callable[[], float] = time.time,
         cors_origins: Optional[Iterable[str]] = None,
+        limits: Optional[ServerLimits] = None,
     ) -> None:
         check_exposure(host, secret_key)
         cors = CorsPolicy(cors_origins)
@@ -225,6 +284,7 @@ class LocalServer:
             part_id_ttl=part_id_ttl,
             clock=clock,
             cors=cors,
+            limits=limits if limits is not None else ServerLimits(),
         )
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
@@ -282,6 +342,16 @@ class LocalServer:
     def total_connections(self) -> int:
         """Client TCP connections accepted since start."""
         return self._httpd.total_connections
+
+    @property
+    def refused_connections(self) -> int:
+        """Connections answered 503 because ``limits.max_connections`` were open."""
+        return self._httpd.refused_connections
+
+    @property
+    def limits(self) -> ServerLimits:
+        """The bounds in force (``max_connections`` as given, before the file-limit cap)."""
+        return self._ctx.limits
 
     @property
     def request_counts(self) -> Dict[str, int]:
@@ -450,6 +520,7 @@ def serve(
     on_ready: Optional[Callable[[LocalServer], None]] = None,
     ping_interval: PingInterval = DEFAULT_PING_INTERVAL,
     cors_origins: Optional[Iterable[str]] = None,
+    limits: Optional[ServerLimits] = None,
 ) -> None:
     """Run a :class:`LocalServer` until KeyboardInterrupt (Ctrl-C), then close it.
 
@@ -464,6 +535,7 @@ def serve(
         ping_interval=ping_interval,
         host=host,
         cors_origins=cors_origins,
+        limits=limits,
     ) as server:
         if on_ready is not None:
             on_ready(server)

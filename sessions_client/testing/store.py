@@ -12,6 +12,11 @@ Contract:
   connection, one lock, a UNIQUE constraint).
 - Readers block in :meth:`Store.wait` and are woken as soon as a record is appended
   (a condition variable; no polling).
+- One store per database file: the file is opened in SQLite's exclusive locking
+  mode, so a second store (another ``serve`` process, or a second server in the same
+  process) raises :class:`DatabaseInUseError` at once instead of answering 500 to
+  every append (the sequence numbers and the reader wake-ups live in this process).
+  The lock is the operating system's: it goes with the process, even on ``kill -9``.
 
 Every record is stored with its v2 wire fragment already encoded
 (``{"seq_num":..,"timestamp":..,"headers"?:..,"body"?:..}``) so that serving a
@@ -159,16 +164,44 @@ class StoredRecord:
         return None
 
 
+class DatabaseInUseError(RuntimeError):
+    """The database file is held by another local server (see the module docstring)."""
+
+
+LOCK_WAIT = 1.0
+"""Seconds a new store waits for the database lock (a server that is just exiting)."""
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    """Open ``path`` and, for a file, take its exclusive lock (see the module docstring)."""
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=LOCK_WAIT)
+    if path == ":memory:":
+        return conn
+    try:
+        conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("BEGIN IMMEDIATE")  # takes the lock now, not at the first append
+        conn.execute("COMMIT")
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if "locked" not in str(exc).lower():
+            raise
+        raise DatabaseInUseError(
+            f"the database {path} is in use by another local server (another "
+            "`sessions-client serve --db` or LocalServer on the same file); stop it or "
+            "use another database file"
+        ) from None
+    return conn
+
+
 class Store:
     """Thread-safe SQLite store (one connection guarded by one lock)."""
 
     def __init__(self, path: str = ":memory:") -> None:
         self.path = path
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        if path != ":memory:":
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn = _connect(path)
         self._conn.executescript(_SCHEMA)
         part_columns = [row[1] for row in self._conn.execute("PRAGMA table_info(parts)")]
         if "claimed_at" not in part_columns:  # a database of an earlier version
