@@ -64,18 +64,33 @@ def _describe(record: Record) -> str:
     if record.get("control"):
         return f"(control record: {record['control']})"
     data = record.get("data")
-    if isinstance(data, dict) and isinstance(data.get("text"), str):
-        return repr(data["text"])
+    if isinstance(data, dict) and data.get("type") == "text-delta":
+        return f"text-delta {data.get('delta')!r}"
+    if isinstance(data, dict) and isinstance(data.get("type"), str):
+        return str(data["type"])
     return json.dumps(data)
 
 
-def _take(records: Iterator[Record], count: int) -> List[Record]:
-    """The next ``count`` records of a reader, then close the reader (``break``)."""
+def _summary(records: List[Record]) -> str:
+    """The chunk types of reply records, runs of the same type counted (``text-delta ×3``)."""
+    runs: List[List[Any]] = []
+    for record in records:
+        data = record.get("data")
+        kind = data.get("type") if isinstance(data, dict) else json.dumps(data)
+        if runs and runs[-1][0] == kind:
+            runs[-1][1] += 1
+        else:
+            runs.append([kind, 1])
+    return ", ".join(kind if n == 1 else f"{kind} ×{n}" for kind, n in runs)
+
+
+def _take(records: Iterator[Record], done: Callable[[List[Record]], bool]) -> List[Record]:
+    """Records of a reader until ``done(taken)``, then close the reader (``break``)."""
     taken: List[Record] = []
     try:
         for record in records:
             taken.append(record)
-            if len(taken) == count:
+            if done(taken):
                 break
     finally:
         close: Optional[Callable[[], None]] = getattr(records, "close", None)
@@ -84,8 +99,10 @@ def _take(records: Iterator[Record], count: int) -> List[Record]:
     return taken
 
 
-def _texts(records: List[Record]) -> List[Any]:
-    return [r["data"].get("text") if isinstance(r["data"], dict) else r["data"] for r in records]
+def _finished(records: List[Record]) -> bool:
+    """True once the reply's ``finish`` chunk is among ``records``."""
+    data = records[-1].get("data") if records else None
+    return isinstance(data, dict) and data.get("type") == "finish"
 
 
 def _conversation(say: _Narrator, session: Session, *, timeout: float, server: Any = None) -> bool:
@@ -93,16 +110,22 @@ def _conversation(say: _Narrator, session: Session, *, timeout: float, server: A
 
     ``server`` is the LocalServer (echo agent, fault injection) or None on a real server.
     """
+    from .testing.agent import chat_message, reply_text
+
     ok = True
     say.step("Send a message and wait for the reply: ask().")
-    say.code('turn = session.ask({"type": "text", "text": "Hello, agent!"})')
-    turn = session.ask({"type": "text", "text": "Hello, agent!"}, timeout=timeout)
+    say.code('turn = session.ask(chat_message("Hello, agent!"))')
+    turn = session.ask(chat_message("Hello, agent!"), timeout=timeout)
+    records = turn["records"]
     say.detail(
-        f"Your message was appended to the session's .in channel as record {turn['in_seq']}. "
-        "The agent read it and answered on the .out channel:"
+        f"Your message (a chat agent's ChatInputChunk) was appended to the session's .in "
+        f"channel as record {turn['in_seq']}. The agent read it and streamed its answer on "
+        "the .out channel, one AI SDK chunk per record:"
     )
-    for record in turn["records"]:
-        say.code(f"  .out record {record['seq']}: {_describe(record)}")
+    if records:
+        say.code(f"  .out records {records[0]['seq']}-{records[-1]['seq']}:")
+        say.code(f"    {_summary(records)}")
+    say.code(f"  the text deltas joined: {reply_text(records)!r}")
     control = turn["control"]
     say.code(f"  .out record {control['seq']}: {_describe(control)}")
     say.detail(
@@ -112,63 +135,65 @@ def _conversation(say: _Narrator, session: Session, *, timeout: float, server: A
     last_seen: int = control["seq"]
 
     say.step("Stop a reader part-way, then resume it from its cursor.")
-    words = ["one", "two", "three"]
-    for word in words:
-        session.append_in({"type": "text", "text": word})
+    prompt = "one two three"
+    session.append_in(chat_message(prompt))
     cursor = MemoryCursor(last_seen)
     say.detail(
-        f"Sent {len(words)} more messages with append_in() ({', '.join(words)}) and read the "
-        f"replies with iter_out(cursor=cursor). The cursor starts at {last_seen}, the last "
-        "record already seen; the reader starts after it and moves it forward as each "
-        "record is handled. After two replies the loop broke off, as when a notebook cell "
-        "is interrupted or a cron job is killed:"
+        f"Sent {prompt!r} with append_in() and read the reply with iter_out(cursor=cursor). "
+        f"The cursor starts at {last_seen}, the last record already seen; the reader starts "
+        "after it and moves it forward as each record is handled. After four records the "
+        "loop broke off, as when a notebook cell is interrupted or a cron job is killed:"
     )
     say.code("for record in session.iter_out(cursor=cursor): ...")
-    first = _take(session.iter_out(cursor=cursor), 2)
+    first = _take(session.iter_out(cursor=cursor), lambda taken: len(taken) == 4)
     for record in first:
         say.code(f"  .out record {record['seq']}: {_describe(record)}")
     say.detail(f"The cursor now holds {cursor.get()}. A new reader with the same cursor:")
-    rest = _take(session.iter_out(cursor=cursor), 1)
+    rest = _take(session.iter_out(cursor=cursor), _finished)
     for record in rest:
         say.code(f"  .out record {record['seq']}: {_describe(record)}")
-    if server is None or _texts(first + rest) == [f"echo: {w}" for w in words]:
+    seqs = [r["seq"] for r in first + rest]
+    if server is None or (
+        reply_text(first + rest) == f"echo: {prompt}" and seqs == sorted(set(seqs))
+    ):
         say.detail(
-            "It went on right after the last record handled: every reply once, nothing "
-            "lost, nothing repeated. (The odd seqs in between are the agent's "
-            "turn-complete records, which readers pass over unless include_control=True.) "
-            "A FileCursor does the same across processes."
+            "It went on right after the last record handled: every chunk once, nothing "
+            "lost, nothing repeated. (Readers pass over the agent's turn-complete and trim "
+            "records unless include_control=True.) A FileCursor does the same across "
+            "processes."
         )
     else:
         ok = False
-        say.detail(f"UNEXPECTED: the replies were {_texts(first + rest)!r}")
+        say.detail(f"UNEXPECTED: the reply was {reply_text(first + rest)!r} (seqs {seqs})")
     if server is None:
         return ok
     last_seen = rest[-1]["seq"] if rest else last_seen
 
     say.step("Lose the connection in the middle of a stream.")
-    words = ["four", "five", "six"]
-    for word in words:
-        session.append_in({"type": "text", "text": word})
+    prompt = "four five six"
+    session.append_in(chat_message(prompt))
     reads = server.request_counts.get("read", 0)
     server.faults.cut_stream(after_records=1)
     say.detail(
-        f"Sent {', '.join(words)}, and told the server (fault injection) to cut the next "
-        "stream abruptly after its first record. Reading the replies:"
+        f"Sent {prompt!r}, and told the server (fault injection) to cut the next stream "
+        "abruptly after its first record. Reading the reply:"
     )
-    replies = _take(session.iter_out(last_event_id=last_seen), len(words))
-    for record in replies:
-        say.code(f"  .out record {record['seq']}: {_describe(record)}")
+    replies = _take(session.iter_out(last_event_id=last_seen), _finished)
+    say.code(f"  .out records {replies[0]['seq']}-{replies[-1]['seq']}:")
+    say.code(f"    {_summary(replies)}")
+    say.code(f"  the text deltas joined: {reply_text(replies)!r}")
     streams = server.request_counts.get("read", 0) - reads
-    if _texts(replies) == [f"echo: {w}" for w in words] and streams >= 2:
+    seqs = [r["seq"] for r in replies]
+    if reply_text(replies) == f"echo: {prompt}" and seqs == sorted(set(seqs)) and streams >= 2:
         say.detail(
             "The reader noticed the broken connection and reconnected by itself "
             f"({streams} stream requests in all), asking for the records after the last "
-            "one it had (Last-Event-ID). Every reply arrived exactly once, and your loop "
+            "one it had (Last-Event-ID). Every chunk arrived exactly once, and your loop "
             "never saw the failure."
         )
     else:
         ok = False
-        say.detail(f"UNEXPECTED: the replies were {_texts(replies)!r} ({streams} requests)")
+        say.detail(f"UNEXPECTED: the reply was {reply_text(replies)!r} ({streams} requests)")
     return ok
 
 
@@ -201,9 +226,9 @@ def run_local(out: TextIO, *, wire: str = "v2", timeout: float = 30.0) -> int:
         say.step(f"Start the embedded Sessions server: {server.url}")
         say.detail(
             f"It keeps its data in SQLite ({db}), speaks the {wire} wire shape and runs an "
-            "echo agent: for every message on a session's .in channel it writes "
-            '{"type": "text", "text": "echo: <text>"} to .out, then a turn-complete '
-            "control record."
+            "echo chat agent: it answers a message T on a session's .in channel as a "
+            'Trigger.dev chat.agent would, streaming "echo: T" to .out word by word, then '
+            "a turn-complete control record."
         )
         client = Client(token=server.secret_key, api_url=server.url)
         stack.callback(client.close)
