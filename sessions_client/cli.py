@@ -243,6 +243,8 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             args.echo_agent,
             host=args.host,
             on_ready=ready,
+            agent_delay=args.agent_delay,
+            agent_client_data=args.agent_client_data or (),
         )
     except OSError as exc:
         err.write(f"{PROG}: error: cannot serve on {args.host}:{args.port}: {exc}\n")
@@ -526,6 +528,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def _resume_group(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
@@ -586,12 +598,14 @@ def _add_serve_command(
         "run the embedded local Sessions server until Ctrl-C",
         "Run the embedded local Sessions server (SQLite storage, standard library only) "
         "until Ctrl-C. It speaks the same protocol as Trigger.dev: point TRIGGER_API_URL at "
-        "it and use its secret key. With --echo-agent, every record appended to a session's "
-        '.in is answered on .out with {"type": "text", "text": "echo: ..."} and a '
-        "turn-complete control record. Fault injection is available from Python "
+        "it and use its secret key. With --echo-agent, every chat.agent session has an echo "
+        "chat agent that the official AgentChat cannot tell from a real one: a message T "
+        'is answered "echo: T", streamed word by word, then a turn-complete; "/tool X" calls '
+        "a tool first. Fault injection is available from Python "
         "(sessions_client.testing.LocalServer().faults).",
         "examples:\n"
         "  sessions-client serve --echo-agent\n"
+        "  sessions-client serve --echo-agent --agent-delay 0.1   # watch replies stream\n"
         "  sessions-client serve --port 0 --db :memory: --wire v1\n"
         "  sessions-client serve --db /tmp/sessions.db   # survives restarts",
         cmd_serve,
@@ -610,7 +624,20 @@ def _add_serve_command(
     serve.add_argument(
         "--echo-agent",
         action="store_true",
-        help="echo every .in record to .out, then turn-complete",
+        help="answer chat.agent sessions with the echo chat agent",
+    )
+    serve.add_argument(
+        "--agent-delay",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="SECONDS",
+        help="with --echo-agent: wait this long before each streamed delta (default 0)",
+    )
+    serve.add_argument(
+        "--agent-client-data",
+        action="append",
+        metavar="KEY",
+        help="with --echo-agent: a message whose metadata lacks KEY fails its turn (repeatable)",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
 

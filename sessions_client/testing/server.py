@@ -5,7 +5,8 @@
     from sessions_client.testing import LocalServer
 
     with LocalServer(secret_key="tr_dev_local", db=":memory:", wire="v2", port=0,
-                     echo_agent=False, ping_interval=5.0, host="127.0.0.1") as srv:
+                     echo_agent=False, ping_interval=5.0, host="127.0.0.1",
+                     agent_delay=0.0, agent_client_data=()) as srv:
         srv.url                     # "http://127.0.0.1:<port>"
         info = srv.create_session("chat-1")   # convenience, no HTTP
         token = srv.mint_token("chat-1", read=True, write=True, ttl=3600)
@@ -20,6 +21,13 @@ streams notice at once, every thread is joined and the port is free again (the
 listening socket sets ``SO_REUSEADDR``, so a restart on the same port works).
 
 Sessions may be named by friendly id (``session_…``) or externalId everywhere.
+
+``echo_agent=True`` runs the echo chat agent (:mod:`sessions_client.testing.agent`) on
+every session of type ``"chat.agent"``: it answers ``AgentChat`` messages as a
+Trigger.dev ``chat.agent`` task does. ``agent_delay`` is the seconds it waits before
+each streamed delta (so streaming is visible; 0 by default); ``agent_client_data``
+lists the client-data keys every message's ``metadata`` must carry (a message
+without them fails its turn, as a client-data schema error does).
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ import os
 import socket
 import threading
 from http.server import ThreadingHTTPServer
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from . import channels, management
 from .agent import EchoAgent
@@ -115,7 +123,8 @@ class LocalServer:
 
     ``db`` is a file path (durable across restarts) or ``":memory:"``; ``wire`` is
     ``"v2"`` (batch shape, as production) or ``"v1"`` (per-record shape);
-    ``ping_interval`` is the seconds between pings on an idle SSE stream.
+    ``ping_interval`` is the seconds between pings on an idle SSE stream;
+    ``echo_agent``, ``agent_delay`` and ``agent_client_data``: see the module docstring.
     """
 
     def __init__(
@@ -127,11 +136,17 @@ class LocalServer:
         echo_agent: bool = False,
         ping_interval: float = 5.0,
         host: str = "127.0.0.1",
+        agent_delay: float = 0.0,
+        agent_client_data: Sequence[str] = (),
     ) -> None:
         if wire not in WIRE_SHAPES:
             raise ValueError(f"wire must be 'v1' or 'v2', not {wire!r}")
         if ping_interval <= 0:
             raise ValueError("ping_interval must be positive")
+        if agent_delay < 0:
+            raise ValueError("agent_delay must be zero or positive")
+        if isinstance(agent_client_data, str):
+            raise ValueError("agent_client_data must be a list of keys, not a string")
         self._secret_key = secret_key
         self._host = host
         self._wire = wire
@@ -163,7 +178,9 @@ class LocalServer:
             raise
         self._agent: Optional[EchoAgent] = None
         if echo_agent:
-            self._agent = EchoAgent(self._store, self._tokens)
+            self._agent = EchoAgent(
+                self._store, self._tokens, delay=agent_delay, client_data=agent_client_data
+            )
             self._agent.start()
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
@@ -378,6 +395,8 @@ def serve(
     *,
     on_ready: Optional[Callable[[LocalServer], None]] = None,
     ping_interval: float = 5.0,
+    agent_delay: float = 0.0,
+    agent_client_data: Sequence[str] = (),
 ) -> None:
     """Run a :class:`LocalServer` until KeyboardInterrupt (Ctrl-C), then close it.
 
@@ -391,6 +410,8 @@ def serve(
         echo_agent=echo_agent,
         ping_interval=ping_interval,
         host=host,
+        agent_delay=agent_delay,
+        agent_client_data=agent_client_data,
     ) as server:
         if on_ready is not None:
             on_ready(server)
