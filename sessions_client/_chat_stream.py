@@ -25,6 +25,7 @@ from ._ui_message import assemble_message
 from .errors import (
     AgentError,
     EmptyReplyError,
+    ProtocolError,
     ReaderTimeoutError,
     SessionClosedError,
     SessionsError,
@@ -140,8 +141,8 @@ class ChatPosition:
 
 
 def summarize(chunks: List[Chunk]) -> Dict[str, Any]:
-    """``{"text", "tool_calls", "tool_results", "message"}`` for a turn's chunks, as the
-    official ``ChatStream.result()`` plus the assembled assistant message."""
+    """``{"text", "tool_calls", "tool_results"}`` for a turn's chunks, as the official
+    ``ChatStream.result()`` computes them."""
     text: List[str] = []
     calls: List[Dict[str, Any]] = []
     results: List[Dict[str, Any]] = []
@@ -159,12 +160,7 @@ def summarize(chunks: List[Chunk]) -> Dict[str, Any]:
             )
         elif kind == "tool-output-available":
             results.append({"toolCallId": chunk.get("toolCallId"), "output": chunk.get("output")})
-    return {
-        "text": "".join(text),
-        "tool_calls": calls,
-        "tool_results": results,
-        "message": assemble_message(chunks),
-    }
+    return {"text": "".join(text), "tool_calls": calls, "tool_results": results}
 
 
 class ChatStream:
@@ -213,6 +209,7 @@ class ChatStream:
         self._deadline: Optional[float] = None
         self._failure: Optional[SessionsError] = None
         self._result: Optional[Dict[str, Any]] = None
+        self._assembly_error: Optional[ProtocolError] = None
         self._stopped = False
         self.done = False
         #: The ``turn-complete`` record that ended the turn, once read.
@@ -246,7 +243,9 @@ class ChatStream:
 
     def text(self) -> str:
         """The reply's text: every ``text-delta`` concatenated."""
-        return str(self.result()["text"])
+        reply = self._reply()
+        self._check(reply)
+        return str(reply["text"])
 
     def message(self) -> Dict[str, Any]:
         """The assistant ``UIMessage`` the turn's chunks build (``assemble_message``)."""
@@ -255,14 +254,32 @@ class ChatStream:
 
     def result(self) -> Dict[str, Any]:
         """``{"text", "tool_calls": [{"toolName", "toolCallId", "input"}],
-        "tool_results": [{"toolCallId", "output"}], "message"}`` for the whole turn."""
+        "tool_results": [{"toolCallId", "output"}], "message"}`` for the whole turn.
+
+        A chunk sequence the AI SDK would refuse to assemble raises
+        :class:`~sessions_client.errors.ProtocolError` here (``text()`` still works).
+        """
+        reply = self._reply()
+        self._check(reply)
+        if self._assembly_error is not None:
+            raise self._assembly_error
+        return reply
+
+    def _reply(self) -> Dict[str, Any]:
+        """Read the rest of the turn; its summary and message, computed once."""
         while not self.done:
             self._pump()
         if self._failure is not None:
             raise self._failure
         if self._result is None:
-            self._result = summarize(self._chunks[self._first :])
-        self._check(self._result)
+            chunks = self._chunks[self._first :]
+            self._result = summarize(chunks)
+            try:
+                self._result["message"] = assemble_message(chunks)
+            except ProtocolError as exc:
+                logger.warning("the reply's chunks do not assemble into a message: %s", exc)
+                self._assembly_error = exc
+                self._result["message"] = None
         return self._result
 
     def close(self) -> None:

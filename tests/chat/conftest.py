@@ -94,6 +94,13 @@ class ScriptedAgent:
             assert time.monotonic() < deadline, f"the agent got {len(self.received)} records"
             time.sleep(0.005)
 
+    def wait_out(self, count: int, timeout: float = 5.0) -> None:
+        """Wait until ``.out`` holds ``count`` records."""
+        deadline = time.monotonic() + timeout
+        while len(self.srv.records(self.chat_id, "out")) < count:
+            assert time.monotonic() < deadline, "the agent did not write in time"
+            time.sleep(0.005)
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)

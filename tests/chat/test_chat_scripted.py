@@ -13,6 +13,7 @@ from sessions_client import (
     AgentError,
     ChatStream,
     EmptyReplyError,
+    ProtocolError,
     SessionClosedError,
     SessionsError,
     TurnTimeoutError,
@@ -132,7 +133,7 @@ def test_a_reply_left_unread_does_not_leak_into_the_next(
 
 
 def test_the_newest_token_is_kept(server: LocalServer, scripted_agent: Make) -> None:
-    tokens = iter(["tok-1", "tok-2"])
+    tokens = iter(["tok-1", "tok-2", "tok-3"])
 
     def respond(agent: ScriptedAgent, chunk: Dict[str, Any]) -> None:
         agent.reply("ok", chunk["_seq"], token=next(tokens))
@@ -172,6 +173,7 @@ def test_an_error_chunk_raises_agent_error_with_the_partial_reply(
 ) -> None:
     def respond(agent: ScriptedAgent, chunk: Dict[str, Any]) -> None:
         agent.write({"type": "start", "messageId": "m"})
+        agent.write({"type": "text-start", "id": "t"})
         agent.write({"type": "text-delta", "id": "t", "delta": "partial"})
         agent.write({"type": "error", "errorText": "model overloaded"})
         agent.turn_complete(chunk["_seq"])
@@ -179,7 +181,7 @@ def test_an_error_chunk_raises_agent_error_with_the_partial_reply(
     chat = new_chat(server, chat_id="c-err")
     scripted_agent("c-err", respond)
     reply = chat.send_message("hi")
-    assert [c["type"] for c in reply] == ["start", "text-delta", "error"]  # no raise
+    assert [c["type"] for c in reply] == ["start", "text-start", "text-delta", "error"]
     for call in (reply.text, reply.result, reply.message, reply.text):
         with pytest.raises(AgentError) as info:
             call()
@@ -309,12 +311,13 @@ def test_stop_keeps_what_arrived_and_ends_at_the_turn_end(
             agent.turn_complete(chunk["_seq"])
         elif chunk["payload"]["trigger"] == "submit-message":
             agent.write({"type": "start", "messageId": "m"})
+            agent.write({"type": "text-start", "id": "t"})
             agent.write({"type": "text-delta", "id": "t", "delta": "so far"})
 
     chat = new_chat(server, chat_id="c-stop")
     agent = scripted_agent("c-stop", respond)
     reply = chat.send_message("tell me everything")
-    assert [next(reply)["type"], next(reply)["type"]] == ["start", "text-delta"]
+    assert [next(reply)["type"] for _ in range(3)] == ["start", "text-start", "text-delta"]
     chat.stop()
     assert reply.text() == "so far"
     agent.wait_received(2)
@@ -338,6 +341,7 @@ def test_steer_close_and_reconnect(server: LocalServer, scripted_agent: Make) ->
 def test_reconnect_resumes_a_reply_in_flight(server: LocalServer, scripted_agent: Make) -> None:
     def respond(agent: ScriptedAgent, chunk: Dict[str, Any]) -> None:
         agent.write({"type": "start", "messageId": "m"})
+        agent.write({"type": "text-start", "id": "t"})
         agent.write({"type": "text-delta", "id": "t", "delta": "one"})
 
     chat = new_chat(server, chat_id="c-rec")
@@ -345,11 +349,13 @@ def test_reconnect_resumes_a_reply_in_flight(server: LocalServer, scripted_agent
     reply = chat.send_message("hi")
     next(reply)
     saved = chat.state  # e.g. the page reloads here
+    agent.wait_out(3)
     agent.write({"type": "text-delta", "id": "t", "delta": " two"})
     agent.turn_complete(0)
     again = new_chat(server, state=saved).reconnect()
     assert again is not None
-    assert again.text() == "one two"  # the whole turn, nothing twice
+    assert again.text() == "one two"  # the rest of the turn, nothing twice
+    assert again.message()["parts"] == [{"type": "text", "text": "one two", "state": "streaming"}]
 
 
 def test_regenerate_and_send_raw_payloads(server: LocalServer, scripted_agent: Make) -> None:
@@ -440,3 +446,19 @@ def test_tokens_never_logged(
     scripted_agent("c-log", lambda a, c: a.reply("x", c["_seq"], token="tok-secret-123"))
     chat.send_message("hi").text()
     assert "tok-secret-123" not in caplog.text and SECRET not in caplog.text
+
+
+def test_chunks_that_do_not_assemble_still_give_the_text(
+    server: LocalServer, scripted_agent: Make
+) -> None:
+    def respond(agent: ScriptedAgent, chunk: Dict[str, Any]) -> None:
+        agent.write({"type": "text-delta", "id": "t", "delta": "no text-start"})
+        agent.turn_complete(chunk["_seq"])
+
+    chat = new_chat(server, chat_id="c-bad")
+    scripted_agent("c-bad", respond)
+    reply = chat.send_message("hi")
+    assert reply.text() == "no text-start"
+    for _ in range(2):
+        with pytest.raises(ProtocolError, match="text-start"):
+            reply.result()
