@@ -66,7 +66,8 @@ class ChatPosition:
 
     ``last_event_id``: the last ``.out`` seq processed; ``in_seq``: the highest
     ``session-in-event-id`` of a ``turn-complete`` processed; ``sent_in_seq``: the
-    ``.in`` seq of the last record sent that starts or joins a turn;
+    ``.in`` seq of the last record sent that starts or joins a turn; ``in_tail``: the
+    ``.in`` seq of the last record this conversation knows of (its own, any kind);
     ``turn_complete``: the last record processed ended a turn (nothing of a reply
     is pending after ``last_event_id``); ``token``: the newest session token seen.
     """
@@ -76,6 +77,7 @@ class ChatPosition:
         last_event_id: Optional[int] = None,
         in_seq: Optional[int] = None,
         sent_in_seq: Optional[int] = None,
+        in_tail: Optional[int] = None,
         turn_complete: bool = False,
         token: Optional[str] = None,
     ) -> None:
@@ -83,6 +85,7 @@ class ChatPosition:
         self.last_event_id = last_event_id
         self.in_seq = in_seq
         self.sent_in_seq = sent_in_seq
+        self.in_tail = in_tail
         self.turn_complete = turn_complete
         self.token = token
 
@@ -128,6 +131,20 @@ class ChatPosition:
         with self._lock:
             if in_seq is not None and (self.sent_in_seq is None or in_seq > self.sent_in_seq):
                 self.sent_in_seq = in_seq
+        self.note_written(in_seq)
+
+    def note_written(self, in_seq: Optional[int]) -> None:
+        """A record went to ``.in`` at ``in_seq`` (``None``: unknown)."""
+        with self._lock:
+            if in_seq is not None and (self.in_tail is None or in_seq > self.in_tail):
+                self.in_tail = in_seq
+
+    def only_writer(self, in_seq: Optional[int], tail: Optional[int]) -> bool:
+        """Whether ``in_seq``, just appended, directly follows ``tail``, the last ``.in``
+        record known before it: then no one else started a turn in between."""
+        if in_seq is None:
+            return False
+        return in_seq == (0 if tail is None else tail + 1)
 
     def settled(self) -> bool:
         """At a turn boundary with every record sent answered: a new turn's chunks

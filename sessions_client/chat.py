@@ -35,7 +35,7 @@ Message = Dict[str, Any]
 
 _MAX_RUN_TAGS = 10
 _MAX_RUN_TAG_CHARS = 128
-_STATE_SEQS = ("last_event_id", "in_seq", "sent_in_seq")
+_STATE_SEQS = ("last_event_id", "in_seq", "sent_in_seq", "in_tail")
 _ADVANCED_TOOL_STATES = ("output-available", "output-error", "approval-responded", "output-denied")
 
 
@@ -182,6 +182,7 @@ class AgentChat:
             last_event_id=saved.get("last_event_id"),
             in_seq=saved.get("in_seq"),
             sent_in_seq=saved.get("sent_in_seq"),
+            in_tail=saved.get("in_tail"),
             turn_complete=bool(saved.get("turn_complete", False)),
             token=saved.get("public_access_token"),
         )
@@ -214,7 +215,8 @@ class AgentChat:
     def state(self) -> Dict[str, Any]:
         """The conversation as a JSON-serialisable dict, to pass back as ``state=``:
         ``chat_id``, ``session_id``, ``run_id``, ``last_event_id`` (the ``.out``
-        cursor), ``in_seq`` / ``sent_in_seq`` (the last ``.in`` seq answered / sent),
+        cursor), ``in_seq`` / ``sent_in_seq`` / ``in_tail`` (the last ``.in`` seq
+        answered / sent for a turn / written),
         ``turn_complete`` and ``public_access_token`` (the newest session token)."""
         p = self._position
         return {
@@ -224,6 +226,7 @@ class AgentChat:
             "last_event_id": p.last_event_id,
             "in_seq": p.in_seq,
             "sent_in_seq": p.sent_in_seq,
+            "in_tail": p.in_tail,
             "turn_complete": p.turn_complete,
             "public_access_token": p.token,
         }
@@ -243,14 +246,30 @@ class AgentChat:
         answer = self._client.create_session(
             "chat.agent", self.agent, config, external_id=self.chat_id
         )
-        fresh = not self._started and not answer.get("isCached")
+        joined = not self._started and answer.get("isCached")
         self._started = self._refreshed = True
         self.session_id = answer.get("id") or self.session_id
         self.run_id = answer.get("runId") or self.run_id
         if isinstance(answer.get("publicAccessToken"), str):
             self._position.token = answer["publicAccessToken"]
-        if fresh and self._position.last_event_id is None:
-            self._position.turn_complete = True  # a new session: .out holds nothing yet
+        if self._position.last_event_id is None:
+            if joined:
+                self._join()
+            else:
+                self._position.turn_complete = True  # a new session: .out holds nothing yet
+
+    def _join(self) -> None:
+        """An existing chat without saved state: find where ``.out`` stands (the agent
+        trims it to about one turn), so the next reply streams from its first chunk."""
+        for record in self._session.drain_out(include_control=True):
+            if record["control"] is None:
+                self._position.note_data(int(record["seq"]))
+            else:
+                self._position.note_control(record)
+        answered = self._position.in_seq
+        for record in self._session.drain_in(after=answered):
+            self._position.note_written(int(record["seq"]))
+        self._position.note_written(answered)
 
     # -- sending ---------------------------------------------------------------------
 
@@ -293,9 +312,13 @@ class AgentChat:
     def _send(self, extra: Dict[str, Any], trigger: str) -> ChatStream:
         self._ensure_started()
         start = self._position.last_event_id
-        live = self._position.settled()
+        settled = self._position.settled()
+        tail = self._position.in_tail
         chunk = {"kind": "message", "payload": self._payload(trigger, extra)}
         in_seq = self._append_turn(chunk)
+        # Chunks stream as they come when the next turn on .out is surely this one: the
+        # chat was at a turn boundary and no one else wrote to .in since.
+        live = settled and self._position.only_writer(in_seq, tail)
         stream = ChatStream(
             self._session,
             self._position,
@@ -363,7 +386,7 @@ class AgentChat:
         if self._current is not None and not self._current.done:
             self._current._stop()
         try:
-            self._session.append_in({"kind": "stop"})
+            self._position.note_written(self._session.append_in({"kind": "stop"})["seq"])
         except SessionsError as exc:
             logger.info("stop failed: %s", exc)
 
@@ -373,7 +396,9 @@ class AgentChat:
         if not self._started:
             return False
         try:
-            self._session.append_in({"kind": "message", "payload": self._payload("close", {})})
+            payload = {"chatId": self.chat_id, "trigger": "close"}
+            appended = self._session.append_in({"kind": "message", "payload": payload})
+            self._position.note_written(appended["seq"])
         except SessionsError as exc:
             logger.info("close failed: %s", exc)
             return False

@@ -102,3 +102,26 @@ def test_a_cut_stream_mid_reply(agent_server: LocalServer) -> None:
     chunks = list(reply)
     assert [c["type"] for c in chunks].count("start") == 1
     assert reply.text() == "echo: a b c d e f g h"
+
+
+def test_joining_a_chat_without_state_streams_the_next_reply(agent_server: LocalServer) -> None:
+    first = new_chat(agent_server, chat_id="joined")
+    first.send_message("one").text()
+    other = new_chat(agent_server, chat_id="joined")
+    state = other.preload()
+    assert state["last_event_id"] == first.state["last_event_id"]
+    assert state["turn_complete"] is True and state["in_seq"] == first.state["in_seq"]
+    reply = other.send_message("two")
+    assert reply._live  # chunks are handed out as they arrive
+    assert reply.text() == "echo: two"
+
+
+def test_two_objects_on_one_chat_never_mix_replies(agent_server: LocalServer) -> None:
+    first = new_chat(agent_server)
+    first.send_message("one").text()
+    second = new_chat(agent_server, state=first.state)  # e.g. another worker
+    assert second.send_message("two").text() == "echo: two"
+    reply = first.send_message("three")  # `first` has not seen turn two
+    chunks = list(reply)
+    assert [c["type"] for c in chunks].count("start") == 1
+    assert "".join(c.get("delta", "") for c in chunks) == "echo: three" == reply.text()
