@@ -18,18 +18,26 @@ embedded server and its echo agent::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from typing import Any, List, Optional
+import uuid
+from typing import Any, Dict, List, Optional
 
 from sessions_client import Client, SessionsError
 
 
-def reply_text(data: Any) -> str:
-    """The text of one reply record: its ``text`` field, else its JSON."""
-    if isinstance(data, dict) and isinstance(data.get("text"), str):
-        return data["text"]
-    return json.dumps(data)
+def chat_message(text: str) -> Dict[str, Any]:
+    """A user message as a chat agent reads it on ``.in`` (a ``ChatInputChunk``)."""
+    message = {"id": uuid.uuid4().hex, "role": "user", "parts": [{"type": "text", "text": text}]}
+    return {"kind": "message", "payload": {"trigger": "submit-message", "message": message}}
+
+
+def reply_text(records: List[Dict[str, Any]]) -> str:
+    """The reply's text: the agent streams it as ``text-delta`` chunks on ``.out``."""
+    return "".join(
+        r["data"]["delta"]
+        for r in records
+        if isinstance(r["data"], dict) and r["data"].get("type") == "text-delta"
+    )
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -49,9 +57,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             )
             session_id = created["id"]
         session = client.session(session_id)
-        turn = session.ask({"type": "text", "text": " ".join(args.message)}, timeout=args.timeout)
-        for record in turn["records"]:
-            print(reply_text(record["data"]))
+        turn = session.ask(chat_message(" ".join(args.message)), timeout=args.timeout)
+        print(reply_text(turn["records"]))
     except SessionsError as exc:
         print(f"chat_script: {exc}", file=sys.stderr)
         return 1

@@ -11,8 +11,13 @@ Run it::
     flask --app examples/flask_app.py run
 
     curl -X POST localhost:5000/sessions/chat-1/messages -H 'Content-Type: application/json' \\
-         -d '{"type": "text", "text": "hi"}'        # -> 202 {"ok": true, "seq": 0, ...}
+         -d '{"kind": "message", "payload": {"trigger": "submit-message", "message":
+              {"id": "m1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}}}'
+                                                  # -> 202 {"ok": true, "seq": 0, ...}
     curl 'localhost:5000/sessions/chat-1/replies?after=-1'   # -> {"records": [...]}
+
+(A chat agent reads such ``ChatInputChunk`` records on ``.in`` and streams its reply
+to ``.out`` as AI SDK chunks: ``start``, ``text-delta``..., ``finish``.)
 """
 
 from __future__ import annotations

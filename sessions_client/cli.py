@@ -846,8 +846,10 @@ def build_parser() -> argparse.ArgumentParser:
         "send a message and print the agent's reply (one chat turn)",
         "Append RECORD to .in, then print the .out records of the agent's answer as JSON "
         "lines, up to the turn-complete control record for that message.",
-        'examples:\n  sessions-client ask chat-1 \'{"type": "text", "text": "hi"}\' '
-        "| jq -r .data.text",
+        "examples:\n  # a chat agent reads ChatInputChunks and streams AI SDK chunks\n"
+        '  sessions-client ask chat-1 --json \'{"kind": "message", "payload": '
+        '{"trigger": "submit-message", "message": {"id": "m1", "role": "user", '
+        '"parts": [{"type": "text", "text": "hi"}]}}}\' | jq -j ".data.delta // empty"',
         cmd_ask,
         common,
     )

@@ -16,7 +16,8 @@ optional echo agent and fault injection (:class:`FaultInjector`, ``srv.faults``)
 
 from __future__ import annotations
 
+from .agent import chat_message, reply_text
 from .faults import FaultInjector
 from .server import LocalServer, serve
 
-__all__ = ["FaultInjector", "LocalServer", "serve"]
+__all__ = ["FaultInjector", "LocalServer", "chat_message", "reply_text", "serve"]

@@ -130,6 +130,35 @@ def words(text: str) -> List[str]:
     return re.findall(r"\s*\S+\s*|\s+", text) or [text]
 
 
+def chat_message(
+    text: str, *, chat_id: str = "", metadata: Optional[Dict[str, Any]] = None
+) -> Dict[str, Any]:
+    """The ``ChatInputChunk`` that ``AgentChat.sendMessage(text)`` appends to ``.in``
+    (for tests and scripts that talk to the agent through the channel API)."""
+    payload: Dict[str, Any] = {
+        "message": {
+            "id": _new_id("msg-"),
+            "role": "user",
+            "parts": [{"type": "text", "text": text}],
+        },
+        "chatId": chat_id,
+        "trigger": "submit-message",
+    }
+    if metadata is not None:
+        payload["metadata"] = metadata
+    return {"kind": "message", "payload": payload}
+
+
+def reply_text(records: Iterable[Dict[str, Any]]) -> str:
+    """The text of a reply: the ``text-delta`` chunks of ``.out`` records (as the
+    readers yield them, chunk in ``data``) joined."""
+    return "".join(
+        str(record["data"].get("delta", ""))
+        for record in records
+        if isinstance(record.get("data"), dict) and record["data"].get("type") == "text-delta"
+    )
+
+
 def _new_id(prefix: str) -> str:
     return prefix + secrets.token_hex(8)
 

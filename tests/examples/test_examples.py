@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterator, List
 import pytest
 
 from sessions_client import Client
-from sessions_client.testing import LocalServer
+from sessions_client.testing import LocalServer, chat_message, reply_text
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -154,12 +154,13 @@ def test_flask_view_lists_the_agents_replies(flask_app: Any, server: LocalServer
     web = flask_app.test_client()
     client = Client(token=server.secret_key, api_url=server.url)
     try:
-        client.session("chat-8").ask({"type": "text", "text": "ping"}, timeout=30)
+        client.session("chat-8").ask(chat_message("ping"), timeout=30)
     finally:
         client.close()
     replies = web.get("/sessions/chat-8/replies").get_json()["records"]
-    assert [r["data"] for r in replies] == [{"type": "text", "text": "echo: ping"}]
-    after = web.get(f"/sessions/chat-8/replies?after={replies[0]['seq']}").get_json()
+    assert replies[0]["data"]["type"] == "start" and replies[-1]["data"]["type"] == "finish"
+    assert reply_text(replies) == "echo: ping"
+    after = web.get(f"/sessions/chat-8/replies?after={replies[-1]['seq']}").get_json()
     assert after["records"] == []
 
 
