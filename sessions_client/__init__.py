@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from ._version import __version__
+from .chat import AgentChat, ChatStream
 from .client import Client
 from .cursor import FileCursor, MemoryCursor
 from .errors import (
+    AgentError,
     APIError,
     AuthenticationError,
     BadRequestError,
     ConfigurationError,
+    EmptyReplyError,
     NetworkError,
     NotFoundError,
     PermissionDeniedError,
@@ -27,11 +30,15 @@ from .session import Session
 
 __all__ = [
     "__version__",
+    "AgentChat",
+    "AgentError",
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "ChatStream",
     "Client",
     "ConfigurationError",
+    "EmptyReplyError",
     "FileCursor",
     "MemoryCursor",
     "NetworkError",

@@ -82,6 +82,7 @@ examples:
   sessions-client demo                          # a 5-step tour on an embedded server
   sessions-client serve --echo-agent            # a local server for your own tests
   export TRIGGER_API_URL=http://127.0.0.1:8030 TRIGGER_SECRET_KEY=tr_dev_local
+  sessions-client chat echo --message hello     # talk to its echo chat agent
   sessions-client create --task echo --external-id chat-1
   sessions-client append chat-1 '{"type": "text", "text": "hi"}'
   sessions-client tail chat-1 --out | jq -r .data.text
@@ -346,6 +347,12 @@ def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from . import _cli_chat
+
+    return _cli_chat.run(args, out, err, sys.stdin)
+
+
 def cmd_create(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.trigger_config is not None:
         trigger_config = _parse_json(args.trigger_config, "--trigger-config")
@@ -538,6 +545,60 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _json_object(text: str) -> Dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.msg} at char {exc.pos})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
+
+
+def _add_chat_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    chat = _add_command(
+        commands,
+        "chat",
+        "chat with an agent in the terminal (or send one message with --message)",
+        "Talk to a chat agent (a chat.agent task) through AgentChat: the session is "
+        "started on first use (external id = the chat id), each line you type is a "
+        "message, and the reply streams to stdout as it arrives. Ctrl-C during a reply "
+        "stops it; a second Ctrl-C quits. At the prompt: /stop sends a stop, /close ends "
+        "the agent's loop and leaves, /quit or Ctrl-D leaves. The chat id is printed on "
+        "stderr: --chat-id ID continues that conversation.\n\n"
+        "With --message the reply to that one message is printed and the command exits: "
+        "0 on success; an agent error, an empty reply or a closed session is one line on "
+        "stderr and exit code 1.",
+        "examples:\n"
+        "  sessions-client serve --echo-agent --agent-delay 0.1 &\n"
+        "  export TRIGGER_API_URL=http://127.0.0.1:8030 TRIGGER_SECRET_KEY=tr_dev_local\n"
+        "  sessions-client chat echo\n"
+        '  sessions-client chat echo --message "hello" --chat-id chat-1\n'
+        '  sessions-client chat my-agent --client-data \'{"userId": "u1"}\'',
+        cmd_chat,
+        common,
+    )
+    chat.add_argument("agent", metavar="AGENT", help="the agent's task identifier")
+    chat.add_argument("--chat-id", metavar="ID", help="continue this chat (default: a new one)")
+    chat.add_argument("--message", metavar="TEXT", help="send TEXT, print the reply and exit")
+    chat.add_argument(
+        "--client-data",
+        type=_json_object,
+        metavar="JSON",
+        help="the agent's client data (a JSON object), sent with every message",
+    )
+    chat.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="seconds a reply may take (default 120)",
+    )
+
+
 def _resume_group(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
@@ -686,6 +747,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _add_serve_command(commands, common)
+    _add_chat_command(commands, common)
 
     append = _add_command(
         commands,
