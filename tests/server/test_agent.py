@@ -271,3 +271,28 @@ def test_agent_options_are_checked() -> None:
         LocalServer(echo_agent=True, agent_delay=-1)
     with pytest.raises(ValueError):
         LocalServer(echo_agent=True, agent_client_data="userId")
+
+
+def test_many_sessions_are_answered_by_a_bounded_set_of_workers() -> None:
+    from sessions_client.testing.agent import MAX_WORKERS
+
+    with LocalServer(echo_agent=True, agent_delay=0.01) as srv:
+        chats = [f"many-{i}" for i in range(MAX_WORKERS + 4)]
+        for chat in chats:
+            create(srv, chat)
+        sent = {chat: send(srv, chat, message(f"hi {chat}")) for chat in chats}
+        most = 0
+
+        def all_answered() -> bool:
+            nonlocal most
+            workers = [t for t in threading.enumerate() if t.name == "sessions-echo-agent"]
+            most = max(most, len(workers))
+            return all(
+                any(h.get("session-in-event-id") == str(sent[c]) for _, h in turns(srv, c))
+                for c in chats
+            )
+
+        wait_for(all_answered, timeout=20)
+        for chat in chats:
+            assert text(turn_for(srv, chat, sent[chat])[0]) == f"echo: hi {chat}"
+        assert 1 <= most <= MAX_WORKERS
