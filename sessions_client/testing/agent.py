@@ -408,9 +408,9 @@ class EchoAgent:
         """Wait ``delay`` seconds (woken early by a new ``.in`` record); raise
         :class:`_Stopped` when a stop arrived."""
         if self._delay > 0:
-            tail = turn.progress.cursor
+            seen = turn.scanned  # a record not looked at yet ends the wait
             self._store.wait(
-                lambda: self._closing or self._store.tail_unlocked(turn.session_id, "in") > tail,
+                lambda: self._closing or self._store.tail_unlocked(turn.session_id, "in") > seen,
                 self._delay,
             )
         if self._stop_requested(turn):
