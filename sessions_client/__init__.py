@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from ._version import __version__
+from .chat import AgentChat, ChatStream
 from .client import Client
 from .cursor import FileCursor, MemoryCursor
 from .errors import (
+    AgentError,
     APIError,
     AuthenticationError,
     BadRequestError,
     ConfigurationError,
     DeadlineExceededError,
+    EmptyReplyError,
     NetworkError,
     NotFoundError,
     PermissionDeniedError,
@@ -30,12 +33,16 @@ from .session import Session
 
 __all__ = [
     "__version__",
+    "AgentChat",
+    "AgentError",
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "ChatStream",
     "Client",
     "ConfigurationError",
     "DeadlineExceededError",
+    "EmptyReplyError",
     "FileCursor",
     "MemoryCursor",
     "NetworkError",

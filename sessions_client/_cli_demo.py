@@ -1,9 +1,10 @@
 """``sessions-client demo``: the library's main job, narrated, in a few seconds.
 
-By default it starts the embedded :class:`~sessions_client.testing.LocalServer` with its
-echo agent (SQLite database in a temporary directory, loopback only), so it runs
-offline. With ``remote`` set it runs the same conversation against a real server,
-whose agent task must answer each message (the fault-injection step is skipped there).
+It leads with :class:`~sessions_client.chat.AgentChat`. By default it starts the
+embedded :class:`~sessions_client.testing.LocalServer` with its echo chat agent (SQLite
+database in a temporary directory, loopback only), so it runs offline. With
+``run_remote`` it has the same conversation with a real server's agent task (the tool
+and fault-injection steps are skipped there).
 """
 
 from __future__ import annotations
@@ -15,13 +16,10 @@ import tempfile
 import textwrap
 import time
 import uuid
-from typing import Any, Callable, Dict, Iterator, List, Optional, TextIO
+from typing import Any, Callable, Dict, Optional, TextIO
 
+from .chat import AgentChat, ChatStream
 from .client import Client
-from .cursor import MemoryCursor
-from .session import Session
-
-Record = Dict[str, Any]
 
 WIDTH = 88
 INDENT = "      "
@@ -35,9 +33,12 @@ class _Narrator:
         self._steps = steps
         self._step = 0
 
-    def line(self, text: str = "") -> None:
-        self._out.write(text + "\n")
+    def write(self, text: str) -> None:
+        self._out.write(text)
         self._out.flush()
+
+    def line(self, text: str = "") -> None:
+        self.write(text + "\n")
 
     def step(self, text: str) -> None:
         self._step += 1
@@ -60,116 +61,81 @@ class _Narrator:
         self.line(f"{INDENT}{text}")
 
 
-def _describe(record: Record) -> str:
-    if record.get("control"):
-        return f"(control record: {record['control']})"
-    data = record.get("data")
-    if isinstance(data, dict) and isinstance(data.get("text"), str):
-        return repr(data["text"])
-    return json.dumps(data)
+def _stream(say: _Narrator, reply: ChatStream) -> str:
+    """Print a reply's text as it arrives, on one indented line; returns the text."""
+    say.write(f"{INDENT}agent> ")
+    for text in reply.iter_text():
+        say.write(text)
+    say.line()
+    return reply.text()
 
 
-def _take(records: Iterator[Record], count: int) -> List[Record]:
-    """The next ``count`` records of a reader, then close the reader (``break``)."""
-    taken: List[Record] = []
-    try:
-        for record in records:
-            taken.append(record)
-            if len(taken) == count:
-                break
-    finally:
-        close: Optional[Callable[[], None]] = getattr(records, "close", None)
-        if close is not None:
-            close()
-    return taken
-
-
-def _texts(records: List[Record]) -> List[Any]:
-    return [r["data"].get("text") if isinstance(r["data"], dict) else r["data"] for r in records]
-
-
-def _conversation(say: _Narrator, session: Session, *, timeout: float, server: Any = None) -> bool:
-    """The steps after the session exists; returns True when every check held.
-
-    ``server`` is the LocalServer (echo agent, fault injection) or None on a real server.
-    """
-    ok = True
-    say.step("Send a message and wait for the reply: ask().")
-    say.code('turn = session.ask({"type": "text", "text": "Hello, agent!"})')
-    turn = session.ask({"type": "text", "text": "Hello, agent!"}, timeout=timeout)
+def _conversation(
+    say: _Narrator, chat: AgentChat, *, resume: Callable[[Dict[str, Any]], AgentChat]
+) -> Optional[AgentChat]:
+    """Chat, then continue the chat from its saved state; the resumed chat when every
+    check held, else None."""
+    say.step("Send a message and stream the reply.")
+    say.code('reply = chat.send_message("Hello, agent!")')
+    say.code('for text in reply.iter_text(): print(text, end="", flush=True)')
+    reply = chat.send_message("Hello, agent!")
+    text = _stream(say, reply)
+    say.code(f"reply.text() == {text!r}")
     say.detail(
-        f"Your message was appended to the session's .in channel as record {turn['in_seq']}. "
-        "The agent read it and answered on the .out channel:"
+        "The first call started the session (the agent task runs and waits). The message "
+        "went to the session's .in channel; the agent's reply arrived on .out as AI SDK "
+        "chunks (start, text-delta..., finish), each printed as it came, up to the "
+        "turn-complete record that ends this turn."
     )
-    for record in turn["records"]:
-        say.code(f"  .out record {record['seq']}: {_describe(record)}")
-    control = turn["control"]
-    say.code(f"  .out record {control['seq']}: {_describe(control)}")
-    say.detail(
-        "The turn-complete control record marks the end of the agent's answer, so ask() "
-        "returned the reply."
-    )
-    last_seen: int = control["seq"]
-
-    say.step("Stop a reader part-way, then resume it from its cursor.")
-    words = ["one", "two", "three"]
-    for word in words:
-        session.append_in({"type": "text", "text": word})
-    cursor = MemoryCursor(last_seen)
-    say.detail(
-        f"Sent {len(words)} more messages with append_in() ({', '.join(words)}) and read the "
-        f"replies with iter_out(cursor=cursor). The cursor starts at {last_seen}, the last "
-        "record already seen; the reader starts after it and moves it forward as each "
-        "record is handled. After two replies the loop broke off, as when a notebook cell "
-        "is interrupted or a cron job is killed:"
-    )
-    say.code("for record in session.iter_out(cursor=cursor): ...")
-    first = _take(session.iter_out(cursor=cursor), 2)
-    for record in first:
-        say.code(f"  .out record {record['seq']}: {_describe(record)}")
-    say.detail(f"The cursor now holds {cursor.get()}. A new reader with the same cursor:")
-    rest = _take(session.iter_out(cursor=cursor), 1)
-    for record in rest:
-        say.code(f"  .out record {record['seq']}: {_describe(record)}")
-    if server is None or _texts(first + rest) == [f"echo: {w}" for w in words]:
+    saved = chat.state
+    say.step("Continue the conversation somewhere else: chat.state.")
+    say.code("saved = chat.state                      # JSON: store it in a cookie, a row, a file")
+    say.code("chat = AgentChat(agent, state=saved)    # later, in another request or process")
+    resumed = resume(json.loads(json.dumps(saved)))
+    second = resumed.send_message("Still there?")
+    text = _stream(say, second)
+    same_run = resumed.state["run_id"] == saved["run_id"]
+    if not same_run or not text:
         say.detail(
-            "It went on right after the last record handled: every reply once, nothing "
-            "lost, nothing repeated. (The odd seqs in between are the agent's "
-            "turn-complete records, which readers pass over unless include_control=True.) "
-            "A FileCursor does the same across processes."
+            f"UNEXPECTED: run {resumed.state['run_id']} after {saved['run_id']}, reply {text!r}"
         )
-    else:
-        ok = False
-        say.detail(f"UNEXPECTED: the replies were {_texts(first + rest)!r}")
-    if server is None:
-        return ok
-    last_seen = rest[-1]["seq"] if rest else last_seen
+        return None
+    say.detail(
+        f"The saved state ({len(json.dumps(saved))} bytes: chat id, cursor, session token) "
+        f"carried the chat over: the same run ({saved['run_id']}) answered, and nothing of "
+        "the earlier turns was read again: nothing lost, nothing repeated."
+    )
+    return resumed
 
-    say.step("Lose the connection in the middle of a stream.")
-    words = ["four", "five", "six"]
-    for word in words:
-        session.append_in({"type": "text", "text": word})
+
+def _local_extras(say: _Narrator, chat: AgentChat, server: Any) -> bool:
+    """Tool calls and a cut connection, on the embedded server; True when they held."""
+    say.step("A tool call: reply.result().")
+    say.code('result = chat.send_message("/tool sunny").result()')
+    result = chat.send_message("/tool sunny").result()
+    for call, output in zip(result["tool_calls"], result["tool_results"]):
+        say.code(f"tool call: {call['toolName']}({json.dumps(call['input'])})")
+        say.code(f"  result:  {json.dumps(output['output'])}")
+    say.code(f"result['text'] == {result['text']!r}")
+    say.detail(
+        "result() also holds the assistant message as the AI SDK's readUIMessageStream "
+        "builds it (result['message'], with its text and tool parts)."
+    )
+    say.step("Lose the connection in the middle of a reply.")
     reads = server.request_counts.get("read", 0)
-    server.faults.cut_stream(after_records=1)
-    say.detail(
-        f"Sent {', '.join(words)}, and told the server (fault injection) to cut the next "
-        "stream abruptly after its first record. Reading the replies:"
-    )
-    replies = _take(session.iter_out(last_event_id=last_seen), len(words))
-    for record in replies:
-        say.code(f"  .out record {record['seq']}: {_describe(record)}")
+    server.faults.cut_stream(after_records=3)
+    say.detail("The server (fault injection) cuts the next stream after its third record.")
+    text = _stream(say, chat.send_message("one two three four five"))
     streams = server.request_counts.get("read", 0) - reads
-    if _texts(replies) == [f"echo: {w}" for w in words] and streams >= 2:
+    if text == "echo: one two three four five" and streams >= 2:
         say.detail(
-            "The reader noticed the broken connection and reconnected by itself "
-            f"({streams} stream requests in all), asking for the records after the last "
-            "one it had (Last-Event-ID). Every reply arrived exactly once, and your loop "
-            "never saw the failure."
+            f"The reader noticed the broken connection and reconnected by itself ({streams} "
+            "stream requests in all), asking for the records after the last one it had "
+            "(Last-Event-ID). Every chunk arrived exactly once."
         )
-    else:
-        ok = False
-        say.detail(f"UNEXPECTED: the replies were {_texts(replies)!r} ({streams} requests)")
-    return ok
+        return True
+    say.detail(f"UNEXPECTED: the reply was {text!r} ({streams} stream requests)")
+    return False
 
 
 def _closing_words(say: _Narrator, started: float, ok: bool, local: bool) -> None:
@@ -179,7 +145,8 @@ def _closing_words(say: _Narrator, started: float, ok: bool, local: bool) -> Non
     if local:
         say.line(
             "Next: `sessions-client serve --echo-agent` runs this server until Ctrl-C, so\n"
-            "you can try `sessions-client append/tail` or the examples/ against it;\n"
+            "you can try `sessions-client chat echo` or the examples/ against it. Below\n"
+            "AgentChat, Session.append_in() / iter_out() read and write any channel;\n"
             "`sessions-client --help` lists every command."
         )
 
@@ -197,27 +164,26 @@ def run_local(out: TextIO, *, wire: str = "v2", timeout: float = 30.0) -> int:
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="sessions-demo-"))
         db = os.path.join(tmp, "demo.db")
-        server = stack.enter_context(LocalServer(db=db, wire=wire, echo_agent=True))
+        server = stack.enter_context(
+            LocalServer(db=db, wire=wire, echo_agent=True, agent_delay=0.02)
+        )
         say.step(f"Start the embedded Sessions server: {server.url}")
         say.detail(
             f"It keeps its data in SQLite ({db}), speaks the {wire} wire shape and runs an "
-            "echo agent: for every message on a session's .in channel it writes "
-            '{"type": "text", "text": "echo: <text>"} to .out, then a turn-complete '
-            "control record."
+            'echo chat agent: it answers a message T with "echo: T", streamed word by word '
+            "as a Trigger.dev chat.agent task streams its replies."
         )
         client = Client(token=server.secret_key, api_url=server.url)
         stack.callback(client.close)
-        say.step("Create a session.")
         say.code("client = Client(token=..., api_url=...)")
-        say.code('created = client.create_session("chat.agent", "echo", {"basePayload": {}},')
-        say.code('                                external_id="demo-chat")')
-        created = client.create_session(
-            "chat.agent", "echo", {"basePayload": {}}, external_id="demo-chat"
-        )
-        say.code("session = client.session(created['id'])")
-        say.detail(f"The server gave it the id {created['id']}.")
-        session = client.session(created["id"])
-        ok = _conversation(say, session, timeout=timeout, server=server)
+        say.code('chat = AgentChat("echo", client=client)')
+
+        def resume(saved: Dict[str, Any]) -> AgentChat:
+            return AgentChat("echo", state=saved, client=client, stream_timeout=timeout)
+
+        chat = AgentChat("echo", client=client, stream_timeout=timeout)
+        resumed = _conversation(say, chat, resume=resume)
+        ok = resumed is not None and _local_extras(say, resumed, server)
     _closing_words(say, started, ok, local=True)
     return 0 if ok else 1
 
@@ -235,17 +201,20 @@ def run_remote(
     started = time.monotonic()
     say = _Narrator(out, 3)
     with Client(token=token, api_url=api_url, branch=branch) as client:
-        say.line(f"sessions-client demo against {client.api_url} with the agent task {task!r}.")
-        external_id = f"sessions-client-demo-{uuid.uuid4().hex[:12]}"
-        created = client.create_session(
-            "chat.agent", task, {"basePayload": {}}, external_id=external_id
-        )
-        say.step(f"Created session {created['id']} (external id {external_id!r}).")
-        session = client.session(created["id"])
+        say.line(f"sessions-client demo against {client.api_url} with the agent {task!r}.")
+        chat_id = f"sessions-client-demo-{uuid.uuid4().hex[:12]}"
+        chat = AgentChat(task, chat_id=chat_id, client=client, stream_timeout=timeout)
+        say.step(f"Start the chat: AgentChat({task!r}).preload()")
+        chat.preload()
+        say.detail(f"Session {chat.session_id} (external id {chat_id!r}), run {chat.run_id}.")
+
+        def resume(saved: Dict[str, Any]) -> AgentChat:
+            return AgentChat(task, state=saved, client=client, stream_timeout=timeout)
+
         try:
-            ok = _conversation(say, session, timeout=timeout)
+            ok = _conversation(say, chat, resume=resume) is not None
         finally:
-            client.close_session(created["id"], reason="sessions-client demo finished")
-            say.line(f"\nClosed session {created['id']}.")
+            client.close_session(chat_id, reason="sessions-client demo finished")
+            say.line(f"\nClosed session {chat.session_id}.")
     _closing_words(say, started, ok, local=False)
     return 0 if ok else 1

@@ -83,6 +83,7 @@ examples:
   sessions-client demo                          # a 5-step tour on an embedded server
   sessions-client serve --echo-agent            # a local server for your own tests
   export TRIGGER_API_URL=http://127.0.0.1:8030 TRIGGER_SECRET_KEY=tr_dev_local
+  sessions-client chat echo --message hello     # talk to its echo chat agent
   sessions-client create --task echo --external-id chat-1
   sessions-client append chat-1 '{"type": "text", "text": "hi"}'
   sessions-client tail chat-1 --out | jq -r .data.text
@@ -250,6 +251,8 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             host=args.host,
             on_ready=ready,
             cors_origins=args.cors_origin,
+            agent_delay=args.agent_delay,
+            agent_client_data=args.agent_client_data or (),
         )
     except OSError as exc:
         err.write(f"{PROG}: error: cannot serve on {args.host}:{args.port}: {exc}\n")
@@ -349,6 +352,12 @@ def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.controls:
         _json_line(out, turn["control"])
     return EXIT_OK
+
+
+def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from . import _cli_chat
+
+    return _cli_chat.run(args, out, err, sys.stdin)
 
 
 def cmd_create(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -531,6 +540,70 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _json_object(text: str) -> Dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.msg} at char {exc.pos})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
+
+
+def _add_chat_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    chat = _add_command(
+        commands,
+        "chat",
+        "chat with an agent in the terminal (or send one message with --message)",
+        "Talk to a chat agent (a chat.agent task) through AgentChat: the session is "
+        "started on first use (external id = the chat id), each line you type is a "
+        "message, and the reply streams to stdout as it arrives. Ctrl-C during a reply "
+        "stops it; a second Ctrl-C quits. At the prompt: /stop sends a stop, /close ends "
+        "the agent's loop and leaves, /quit or Ctrl-D leaves. The chat id is printed on "
+        "stderr: --chat-id ID continues that conversation.\n\n"
+        "With --message the reply to that one message is printed and the command exits: "
+        "0 on success; an agent error, an empty reply or a closed session is one line on "
+        "stderr and exit code 1.",
+        "examples:\n"
+        "  sessions-client serve --echo-agent --agent-delay 0.1 &\n"
+        "  export TRIGGER_API_URL=http://127.0.0.1:8030 TRIGGER_SECRET_KEY=tr_dev_local\n"
+        "  sessions-client chat echo\n"
+        '  sessions-client chat echo --message "hello" --chat-id chat-1\n'
+        '  sessions-client chat my-agent --client-data \'{"userId": "u1"}\'',
+        cmd_chat,
+        common,
+    )
+    chat.add_argument("agent", metavar="AGENT", help="the agent's task identifier")
+    chat.add_argument("--chat-id", metavar="ID", help="continue this chat (default: a new one)")
+    chat.add_argument("--message", metavar="TEXT", help="send TEXT, print the reply and exit")
+    chat.add_argument(
+        "--client-data",
+        type=_json_object,
+        metavar="JSON",
+        help="the agent's client data (a JSON object), sent with every message",
+    )
+    chat.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="seconds a reply may take (default 120)",
+    )
+
+
 def _resume_group(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
@@ -591,12 +664,14 @@ def _add_serve_command(
         "run the embedded local Sessions server until Ctrl-C",
         "Run the embedded local Sessions server (SQLite storage, standard library only) "
         "until Ctrl-C. It speaks the same protocol as Trigger.dev: point TRIGGER_API_URL at "
-        "it and use its secret key. With --echo-agent, every record appended to a session's "
-        '.in is answered on .out with {"type": "text", "text": "echo: ..."} and a '
-        "turn-complete control record. Fault injection is available from Python "
+        "it and use its secret key. With --echo-agent, every chat.agent session has an echo "
+        "chat agent that the official AgentChat cannot tell from a real one: a message T "
+        'is answered "echo: T", streamed word by word, then a turn-complete; "/tool X" calls '
+        "a tool first. Fault injection is available from Python "
         "(sessions_client.testing.LocalServer().faults).",
         "examples:\n"
         "  sessions-client serve --echo-agent\n"
+        "  sessions-client serve --echo-agent --agent-delay 0.1   # watch replies stream\n"
         "  sessions-client serve --port 0 --db :memory:\n"
         "  sessions-client serve --db /tmp/sessions.db   # survives restarts\n"
         "  sessions-client serve --cors-origin http://localhost:3000   # one page origin\n"
@@ -628,7 +703,20 @@ def _add_serve_command(
     serve.add_argument(
         "--echo-agent",
         action="store_true",
-        help="echo every .in record to .out, then turn-complete",
+        help="answer chat.agent sessions with the echo chat agent",
+    )
+    serve.add_argument(
+        "--agent-delay",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="SECONDS",
+        help="with --echo-agent: wait this long before each streamed delta (default 0)",
+    )
+    serve.add_argument(
+        "--agent-client-data",
+        action="append",
+        metavar="KEY",
+        help="with --echo-agent: a message whose metadata lacks KEY fails its turn (repeatable)",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
 
@@ -677,6 +765,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _add_serve_command(commands, common)
+    _add_chat_command(commands, common)
 
     append = _add_command(
         commands,
@@ -775,8 +864,10 @@ def build_parser() -> argparse.ArgumentParser:
         "send a message and print the agent's reply (one chat turn)",
         "Append RECORD to .in, then print the .out records of the agent's answer as JSON "
         "lines, up to the turn-complete control record for that message.",
-        'examples:\n  sessions-client ask chat-1 \'{"type": "text", "text": "hi"}\' '
-        "| jq -r .data.text",
+        "examples:\n  # a chat agent reads ChatInputChunks and streams AI SDK chunks\n"
+        '  sessions-client ask chat-1 --json \'{"kind": "message", "payload": '
+        '{"trigger": "submit-message", "message": {"id": "m1", "role": "user", '
+        '"parts": [{"type": "text", "text": "hi"}]}}}\' | jq -j ".data.delta // empty"',
         cmd_ask,
         common,
     )

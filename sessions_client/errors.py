@@ -7,7 +7,7 @@ none of them ever carries the token.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Dict, Optional
 
 
 class SessionsError(Exception):
@@ -108,11 +108,26 @@ class ResponseTooLargeError(ProtocolError):
 
 
 class TurnTimeoutError(SessionsError, TimeoutError):
-    """A chat turn (``read_turn`` / ``ask``) did not complete within its ``timeout``."""
+    """A chat turn (``read_turn`` / ``ask``, an ``AgentChat`` reply) did not complete in time."""
 
 
 class ReaderTimeoutError(SessionsError, TimeoutError):
     """A reader (``iter_out`` / ``iter_in``) ran past its ``total_timeout``."""
+
+
+class AgentError(SessionsError):
+    """A chat agent's reply failed: it carried an ``error`` chunk (``message`` is its
+    ``errorText``). ``reply`` is what arrived of the reply: the ``ChatStream.result()``
+    dict (``text``, ``tool_calls``, ``tool_results``, ``message``)."""
+
+    def __init__(self, message: str, *, reply: Optional[Dict[str, Any]] = None) -> None:
+        super().__init__(message)
+        self.reply: Dict[str, Any] = reply if reply is not None else {}
+
+
+class EmptyReplyError(AgentError):
+    """The agent completed a turn without a single chunk in reply to a message: most
+    often it rejected the message's client data (``metadata``) or failed at once."""
 
 
 __all__ = [
@@ -134,4 +149,6 @@ __all__ = [
     "ResponseTooLargeError",
     "TurnTimeoutError",
     "ReaderTimeoutError",
+    "AgentError",
+    "EmptyReplyError",
 ]

@@ -55,9 +55,11 @@ import pytest
 
 @pytest.mark.sessions_server(wire="v1", echo_agent=True)
 def test_echo(sessions_server, sessions_session):
+    from sessions_client.testing import chat_message, reply_text
+
     assert sessions_server.wire == "v1"
-    turn = sessions_session.ask({"type": "text", "text": "hi"}, timeout=20)
-    assert [r["data"]["text"] for r in turn["records"]] == ["echo: hi"]
+    turn = sessions_session.ask(chat_message("hi"), timeout=20)
+    assert reply_text(turn["records"]) == "echo: hi"
 """
     _run(pytester, source, "--strict-markers").assert_outcomes(passed=1)
 

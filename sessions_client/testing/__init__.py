@@ -16,9 +16,18 @@ optional echo agent and fault injection (:class:`FaultInjector`, ``srv.faults``)
 
 from __future__ import annotations
 
+from .agent import chat_message, reply_text
 from .faults import FaultInjector
 from .handler import ServerLimits
 from .server import LocalServer, serve
 from .store import DatabaseInUseError
 
-__all__ = ["DatabaseInUseError", "FaultInjector", "LocalServer", "ServerLimits", "serve"]
+__all__ = [
+    "DatabaseInUseError",
+    "FaultInjector",
+    "LocalServer",
+    "ServerLimits",
+    "chat_message",
+    "reply_text",
+    "serve",
+]

@@ -18,6 +18,9 @@ Fixtures (each test gets fresh ones; nothing leaves the machine):
         @pytest.mark.sessions_server(echo_agent=True, ping_interval=(0.1, 0.3))
         def test_reply(sessions_server): ...
 
+    (``echo_agent=True`` answers ``chat.agent`` sessions with the echo chat agent;
+    ``agent_delay=`` and ``agent_client_data=`` tune it, see ``LocalServer``.)
+
     or run one test against several configurations with an indirect parameter (a
     dict of ``LocalServer`` keyword arguments; it wins over the marker)::
 
@@ -65,7 +68,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{MARKER}(**kwargs): keyword arguments for the LocalServer of the "
-        "sessions_server fixture (wire=, echo_agent=, ping_interval=, secret_key=, ...)",
+        "sessions_server fixture (wire=, echo_agent=, agent_delay=, agent_client_data=, "
+        "ping_interval=, secret_key=, ...)",
     )
 
 

@@ -6,7 +6,7 @@
 
     with LocalServer(secret_key="tr_dev_local", db=":memory:", wire="v2", port=0,
                      echo_agent=False, ping_interval=(5.0, 15.0), host="127.0.0.1",
-                     part_id_ttl=300.0) as srv:
+                     part_id_ttl=300.0, agent_delay=0.0, agent_client_data=()) as srv:
         srv.url                     # "http://127.0.0.1:<port>"
         info = srv.create_session("chat-1")   # convenience, no HTTP
         token = srv.mint_token("chat-1", read=True, write=True, ttl=3600)
@@ -28,6 +28,13 @@ other than loopback (``127.0.0.0/8``, ``::1``, ``localhost``) requires a secret 
 of your own: the default ``tr_dev_local`` is public, so
 ``LocalServer(host="0.0.0.0")`` without ``secret_key`` raises
 :class:`~sessions_client.errors.ConfigurationError`.
+
+``echo_agent=True`` runs the echo chat agent (:mod:`sessions_client.testing.agent`) on
+every session of type ``"chat.agent"``: it answers ``AgentChat`` messages as a
+Trigger.dev ``chat.agent`` task does. ``agent_delay`` is the seconds it waits before
+each streamed delta (so streaming is visible; 0 by default); ``agent_client_data``
+lists the client-data keys every message's ``metadata`` must carry (a message
+without them fails its turn, as a client-data schema error does).
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ import socket
 import threading
 import time
 from http.server import ThreadingHTTPServer
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 from ..errors import ConfigurationError
 from . import channels, management
@@ -234,6 +241,7 @@ class LocalServer:
     ``limits`` bounds what clients can make the server hold (default
     :class:`ServerLimits`()). A database file already used by another server raises
     :class:`~sessions_client.testing.store.DatabaseInUseError`.
+    ``echo_agent``, ``agent_delay`` and ``agent_client_data``: see the module docstring.
     """
 
     def __init__(
@@ -250,6 +258,8 @@ class LocalServer:
         clock: Callable[[], float] = time.time,
         cors_origins: Optional[Iterable[str]] = None,
         limits: Optional[ServerLimits] = None,
+        agent_delay: float = 0.0,
+        agent_client_data: Sequence[str] = (),
     ) -> None:
         check_exposure(host, secret_key)
         cors = CorsPolicy(cors_origins)
@@ -258,6 +268,10 @@ class LocalServer:
         ping_range = _ping_range(ping_interval)
         if not part_id_ttl > 0:
             raise ValueError("part_id_ttl must be positive")
+        if agent_delay < 0:
+            raise ValueError("agent_delay must be zero or positive")
+        if isinstance(agent_client_data, str):
+            raise ValueError("agent_client_data must be a list of keys, not a string")
         self._secret_key = secret_key
         self._host = host
         self._wire = wire
@@ -294,7 +308,9 @@ class LocalServer:
             raise
         self._agent: Optional[EchoAgent] = None
         if echo_agent:
-            self._agent = EchoAgent(self._store, self._tokens)
+            self._agent = EchoAgent(
+                self._store, self._tokens, delay=agent_delay, client_data=agent_client_data
+            )
             self._agent.start()
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
@@ -521,6 +537,8 @@ def serve(
     ping_interval: PingInterval = DEFAULT_PING_INTERVAL,
     cors_origins: Optional[Iterable[str]] = None,
     limits: Optional[ServerLimits] = None,
+    agent_delay: float = 0.0,
+    agent_client_data: Sequence[str] = (),
 ) -> None:
     """Run a :class:`LocalServer` until KeyboardInterrupt (Ctrl-C), then close it.
 
@@ -536,6 +554,8 @@ def serve(
         host=host,
         cors_origins=cors_origins,
         limits=limits,
+        agent_delay=agent_delay,
+        agent_client_data=agent_client_data,
     ) as server:
         if on_ready is not None:
             on_ready(server)

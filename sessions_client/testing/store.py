@@ -211,6 +211,7 @@ class Store:
         self._last_ts: Dict[Tuple[str, str], Optional[int]] = {}
         self._generation = 0
         self._listeners: List[AppendListener] = []
+        self._create_listeners: List[Callable[[str], None]] = []
         self._closed = False
         self._sessions: Dict[str, SessionRecord] = {}
         # A trim never deletes the channel's last record (the trim command itself), so
@@ -304,6 +305,8 @@ class Store:
             created = self.get_session(friendly)
         assert created is not None
         self._bump_generation()
+        for listener in list(self._create_listeners):
+            listener(created.id)
         return created, True
 
     def update_session(self, friendly_id: str, changes: Dict[str, Any]) -> SessionRecord:
@@ -484,6 +487,10 @@ class Store:
     def add_listener(self, listener: AppendListener) -> None:
         """Call ``listener(session_id, io, seq)`` after every append (on the writer thread)."""
         self._listeners.append(listener)
+
+    def add_create_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(session_id)`` after a session is created (on the creating thread)."""
+        self._create_listeners.append(listener)
 
     def _bump_generation(self) -> None:
         with self._cond:

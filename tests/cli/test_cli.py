@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterator, List, Tuple
 import pytest
 
 from sessions_client import cli
-from sessions_client.testing import LocalServer
+from sessions_client.testing import LocalServer, chat_message, reply_text
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "tr_dev_cli_secret_do_not_print"
@@ -486,10 +486,12 @@ def test_list_time_filters_take_iso_8601_or_unix_ms(
 
 def test_ask_prints_the_reply(env: LocalServer, capsys: pytest.CaptureFixture[str]) -> None:
     env.create_session("chat-1")
-    code, out, _ = run(capsys, "ask", "chat-1", '{"type": "text", "text": "hi"}', "--controls")
+    message = json.dumps(chat_message("hi"))
+    code, out, _ = run(capsys, "ask", "chat-1", message, "--json", "--controls")
     assert code == 0
     records = lines(out)
-    assert records[0]["data"] == {"type": "text", "text": "echo: hi"}
+    assert records[0]["data"]["type"] == "start"
+    assert reply_text(records) == "echo: hi"
     assert records[-1]["control"] == "turn-complete"
 
 

@@ -8,11 +8,14 @@ server is wrong (see SDK_NOTES.md and DISCREPANCIES.md).
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any, Callable, Dict, List, Optional
 
 import pytest
+
+from sessions_client.testing.agent import chat_message
 
 pytestmark = [pytest.mark.conformance, pytest.mark.timeout(120)]
 
@@ -1105,23 +1108,36 @@ def test_subscribe_errors_are_terminal(wire: str, servers: Servers, drive: Drive
     assert empty["completed"]
 
 
+ECHO_HELLO = [
+    "start",
+    "start-step",
+    "text-start",
+    "text-delta",
+    "text-delta",
+    "text-end",
+    "finish-step",
+    "finish",
+]
+
+
 @pytest.mark.parametrize("wire", WIRES)
 def test_chat_turn_with_the_echo_agent(wire: str, servers: Servers, drive: Drive) -> None:
     """PROTOCOL.md section 6 through the SDK: append to .in, read .out to turn-complete."""
     srv = servers(wire, echo_agent=True)
     session = _new_session(drive, srv)
     sid, ext, pat = session["id"], session["externalId"], session["publicAccessToken"]
+    message = json.dumps(chat_message("hello", chat_id=ext))
     results = drive(
         srv,
         [
-            {"op": "append", "session": ext, "io": "in", "body": '{"text":"hello"}', "token": pat},
+            {"op": "append", "session": ext, "io": "in", "body": message, "token": pat},
             {
                 "op": "subscribe",
                 "session": ext,
                 "io": "out",
                 "token": pat,
                 "timeoutInSeconds": 600,  # what the SDK's session stream manager sends
-                "stopAfter": 2 if wire == "v1" else 1,
+                "stopAfter": len(ECHO_HELLO) + (1 if wire == "v1" else 0),
                 "maxMs": 10000,
             },
         ],
@@ -1130,9 +1146,9 @@ def test_chat_turn_with_the_echo_agent(wire: str, servers: Servers, drive: Drive
     sub = ok(results[1])
     assert sub["error"] is None
     if wire == "v2":
-        # The agent writes JSON values (not strings) into the envelope.
-        assert sub["chunks"] == [{"type": "text", "text": "echo: hello"}]
-        # The data chunk is enqueued before the control part is read; read on to it.
+        # The agent writes chunk objects (not strings) into the envelope.
+        chunks = sub["chunks"]
+        # The data chunks are enqueued before the control part is read; read on to it.
         (more,) = drive(
             srv,
             [
@@ -1141,7 +1157,7 @@ def test_chat_turn_with_the_echo_agent(wire: str, servers: Servers, drive: Drive
                     "session": sid,
                     "io": "out",
                     "token": pat,
-                    "lastEventId": "0",
+                    "lastEventId": str(len(ECHO_HELLO) - 1),
                     "timeoutInSeconds": 1,
                     "maxMs": 6000,
                 }
@@ -1149,7 +1165,7 @@ def test_chat_turn_with_the_echo_agent(wire: str, servers: Servers, drive: Drive
         )
         controls = ok(more)["controls"]
         assert [c["subtype"] for c in controls] == ["turn-complete"]
-        assert controls[0]["seqNum"] == 1
+        assert controls[0]["seqNum"] == len(ECHO_HELLO)
         headers = dict((name, value) for name, value in controls[0]["headers"])
         assert headers["session-in-event-id"] == "0"
         fresh = headers["public-access-token"]
@@ -1157,10 +1173,11 @@ def test_chat_turn_with_the_echo_agent(wire: str, servers: Servers, drive: Drive
         # v1: no headers, so the SDK has no onControl; the legacy control data record
         # arrives as a chunk (PROTOCOL.md 3.2, "older agents").
         assert sub["controls"] == []
-        echo, control = _data_chunks(wire, sub["chunks"])
-        assert echo == {"type": "text", "text": "echo: hello"}
+        *chunks, control = _data_chunks(wire, sub["chunks"])
         assert control["type"] == "trigger:turn-complete"
         fresh = control["publicAccessToken"]
+    assert [c["type"] for c in chunks] == ECHO_HELLO
+    assert "".join(c.get("delta", "") for c in chunks) == "echo: hello"
     assert fresh
     (again,) = drive(
         srv, [{"op": "append", "session": sid, "io": "in", "body": '"second"', "token": fresh}]

@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterator, List
 import pytest
 
 from sessions_client import Client
-from sessions_client.testing import LocalServer
+from sessions_client.testing import LocalServer, chat_message, reply_text
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -70,13 +70,41 @@ def test_chat_script_prints_the_agents_reply(server: LocalServer, tmp_path: Path
     assert result.stdout.splitlines() == ["echo: Hello there"]
 
 
-def test_chat_script_reports_a_missing_session_in_one_line(
+def test_chat_script_reports_a_closed_session_in_one_line(
     server: LocalServer, tmp_path: Path
 ) -> None:
-    result = _run("chat_script.py", ["hi", "--session", "session_nope"], _env(server), tmp_path)
+    server.create_session("closed-chat")
+    server.close_session("closed-chat")
+    result = _run("chat_script.py", ["hi", "--chat-id", "closed-chat"], _env(server), tmp_path)
     assert result.returncode == 1
-    assert result.stderr.startswith("chat_script: ")
+    assert result.stderr.startswith("chat_script: ") and result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
+
+
+def test_cron_ask_stores_answers_and_keeps_the_conversation(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    env = _env(server)
+    for question in ("first?", "second?"):
+        result = _run("cron_ask.py", ["--question", question], env, tmp_path)
+        assert result.returncode == 0, result.stderr
+    answers = [json.loads(line) for line in (tmp_path / "answers.jsonl").read_text().splitlines()]
+    assert [(a["question"], a["answer"]) for a in answers] == [
+        ("first?", "echo: first?"),
+        ("second?", "echo: second?"),
+    ]
+    state = json.loads((tmp_path / "agent-chat.json").read_text())
+    session = server.get_session(state["chat_id"])
+    assert session is not None and session["currentRunId"] == state["run_id"]
+    assert len(server.records(state["chat_id"], "in")) == 2  # one conversation
+
+
+def test_cron_ask_reports_a_failed_turn_and_stores_nothing(tmp_path: Path) -> None:
+    with LocalServer(echo_agent=True, agent_client_data=["userId"]) as srv:
+        result = _run("cron_ask.py", ["--question", "hi"], _env(srv), tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("cron_ask: ") and "Invalid client data" in result.stderr
+    assert not (tmp_path / "answers.jsonl").exists()
 
 
 def test_cron_drain_resumes_where_the_last_run_stopped(server: LocalServer, tmp_path: Path) -> None:
@@ -154,13 +182,28 @@ def test_flask_view_lists_the_agents_replies(flask_app: Any, server: LocalServer
     web = flask_app.test_client()
     client = Client(token=server.secret_key, api_url=server.url)
     try:
-        client.session("chat-8").ask({"type": "text", "text": "ping"}, timeout=30)
+        client.session("chat-8").ask(chat_message("ping"), timeout=30)
     finally:
         client.close()
     replies = web.get("/sessions/chat-8/replies").get_json()["records"]
-    assert [r["data"] for r in replies] == [{"type": "text", "text": "echo: ping"}]
-    after = web.get(f"/sessions/chat-8/replies?after={replies[0]['seq']}").get_json()
+    assert replies[0]["data"]["type"] == "start" and replies[-1]["data"]["type"] == "finish"
+    assert reply_text(replies) == "echo: ping"
+    after = web.get(f"/sessions/chat-8/replies?after={replies[-1]['seq']}").get_json()
     assert after["records"] == []
+
+
+def test_flask_chat_view_keeps_the_conversation_in_the_browser_session(
+    flask_app: Any, server: LocalServer
+) -> None:
+    web = flask_app.test_client()
+    first = web.post("/chat", json={"text": "hi"}).get_json()
+    second = web.post("/chat", json={"text": "still there?"}).get_json()
+    assert (first["reply"], second["reply"]) == ("echo: hi", "echo: still there?")
+    assert first["chat_id"] == second["chat_id"]
+    assert len(server.records(first["chat_id"], "in")) == 2
+    other = flask_app.test_client().post("/chat", json={"text": "hello"}).get_json()
+    assert other["chat_id"] != first["chat_id"]  # another browser, another conversation
+    assert web.post("/chat", json={}).status_code == 400
 
 
 def test_flask_maps_library_errors_to_http_statuses(flask_app: Any) -> None:
@@ -214,7 +257,7 @@ def test_notebook_cells_run_in_order_against_the_configured_server(
     assert "echo: Hello from a notebook" in printed
     assert "live: " in printed and "echo: one more" in printed
     assert namespace["local_server"] is None  # a configured server is used, none started
-    closed = server.get_session(namespace["created"]["id"])
+    closed = server.get_session(namespace["chat"].chat_id)
     assert closed is not None and closed["closedAt"] is not None
 
 

@@ -20,7 +20,7 @@ from sessions_client.errors import (
     ServerError,
     TurnTimeoutError,
 )
-from sessions_client.testing import LocalServer
+from sessions_client.testing import LocalServer, chat_message, reply_text
 from sessions_client.turns import turn_in_seq
 
 from .conftest import unique
@@ -43,13 +43,11 @@ def _texts(records: List[Dict[str, Any]]) -> List[Any]:
     return [r["data"] for r in records]
 
 
-def _echo(text: str) -> Dict[str, str]:
-    return {"type": "text", "text": f"echo: {text}"}
-
-
-def _wait_for_out(srv: LocalServer, ext: str, count: int) -> None:
+def _wait_for_turn_complete(srv: LocalServer, ext: str) -> None:
     deadline = time.monotonic() + 5
-    while len(srv.records(ext, "out")) < count:
+    while ["trigger-control", "turn-complete"] not in [
+        h for r in srv.records(ext, "out") for h in r["headers"]
+    ]:
         assert time.monotonic() < deadline, "the echo agent did not answer"
         time.sleep(0.01)
 
@@ -61,14 +59,14 @@ def test_ask_returns_the_echo(echo: LocalServer) -> None:
     ext = unique()
     echo.create_session(ext)
     with Session(ext, echo.secret_key, echo.url) as session:
-        first = session.ask("hello", timeout=10)
+        first = session.ask(chat_message("hello"), timeout=10)
         assert first["in_seq"] == 0
-        assert _texts(first["records"]) == [_echo("hello")]
+        assert reply_text(first["records"]) == "echo: hello"
         assert first["control"]["control"] == "turn-complete"
         assert turn_in_seq(first["control"]) == 0
-        second = session.ask({"text": "again"}, timeout=10)
+        second = session.ask(chat_message("again"), timeout=10)
         assert second["in_seq"] == 1
-        assert _texts(second["records"]) == [_echo("again")]
+        assert reply_text(second["records"]) == "echo: again"
         assert turn_in_seq(second["control"]) == 1
         assert second["control"]["seq"] > first["control"]["seq"]
 
@@ -79,21 +77,21 @@ def test_ask_through_a_client_session_with_the_public_token(echo_v2: LocalServer
             "chat.agent", "echo", {"basePayload": {}}, external_id=unique()
         )
         session = client.session(created["externalId"], token=created["publicAccessToken"])
-        reply = session.ask({"text": "hi"}, timeout=10)
-        assert _texts(reply["records"]) == [_echo("hi")]
+        reply = session.ask(chat_message("hi"), timeout=10)
+        assert reply_text(reply["records"]) == "echo: hi"
 
 
 def test_a_stale_turn_complete_is_skipped(echo: LocalServer) -> None:
     ext = unique()
     echo.create_session(ext)
-    echo.append(ext, "in", "earlier")  # .in seq 0, answered by the agent
-    _wait_for_out(echo, ext, 2)
-    echo.write(ext, "out", {"type": "text", "text": "late part of turn 0"})
+    echo.write(ext, "in", chat_message("earlier"))  # .in seq 0, answered by the agent
+    _wait_for_turn_complete(echo, ext)
+    echo.write(ext, "out", {"type": "text-delta", "id": "t0", "delta": "late part of turn 0"})
     echo.write_control(ext, "turn-complete", headers=[["session-in-event-id", "0"]])
     with Session(ext, echo.secret_key, echo.url) as session:  # a fresh object: reads history
-        reply = session.ask("now", timeout=10)
+        reply = session.ask(chat_message("now"), timeout=10)
     assert reply["in_seq"] == 1
-    assert _texts(reply["records"]) == [_echo("now")]
+    assert reply_text(reply["records"]) == "echo: now"
     assert turn_in_seq(reply["control"]) == 1
 
 
@@ -109,12 +107,12 @@ def test_ask_resumes_where_the_previous_turn_ended(echo_v2: LocalServer) -> None
             return original(**kwargs)
 
         session.iter_out = spy  # type: ignore[method-assign]
-        first = session.ask("one", timeout=10)
+        first = session.ask(chat_message("one"), timeout=10)
         assert starts[0] is None, "a fresh Session reads .out from the start"
         starts.clear()
-        second = session.ask("two", timeout=10)
+        second = session.ask(chat_message("two"), timeout=10)
         assert starts[0] == first["control"]["seq"], "no history is read twice"
-        assert _texts(second["records"]) == [_echo("two")]
+        assert reply_text(second["records"]) == "echo: two"
 
 
 def test_ask_times_out_without_an_agent(server: LocalServer) -> None:
@@ -123,7 +121,7 @@ def test_ask_times_out_without_an_agent(server: LocalServer) -> None:
     with Session(ext, server.secret_key, server.url) as session:
         started = time.monotonic()
         with pytest.raises(TurnTimeoutError) as info:
-            session.ask("anyone?", timeout=0.5)
+            session.ask(chat_message("anyone?"), timeout=0.5)
         assert isinstance(info.value, TimeoutError)
         assert time.monotonic() - started < 5
         assert server.records(ext, "in")[0]["seq"] == 0, "the message itself was appended"
@@ -246,7 +244,7 @@ def test_a_refreshed_token_is_used_by_the_next_request(echo: LocalServer) -> Non
         session.transport.http_session.hooks["response"].append(
             lambda r, *a, **k: sent.append(r.request.headers["Authorization"])
         )
-        reply = session.ask("one", timeout=10)
+        reply = session.ask(chat_message("one"), timeout=10)
         fresh = session.token
         assert fresh != short
         assert ["public-access-token", fresh] in reply["control"]["headers"] or (
@@ -262,8 +260,8 @@ def test_a_refreshed_token_is_used_by_the_next_request(echo: LocalServer) -> Non
                 assert time.monotonic() < deadline, "the short token never expired"
                 time.sleep(0.1)
         sent.clear()
-        second = session.ask("two", timeout=10)
-        assert _texts(second["records"]) == [_echo("two")]
+        second = session.ask(chat_message("two"), timeout=10)
+        assert reply_text(second["records"]) == "echo: two"
         assert sent and sent[0] == f"Bearer {fresh}", "the append after the refresh used it"
 
 
@@ -271,7 +269,7 @@ def test_a_secret_key_is_never_replaced_by_a_refreshed_token(echo_v2: LocalServe
     ext = unique()
     echo_v2.create_session(ext)
     with Session(ext, echo_v2.secret_key, echo_v2.url) as session:
-        session.ask("x", timeout=10)
+        session.ask(chat_message("x"), timeout=10)
         assert session.token == echo_v2.secret_key
 
 
@@ -360,7 +358,7 @@ def test_ask_reads_a_slowly_streamed_reply_over_one_connection(plain: LocalServe
     writer.start()
     try:
         with Session(ext, plain.secret_key, plain.url) as session:
-            reply = session.ask("go", timeout=20)
+            reply = session.ask(chat_message("go"), timeout=20)
     finally:
         writer.join(15)
     assert reply["in_seq"] == 0
