@@ -16,9 +16,8 @@ A parse fails, as ``JSON.parse`` does, on what is not strict JSON (``NaN``,
 ``__proto__`` key or a ``constructor`` key whose value is an object with a
 ``prototype`` key. ``fixJson`` walks the text in UTF-16 code units, as
 JavaScript does, so text with characters outside the BMP repairs the same way.
-
-Known difference: a JSON integer beyond 2**53 keeps its exact value here, where
-JavaScript rounds it to a double.
+Numbers are JavaScript's: an integer beyond 2**53 becomes the nearest float, as
+the double JavaScript holds, and one too large for a double is infinite.
 """
 
 from __future__ import annotations
@@ -270,6 +269,15 @@ def fix_json(text: str) -> str:
     return _from_units(_Fixer(_to_units(text)).run())
 
 
+def _js_int(digits: str) -> Any:
+    """A JSON integer as JavaScript holds it: exact up to 2**53, else the nearest double."""
+    if len(digits) <= 17:  # 2**53 has 16 digits; longer ones are never exact
+        value = int(digits)
+        if -(2**53) <= value <= 2**53:
+            return value
+    return float(digits)
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -294,7 +302,7 @@ def _forbidden(value: Any) -> bool:
 def _secure_loads(text: str) -> Any:
     """``secureJsonParse(text)``, or ``UNDEFINED`` where it throws."""
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_int=_js_int, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         return UNDEFINED
     return UNDEFINED if _forbidden(value) else value

@@ -1,22 +1,26 @@
 """Assemble the assistant ``UIMessage`` from AI SDK ``UIMessageChunk`` dicts.
 
 :func:`assemble_message` gives, for a list of chunks, the message the AI SDK's
-``readUIMessageStream`` (npm ``ai`` 6.0.325, the line ``@trigger.dev/sdk``
-4.8.3 develops against) emits last for the same chunks as a stream, as plain
-JSON-like dicts (a key the SDK leaves ``undefined`` is absent). The rules come
-from the SDK's compiled ``processUIMessageStream``; ``tests/uimessage`` checks
-the result against the real ``readUIMessageStream``. In short:
+``readUIMessageStream`` emits last for the same chunks as a stream, as plain
+JSON-like dicts: a key the SDK leaves ``undefined`` is absent, ``null`` is
+``None``. The reference is npm ``ai`` 6.0.325 (``@trigger.dev/sdk`` 4.8.3
+accepts ``ai`` 5, 6 or 7 and is developed against 6); the rules follow its
+compiled ``processUIMessageStream``, and ``tests/uimessage`` compares the
+result with the real ``readUIMessageStream`` on many lists. In short:
 
 - ``text-*`` / ``reasoning-*`` chunks build ``text`` / ``reasoning`` parts,
-  ``state`` ``"streaming"`` until their ``*-end``; a chunk's
+  ``state`` ``"streaming"`` until their ``*-end`` (then ``"done"``); a chunk's
   ``providerMetadata`` replaces the part's when present.
-- ``tool-*`` chunks build ``tool-<name>`` parts (``dynamic-tool`` when the
-  chunk says ``dynamic``), looked up by ``toolCallId`` in the current step,
-  through the states ``input-streaming`` (``input`` is the partial JSON parsed
-  as the SDK's ``parsePartialJson`` does, ``rawInput`` the text so far),
-  ``input-available``, ``approval-requested``, ``output-available`` (with
-  ``preliminary``), ``output-error`` (also from ``tool-input-error``) and
-  ``output-denied``.
+- ``tool-*`` chunks build ``tool-<name>`` parts (``dynamic-tool`` with a
+  ``toolName`` when the chunk says ``dynamic``), found by ``toolCallId`` in the
+  current step, through the states ``input-streaming`` (``input`` is the
+  partial JSON parsed as the SDK's ``parsePartialJson`` does, ``rawInput`` the
+  text so far), ``input-available``, ``approval-requested`` (with
+  ``approval``), ``output-available`` (with ``preliminary``), ``output-error``
+  (also from ``tool-input-error``) and ``output-denied``; ``title``,
+  ``toolMetadata``, ``providerExecuted`` and the provider metadata
+  (``callProviderMetadata`` / ``resultProviderMetadata``) are kept as the SDK
+  keeps them. (``approval-responded`` is set by the client, never by a chunk.)
 - ``source-url``, ``source-document`` and ``file`` chunks each add a part;
   ``start-step`` adds a ``step-start`` part; ``finish-step`` closes the step's
   open text and reasoning parts to further deltas.
@@ -27,7 +31,8 @@ the result against the real ``readUIMessageStream``. In short:
   message: the SDK's reader resets then); ``messageMetadata`` on ``start``,
   ``message-metadata`` and ``finish`` is merged into ``metadata`` (objects
   deeply, as the SDK's ``mergeObjects``).
-- ``error``, ``abort``, ``finish`` and chunks of unknown types add no part.
+- ``error``, ``abort``, ``finish`` (its ``finishReason`` is not part of the
+  message) and chunks of unknown types add no part.
 
 "Emits last" matters: the SDK emits a copy of the message after each chunk
 that changes it, except ``start-step``, so a trailing ``step-start`` part with
@@ -37,15 +42,17 @@ list, or only ``start`` without ``messageId``, ``start-step``, ``finish``,
 ``{"id": "", "role": "assistant", "parts": []}``, where the SDK's reader emits
 nothing at all. Without a ``start`` chunk the ``id`` stays ``""``.
 
-Invalid sequences raise :class:`~sessions_client.errors.ProtocolError`, where
-the SDK's processor throws (``readUIMessageStream`` then stops and reports the
-error to ``onError``): a ``text-delta`` / ``text-end`` (or reasoning) for an id
-with no open part, a ``tool-input-delta`` before its ``tool-input-start``, a
-tool output, approval request or denial for an unknown ``toolCallId``, and
-message metadata merged into a non-object (a ``TypeError`` in the SDK). A
-chunk that is not an object with a string ``type``, or whose id, delta or tool
-name field is missing or not a string (fields the SDK's ``UIMessageChunk``
-schema requires), also raises ``ProtocolError``.
+Invalid sequences raise :class:`~sessions_client.errors.ProtocolError` where
+the SDK's processing throws (``readUIMessageStream`` then stops and passes the
+error to ``onError``, or throws with ``terminateOnError``): a ``text-delta`` /
+``text-end`` (or reasoning) for an id with no open part, a
+``tool-input-delta`` before its ``tool-input-start``, a tool output, approval
+request or denial for an unknown ``toolCallId``, and metadata with keys merged
+into earlier metadata that is a string, number or boolean (a ``TypeError`` in
+the SDK). Where the SDK would go on with a malformed chunk, this raises
+``ProtocolError`` too: a chunk that is not an object with a string ``type``,
+or whose id, delta or tool name is missing or not a string (the SDK's
+``UIMessageChunk`` schema requires them).
 """
 
 from __future__ import annotations
