@@ -3,7 +3,8 @@
 Skipping policy
 ---------------
 The suite needs ``node`` (18 or newer) and ``tests/conformance/node_modules`` (``npm ci`` in
-this directory installs the pinned ``@trigger.dev/core`` from ``package-lock.json``).
+this directory installs the pinned ``@trigger.dev/core``, ``@trigger.dev/sdk`` and ``ai``
+from ``package-lock.json``).
 When either is missing the tests are *skipped* with the reason, unless
 ``SESSIONS_CLIENT_REQUIRE_CONFORMANCE=1`` is set (``.ci/run`` sets it after its ``npm ci``):
 then they *fail*.
@@ -34,7 +35,12 @@ import pytest
 
 CONFORMANCE_DIR = Path(__file__).resolve().parent
 DRIVER = CONFORMANCE_DIR / "driver.mjs"
+CHAT_DRIVER = CONFORMANCE_DIR / "chat_driver.mjs"
 SDK_PACKAGE = CONFORMANCE_DIR / "node_modules" / "@trigger.dev" / "core" / "package.json"
+CHAT_PACKAGES = [
+    CONFORMANCE_DIR / "node_modules" / "@trigger.dev" / "sdk" / "package.json",
+    CONFORMANCE_DIR / "node_modules" / "ai" / "package.json",
+]
 DRIVER_TIMEOUT = 45.0
 SECRET_KEY = "tr_dev_conformance"
 
@@ -119,16 +125,22 @@ def _server_class() -> Any:
 
 @pytest.fixture(scope="module")
 def servers(node_bin: str) -> Iterator[Callable[..., Any]]:
-    """``servers(wire, echo_agent=False, name="")`` -> a running LocalServer, shared by the
-    module's tests that ask for the same arguments (a distinct ``name`` isolates a test)."""
+    """``servers(wire, echo_agent=False, name="", **options)`` -> a running LocalServer,
+    shared by the module's tests that ask for the same arguments (a distinct ``name``
+    isolates a test; ``options`` are more LocalServer arguments, e.g. ``agent_delay``)."""
     cls = _server_class()
-    running: Dict[Tuple[str, bool, str], Any] = {}
+    running: Dict[Tuple[Any, ...], Any] = {}
 
-    def get(wire: str, echo_agent: bool = False, name: str = "") -> Any:
-        key = (wire, echo_agent, name)
+    def get(wire: str, echo_agent: bool = False, name: str = "", **options: Any) -> Any:
+        key = (wire, echo_agent, name, json.dumps(options, sort_keys=True))
         if key not in running:
             srv = cls(
-                secret_key=SECRET_KEY, db=":memory:", wire=wire, port=0, echo_agent=echo_agent
+                secret_key=SECRET_KEY,
+                db=":memory:",
+                wire=wire,
+                port=0,
+                echo_agent=echo_agent,
+                **options,
             )
             srv.__enter__()
             running[key] = srv
@@ -144,15 +156,16 @@ def servers(node_bin: str) -> Iterator[Callable[..., Any]]:
 class _DriverProcess:
     """One long-lived ``node driver.mjs --serve``: a program per line in, a result line out."""
 
-    def __init__(self, node: str) -> None:
+    def __init__(self, node: str, script: Path = DRIVER) -> None:
         self._node = node
+        self._script = script
         self._proc: Optional[subprocess.Popen[str]] = None
         self._lines: queue.Queue[Optional[str]] = queue.Queue()
         self._stderr: List[str] = []
 
     def _start(self) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
-            [self._node, str(DRIVER), "--serve"],
+            [self._node, str(self._script), "--serve"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -232,6 +245,32 @@ def drive(_driver_process: _DriverProcess) -> Callable[[Any, Ops], Results]:
         out = _driver_process.run({"url": srv.url, "key": srv.secret_key, "ops": ops})
         results: Results = out["results"]
         assert len(results) == len(ops)
+        return results
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def _chat_driver_process(node_bin: str) -> Iterator[_DriverProcess]:
+    missing = [str(p.parent.relative_to(CONFORMANCE_DIR)) for p in CHAT_PACKAGES if not p.exists()]
+    if missing:
+        _unavailable(f"{', '.join(missing)} missing: run `npm ci` in tests/conformance")
+    driver = _DriverProcess(node_bin, CHAT_DRIVER)
+    try:
+        yield driver
+    finally:
+        driver.close()
+
+
+@pytest.fixture(scope="module")
+def chat_drive(_chat_driver_process: _DriverProcess) -> Callable[[Any, Ops], Results]:
+    """``chat_drive(srv, steps)`` runs the steps with the official AgentChat (see
+    ``chat_driver.mjs``) and returns one result per step."""
+
+    def run(srv: Any, steps: Ops) -> Results:
+        out = _chat_driver_process.run({"url": srv.url, "key": srv.secret_key, "steps": steps})
+        results: Results = out["results"]
+        assert len(results) == len(steps)
         return results
 
     return run
