@@ -462,3 +462,19 @@ def test_chunks_that_do_not_assemble_still_give_the_text(
     for _ in range(2):
         with pytest.raises(ProtocolError, match="text-start"):
             reply.result()
+
+
+def test_upgrade_required_is_passed_over(server: LocalServer, scripted_agent: Make) -> None:
+    def respond(agent: ScriptedAgent, chunk: Dict[str, Any]) -> None:
+        agent.write({"type": "text-start", "id": "t"})
+        agent.write({"type": "text-delta", "id": "t", "delta": "old run, "})
+        server.write_control("c-up", "upgrade-required")
+        agent.write({"type": "text-delta", "id": "t", "delta": "new run"})
+        agent.write({"type": "text-end", "id": "t"})
+        agent.turn_complete(chunk["_seq"])
+
+    chat = new_chat(server, chat_id="c-up")
+    scripted_agent("c-up", respond)
+    reply = chat.send_message("hi")
+    assert [c["type"] for c in reply] == ["text-start", "text-delta", "text-delta", "text-end"]
+    assert reply.text() == "old run, new run"
