@@ -154,7 +154,8 @@ def test_a_session_token_is_refreshed_from_turn_complete(
     server: LocalServer, scripted_agent: Make
 ) -> None:
     def respond(agent: ScriptedAgent, chunk: Dict[str, Any]) -> None:
-        agent.reply("ok", chunk["_seq"], token=server.mint_token("c-pat"))
+        token = server.mint_token("c-pat", ttl=3600 + chunk["_seq"])  # one per turn
+        agent.reply("ok", chunk["_seq"], token=token)
 
     chat = new_chat(server, chat_id="c-pat")
     scripted_agent("c-pat", respond)
