@@ -479,3 +479,22 @@ def test_upgrade_required_is_passed_over(server: LocalServer, scripted_agent: Ma
     reply = chat.send_message("hi")
     assert [c["type"] for c in reply] == ["text-start", "text-delta", "text-delta", "text-end"]
     assert reply.text() == "old run, new run"
+
+
+def test_chunks_of_an_earlier_turn_are_never_in_this_turns_reply(
+    server: LocalServer, scripted_agent: Make
+) -> None:
+    def respond(agent: ScriptedAgent, chunk: Dict[str, Any]) -> None:
+        seq = chunk["_seq"]
+        if seq > 0:  # the tail of a turn nobody here waited for, then ours
+            agent.write({"type": "text-start", "id": "x"})
+            agent.write({"type": "text-delta", "id": "x", "delta": "not yours"})
+            agent.turn_complete(seq - 1)
+        agent.reply(f"reply to {seq}", seq)
+
+    chat = new_chat(server, chat_id="c-foreign")
+    scripted_agent("c-foreign", respond)
+    assert chat.send_message("one").text() == "reply to 0"
+    reply = chat.send_message("two")
+    assert reply.text() == "reply to 1"
+    assert texts(list(reply)) == "reply to 1"  # not handed out afterwards either
