@@ -42,8 +42,9 @@ about one turn.
 
 Messages that arrive during a reply (steering) are answered after it, in order.
 ``delay`` seconds pass before each text or tool-input delta (0 for tests; a stop
-wakes the wait at once). Each session is served by its own thread while it has work,
-so a slow reply on one session does not hold up another.
+wakes the wait at once). Up to ``MAX_WORKERS`` sessions are answered at the same
+time, each by one worker thread that exists only while there is work, so a slow
+reply on one session does not hold up another.
 
 **Restart.** After a restart the agent resumes after the ``session-in-event-id`` of
 the newest ``turn-complete`` on ``.out`` (so nothing is answered twice) and trims back
@@ -66,6 +67,7 @@ from .store import Store, StoredRecord
 logger = logging.getLogger("sessions_client.testing")
 
 CHAT_SESSION_TYPE = "chat.agent"
+MAX_WORKERS = 8  # sessions answered at the same time; the others wait their turn
 TOOL_PREFIX = "/tool"
 Chunk = Dict[str, Any]
 
@@ -182,8 +184,9 @@ class EchoAgent:
         self._client_data = [str(key) for key in client_data]
         self._lock = threading.Lock()
         self._progress: Dict[str, _Progress] = {}
-        self._pending: Set[str] = set()
-        self._workers: Dict[str, threading.Thread] = {}
+        self._pending: List[str] = []  # sessions with work, oldest first, each once
+        self._active: Set[str] = set()  # sessions a worker is serving now
+        self._workers: Set[threading.Thread] = set()
         self._closing = False
 
     # ------------------------------------------------------------ lifecycle
@@ -201,7 +204,7 @@ class EchoAgent:
         """Stop every worker (a reply being written is cut short) and wait for them."""
         with self._lock:
             self._closing = True
-            workers = list(self._workers.values())
+            workers = list(self._workers)
         self._store.wake_all()
         for worker in workers:
             worker.join(timeout=5)
@@ -211,31 +214,44 @@ class EchoAgent:
             self._wake(session_id)
 
     def _wake(self, session_id: str) -> None:
+        """Queue ``session_id`` for a worker; start one unless ``MAX_WORKERS`` run."""
         with self._lock:
             if self._closing:
                 return
-            self._pending.add(session_id)
-            if session_id in self._workers:
+            if session_id not in self._pending:
+                self._pending.append(session_id)
+            if len(self._workers) >= MAX_WORKERS:
                 return
-            worker = threading.Thread(
-                target=self._work, args=(session_id,), name="sessions-echo-agent", daemon=True
-            )
-            self._workers[session_id] = worker
+            worker = threading.Thread(target=self._work, name="sessions-echo-agent", daemon=True)
+            self._workers.add(worker)
         worker.start()
 
-    def _work(self, session_id: str) -> None:
+    def _next_session(self) -> Optional[str]:
+        """The oldest queued session no other worker is serving (taken off the queue), or
+        None, when this worker ends (called with the lock held)."""
+        for session_id in self._pending:
+            if session_id not in self._active and not self._closing:
+                self._pending.remove(session_id)
+                self._active.add(session_id)
+                return session_id
+        self._workers.discard(threading.current_thread())
+        return None
+
+    def _work(self) -> None:
         while True:
             with self._lock:
-                if self._closing or session_id not in self._pending:
-                    del self._workers[session_id]
-                    return
-                self._pending.discard(session_id)
+                session_id = self._next_session()
+            if session_id is None:
+                return
             try:
                 self._catch_up(session_id)
             except _Stopped:
                 pass  # the agent is closing
             except Exception:  # keep the agent alive whatever one session does
                 logger.exception("echo agent failed on %s", session_id)
+            finally:
+                with self._lock:
+                    self._active.discard(session_id)
 
     # ------------------------------------------------------------ input
 
@@ -392,9 +408,9 @@ class EchoAgent:
         """Wait ``delay`` seconds (woken early by a new ``.in`` record); raise
         :class:`_Stopped` when a stop arrived."""
         if self._delay > 0:
-            tail = turn.progress.cursor
+            seen = turn.scanned  # a record not looked at yet ends the wait
             self._store.wait(
-                lambda: self._closing or self._store.tail_unlocked(turn.session_id, "in") > tail,
+                lambda: self._closing or self._store.tail_unlocked(turn.session_id, "in") > seen,
                 self._delay,
             )
         if self._stop_requested(turn):

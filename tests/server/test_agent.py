@@ -116,7 +116,6 @@ def test_out_is_trimmed_back_to_the_previous_turn_complete(agent: LocalServer) -
     for word in ("one", "two", "three"):
         seq = send(agent, "trim", message(word))
         turn_for(agent, "trim", seq)
-    records = agent.records("trim", "out")
     wait_for(lambda: agent.records("trim", "out")[-1]["headers"] == [["", "trim"]])
     records = agent.records("trim", "out")
     kept = turns(agent, "trim")
@@ -198,6 +197,7 @@ def test_a_submit_message_in_the_base_payload_is_answered_at_create(agent: Local
     create(agent, "base", triggerConfig={"basePayload": base}, expect=200)  # cached: no new run
     seq = send(agent, "base", message("next"))
     turn_for(agent, "base", seq)
+    wait_for(lambda: agent.records("base", "out")[-1]["headers"] == [["", "trim"]])
     kept = turns(agent, "base")  # the first turn's chunks are trimmed, its boundary stays
     assert [text(c) for c, _ in kept] == ["", "echo: next"]
 
@@ -229,12 +229,14 @@ def test_stop_ends_the_reply_early_and_still_completes_the_turn() -> None:
 
 
 def test_a_message_during_a_reply_is_answered_after_it() -> None:
-    with LocalServer(echo_agent=True, agent_delay=0.02) as srv:
+    with LocalServer(echo_agent=True, agent_delay=0.05) as srv:
         create(srv, "steer")
+        started = time.monotonic()
         first = send(srv, "steer", message("a b c d e f"))
         wait_for(lambda: any('"text-delta"' in r["body"] for r in srv.records("steer", "out")))
         second = send(srv, "steer", message("steered"))
         chunks, headers = turn_for(srv, "steer", first)
+        assert time.monotonic() - started >= 5 * 0.05, "the waiting message kept the pace"
         assert text(chunks) == "echo: a b c d e f" and headers["session-in-event-id"] == str(first)
         assert text(turn_for(srv, "steer", second)[0]) == "echo: steered"
 
@@ -271,3 +273,28 @@ def test_agent_options_are_checked() -> None:
         LocalServer(echo_agent=True, agent_delay=-1)
     with pytest.raises(ValueError):
         LocalServer(echo_agent=True, agent_client_data="userId")
+
+
+def test_many_sessions_are_answered_by_a_bounded_set_of_workers() -> None:
+    from sessions_client.testing.agent import MAX_WORKERS
+
+    with LocalServer(echo_agent=True, agent_delay=0.01) as srv:
+        chats = [f"many-{i}" for i in range(MAX_WORKERS + 4)]
+        for chat in chats:
+            create(srv, chat)
+        sent = {chat: send(srv, chat, message(f"hi {chat}")) for chat in chats}
+        most = 0
+
+        def all_answered() -> bool:
+            nonlocal most
+            workers = [t for t in threading.enumerate() if t.name == "sessions-echo-agent"]
+            most = max(most, len(workers))
+            return all(
+                any(h.get("session-in-event-id") == str(sent[c]) for _, h in turns(srv, c))
+                for c in chats
+            )
+
+        wait_for(all_answered, timeout=20)
+        for chat in chats:
+            assert text(turn_for(srv, chat, sent[chat])[0]) == f"echo: hi {chat}"
+        assert 1 <= most <= MAX_WORKERS
