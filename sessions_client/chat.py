@@ -91,7 +91,9 @@ class AgentChat:
       (:class:`~sessions_client.errors.TurnTimeoutError`).
     - ``on_turn_complete(event)`` is called after each turn with :attr:`state`.
 
-    Closed sessions raise :class:`~sessions_client.errors.SessionClosedError`.
+    Closed sessions raise :class:`~sessions_client.errors.SessionClosedError`. Use
+    an ``AgentChat`` from one thread at a time (``stop()`` may come from another);
+    :meth:`disconnect` (or ``with``) closes its connections.
     """
 
     def __init__(
