@@ -400,6 +400,7 @@ class ChatStream:
                 len(self._chunks) - self._first,
             )
         self._first = len(self._chunks)
+        self._handed = self._first  # what was not handed out yet is not handed out
         self._held = []
         self._live = True
 

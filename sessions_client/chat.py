@@ -15,13 +15,11 @@ SDK's ``readUIMessageStream`` does.
 from __future__ import annotations
 
 import logging
-import random
-import string
-import time
 import uuid
 from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
 from ._chat_stream import ChatPosition, ChatStream
+from ._chat_wire import message_id, now_ms, slim, trigger_config
 from ._ui_message import assemble_message
 from .client import Client
 from .config import is_secret_key, resolve_token
@@ -33,73 +31,7 @@ logger = logging.getLogger("sessions_client.chat")
 
 Message = Dict[str, Any]
 
-_MAX_RUN_TAGS = 10
-_MAX_RUN_TAG_CHARS = 128
 _STATE_SEQS = ("last_event_id", "in_seq", "sent_in_seq", "in_tail")
-_ADVANCED_TOOL_STATES = ("output-available", "output-error", "approval-responded", "output-denied")
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _message_id() -> str:
-    """``msg-<ms>-<6 base-36 chars>``, as the official client names a message."""
-    alphabet = string.digits + string.ascii_lowercase
-    return f"msg-{_now_ms()}-{''.join(random.choice(alphabet) for _ in range(6))}"
-
-
-def _run_tags(chat_id: str, tags: Any) -> List[str]:
-    """``chat:<id>`` (when short enough) then the caller's tags, at most 10."""
-    chat_tag = f"chat:{chat_id}"
-    own = [chat_tag] if len(chat_tag) <= _MAX_RUN_TAG_CHARS else []
-    return (own + list(tags or []))[:_MAX_RUN_TAGS]
-
-
-def _trigger_config(
-    chat_id: str, client_data: Optional[Mapping[str, Any]], config: Mapping[str, Any]
-) -> Dict[str, Any]:
-    """The create call's ``triggerConfig``, folded as the official client does."""
-    base: Dict[str, Any] = {"trigger": "preload"}
-    base.update(config.get("basePayload") or {})
-    base["chatId"] = chat_id
-    if client_data:
-        base["metadata"] = dict(client_data)
-    folded: Dict[str, Any] = {"basePayload": base}
-    for key, value in config.items():
-        if key not in ("basePayload", "tags") and value is not None:
-            folded[key] = value
-    if isinstance(folded.get("concurrency"), str):
-        folded["concurrency"] = [folded["concurrency"]]
-    folded["tags"] = _run_tags(chat_id, config.get("tags"))
-    return folded
-
-
-def _slim(message: Message) -> Message:
-    """An assistant message answering tools, cut to the resolved tool parts (the
-    agent rebuilds the rest); any other message as it is."""
-    if message.get("role") != "assistant":
-        return message
-    parts = []
-    for part in message.get("parts") or []:
-        kind = part.get("type") if isinstance(part, dict) else None
-        tool = isinstance(kind, str) and (kind.startswith("tool-") or kind == "dynamic-tool")
-        if tool and part.get("state") in _ADVANCED_TOOL_STATES:
-            parts.append(part)
-    if not parts:
-        return message
-    return {"id": message.get("id"), "role": "assistant", "parts": [_slim_part(p) for p in parts]}
-
-
-def _slim_part(part: Dict[str, Any]) -> Dict[str, Any]:
-    slim = {"type": part["type"], "toolCallId": part.get("toolCallId"), "state": part["state"]}
-    if part["type"] == "dynamic-tool" and isinstance(part.get("toolName"), str):
-        slim["toolName"] = part["toolName"]
-    keep = {"output-available": ("output", "approval"), "output-error": ("errorText", "approval")}
-    for key in keep.get(part["state"], ("approval",)):
-        if part.get(key) is not None:
-            slim[key] = part[key]
-    return slim
 
 
 def _check_state(state: Any) -> Optional[Dict[str, Any]]:
@@ -112,6 +44,29 @@ def _check_state(state: Any) -> Optional[Dict[str, Any]]:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise ConfigurationError(f"state[{key!r}] must be an int or None")
     return dict(state)
+
+
+def _check_options(
+    agent: Any,
+    chat_id: Any,
+    saved: Optional[Dict[str, Any]],
+    client_data: Any,
+    trigger_config: Any,
+) -> Optional[str]:
+    """Check the arguments; the chat id to use (``None``: a new one)."""
+    if not isinstance(agent, str) or not agent.strip():
+        raise ConfigurationError("agent must be the agent's task identifier")
+    if saved is not None:
+        if chat_id is not None and chat_id != saved["chat_id"]:
+            raise ConfigurationError("chat_id differs from the chat id in state")
+        chat_id = saved["chat_id"]
+    if chat_id is not None and (not isinstance(chat_id, str) or not chat_id.strip()):
+        raise ConfigurationError("chat_id must be a non-empty string")
+    if client_data is not None and not isinstance(client_data, Mapping):
+        raise ConfigurationError("client_data must be a dict")
+    if trigger_config is not None and not isinstance(trigger_config, Mapping):
+        raise ConfigurationError("trigger_config must be a dict")
+    return chat_id
 
 
 class AgentChat:
@@ -136,7 +91,9 @@ class AgentChat:
       (:class:`~sessions_client.errors.TurnTimeoutError`).
     - ``on_turn_complete(event)`` is called after each turn with :attr:`state`.
 
-    Closed sessions raise :class:`~sessions_client.errors.SessionClosedError`.
+    Closed sessions raise :class:`~sessions_client.errors.SessionClosedError`. Use
+    an ``AgentChat`` from one thread at a time (``stop()`` may come from another);
+    :meth:`disconnect` (or ``with``) closes its connections.
     """
 
     def __init__(
@@ -153,18 +110,8 @@ class AgentChat:
         stream_timeout: float = 120.0,
         on_turn_complete: Optional[Callable[[Dict[str, Any]], Any]] = None,
     ) -> None:
-        if not isinstance(agent, str) or not agent.strip():
-            raise ConfigurationError("agent must be the agent's task identifier")
         saved = _check_state(state)
-        if saved is not None and chat_id is not None and chat_id != saved["chat_id"]:
-            raise ConfigurationError("chat_id differs from the chat id in state")
-        chat_id = saved["chat_id"] if saved is not None else chat_id
-        if chat_id is not None and (not isinstance(chat_id, str) or not chat_id.strip()):
-            raise ConfigurationError("chat_id must be a non-empty string")
-        if client_data is not None and not isinstance(client_data, Mapping):
-            raise ConfigurationError("client_data must be a dict")
-        if trigger_config is not None and not isinstance(trigger_config, Mapping):
-            raise ConfigurationError("trigger_config must be a dict")
+        chat_id = _check_options(agent, chat_id, saved, client_data, trigger_config)
         if isinstance(stream_timeout, bool) or not isinstance(stream_timeout, (int, float)):
             raise TypeError("stream_timeout must be a number of seconds")
         if not stream_timeout > 0:
@@ -242,7 +189,7 @@ class AgentChat:
     def _ensure_started(self) -> None:
         if self._started and self._refreshed:
             return
-        config = _trigger_config(self.chat_id, self.client_data, self.trigger_config)
+        config = trigger_config(self.chat_id, self.client_data, self.trigger_config)
         answer = self._client.create_session(
             "chat.agent", self.agent, config, external_id=self.chat_id
         )
@@ -277,7 +224,7 @@ class AgentChat:
         """Send a user message with one text part; returns the reply's stream."""
         if not isinstance(text, str):
             raise TypeError("text must be a str")
-        message = {"id": _message_id(), "role": "user", "parts": [{"type": "text", "text": text}]}
+        message = {"id": message_id(), "role": "user", "parts": [{"type": "text", "text": text}]}
         return self.send_raw(message)
 
     def send_raw(self, message: Union[Message, List[Message]]) -> ChatStream:
@@ -290,7 +237,7 @@ class AgentChat:
             message = message[-1]
         if not isinstance(message, dict):
             raise TypeError("message must be a UIMessage dict")
-        return self._send({"message": _slim(message)}, "submit-message")
+        return self._send({"message": slim(message)}, "submit-message")
 
     def send_action(self, action: Any) -> ChatStream:
         """Send a custom action (validated by the agent); returns its stream, which may
@@ -363,7 +310,7 @@ class AgentChat:
         if not self._started:
             return False
         message = {
-            "id": f"steer-{_now_ms()}",
+            "id": f"steer-{now_ms()}",
             "role": "user",
             "parts": [{"type": "text", "text": text}],
         }

@@ -154,7 +154,8 @@ def test_a_session_token_is_refreshed_from_turn_complete(
     server: LocalServer, scripted_agent: Make
 ) -> None:
     def respond(agent: ScriptedAgent, chunk: Dict[str, Any]) -> None:
-        agent.reply("ok", chunk["_seq"], token=server.mint_token("c-pat"))
+        token = server.mint_token("c-pat", ttl=3600 + chunk["_seq"])  # one per turn
+        agent.reply("ok", chunk["_seq"], token=token)
 
     chat = new_chat(server, chat_id="c-pat")
     scripted_agent("c-pat", respond)
@@ -462,3 +463,38 @@ def test_chunks_that_do_not_assemble_still_give_the_text(
     for _ in range(2):
         with pytest.raises(ProtocolError, match="text-start"):
             reply.result()
+
+
+def test_upgrade_required_is_passed_over(server: LocalServer, scripted_agent: Make) -> None:
+    def respond(agent: ScriptedAgent, chunk: Dict[str, Any]) -> None:
+        agent.write({"type": "text-start", "id": "t"})
+        agent.write({"type": "text-delta", "id": "t", "delta": "old run, "})
+        server.write_control("c-up", "upgrade-required")
+        agent.write({"type": "text-delta", "id": "t", "delta": "new run"})
+        agent.write({"type": "text-end", "id": "t"})
+        agent.turn_complete(chunk["_seq"])
+
+    chat = new_chat(server, chat_id="c-up")
+    scripted_agent("c-up", respond)
+    reply = chat.send_message("hi")
+    assert [c["type"] for c in reply] == ["text-start", "text-delta", "text-delta", "text-end"]
+    assert reply.text() == "old run, new run"
+
+
+def test_chunks_of_an_earlier_turn_are_never_in_this_turns_reply(
+    server: LocalServer, scripted_agent: Make
+) -> None:
+    def respond(agent: ScriptedAgent, chunk: Dict[str, Any]) -> None:
+        seq = chunk["_seq"]
+        if seq > 0:  # the tail of a turn nobody here waited for, then ours
+            agent.write({"type": "text-start", "id": "x"})
+            agent.write({"type": "text-delta", "id": "x", "delta": "not yours"})
+            agent.turn_complete(seq - 1)
+        agent.reply(f"reply to {seq}", seq)
+
+    chat = new_chat(server, chat_id="c-foreign")
+    scripted_agent("c-foreign", respond)
+    assert chat.send_message("one").text() == "reply to 0"
+    reply = chat.send_message("two")
+    assert reply.text() == "reply to 1"
+    assert texts(list(reply)) == "reply to 1"  # not handed out afterwards either
