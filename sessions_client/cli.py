@@ -7,7 +7,7 @@ line for streams and lists); messages, progress and errors go to stderr.
 
 Exit codes: 0 success, 1 any other error, 2 usage or configuration error,
 3 authentication or permission error, 4 session not found, 5 network error,
-130 interrupted (Ctrl-C).
+75 another run holds the cursor's lock (``drain --lock``), 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from .config import DEFAULT_API_URL
 from .errors import (
     AuthenticationError,
     ConfigurationError,
+    CursorLockedError,
     NetworkError,
     NotFoundError,
     PermissionDeniedError,
@@ -57,6 +58,7 @@ EXIT_USAGE = 2
 EXIT_AUTH = 3
 EXIT_NOT_FOUND = 4
 EXIT_NETWORK = 5
+EXIT_LOCKED = 75  # EX_TEMPFAIL: a previous run is still going; try again later
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES_HELP = """\
@@ -67,6 +69,7 @@ exit codes:
   3    authentication or permission error (401, 403)
   4    session not found (404)
   5    network error (server unreachable, connection broken)
+  75   another run holds the cursor's run lock (drain --cursor FILE --lock)
   130  interrupted (Ctrl-C)"""
 
 ENVIRONMENT_HELP = f"""\
@@ -177,12 +180,15 @@ def _parse_json(text: str, what: str) -> Any:
         raise _CLIUsageError(f"{what} is not valid JSON ({exc.msg} at char {exc.pos})") from None
 
 
-def _resume_options(args: argparse.Namespace) -> Dict[str, Any]:
-    """``last_event_id`` / ``cursor`` keyword arguments from --from / --after / --cursor."""
+def _resume_options(args: argparse.Namespace, lock: bool = False) -> Dict[str, Any]:
+    """``last_event_id`` / ``cursor`` keyword arguments from --from / --after / --cursor.
+
+    With ``lock``, the ``FileCursor`` takes its run lock (``CursorLockedError`` if
+    another run holds it)."""
     if args.cursor is not None:
         from .cursor import FileCursor
 
-        return {"cursor": FileCursor(args.cursor)}
+        return {"cursor": FileCursor(args.cursor, lock=lock)}
     if args.from_seq is not None:
         return {"last_event_id": args.from_seq - 1 if args.from_seq > 0 else None}
     if args.after is not None:
@@ -310,10 +316,12 @@ def cmd_tail(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_drain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    session = _session(args)
-    options = _resume_options(args)
+    if args.lock and args.cursor is None:
+        raise _CLIUsageError("--lock needs --cursor FILE (the run lock belongs to that cursor)")
+    options = _resume_options(args, lock=args.lock)  # a locked-out run stops here
     cursor = options.get("cursor")
     after = options.get("last_event_id", None if cursor is None else cursor.get())
+    session = _session(args)
     progress = _Progress(err, f"drained .{args.channel}")
     try:
         drain_pages = session.drain_out_pages if args.channel == "out" else session.drain_in_pages
@@ -322,11 +330,13 @@ def cmd_drain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 progress.tick(record["seq"])
                 if record["control"] is None or args.controls:
                     _json_line(out, record)
-            if cursor is not None:
-                cursor.set(max(r["seq"] for r in page))
+                if cursor is not None:
+                    cursor.set(record["seq"])  # once printed: a kill re-prints at most one
     finally:
         progress.done()
         session.close()
+        if cursor is not None:
+            cursor.close()
     return EXIT_OK
 
 
@@ -738,11 +748,17 @@ def build_parser() -> argparse.ArgumentParser:
         "drain",
         "print every stored record of a channel and exit",
         "Fetch a channel's records page by page without streaming (GET .../records) and "
-        "print them as JSON lines, like tail. Shows a counter on stderr when it is a terminal.",
+        "print them as JSON lines, like tail. Shows a counter on stderr when it is a terminal.\n\n"
+        "With --cursor FILE, each record's seq is stored in FILE once it is printed (so a "
+        "killed run re-prints at most one record) and the next run starts after it; the "
+        "stored seq never moves backwards. Two runs on one cursor without --lock both print "
+        "what is new (records twice); with --lock the second exits at once with code 75.",
         "examples:\n"
         "  sessions-client drain chat-1 > out.jsonl\n"
         "  sessions-client drain chat-1 --in --after 99 | jq -r .data.text\n"
-        "  sessions-client drain chat-1 --cursor chat-1.cursor   # only what is new since last run",
+        "  sessions-client drain chat-1 --cursor chat-1.cursor   # only what is new since last run"
+        "\n"
+        "  sessions-client drain chat-1 --cursor c1.cursor --lock   # from cron: never overlaps",
         cmd_drain,
         common,
     )
@@ -750,6 +766,12 @@ def build_parser() -> argparse.ArgumentParser:
     _channel_option(drain, "out")
     _resume_group(drain)
     drain.add_argument("--controls", action="store_true", help="also print control records")
+    drain.add_argument(
+        "--lock",
+        action="store_true",
+        help="with --cursor: hold a run lock (FILE.run-lock) while draining; if another run "
+        "holds it, exit at once with code 75 and one line on stderr (cron jobs that overlap)",
+    )
 
     ask = _add_command(
         commands,
@@ -882,6 +904,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def exit_code_for(exc: BaseException) -> int:
     """The exit code documented for an error (see the module docstring)."""
+    if isinstance(exc, CursorLockedError):
+        return EXIT_LOCKED
     if isinstance(exc, (ConfigurationError, _CLIUsageError)):
         return EXIT_USAGE
     if isinstance(exc, (AuthenticationError, PermissionDeniedError)):

@@ -94,6 +94,10 @@ class ReaderTimeoutError(SessionsError, TimeoutError):
     """A reader (``iter_out`` / ``iter_in``) ran past its ``total_timeout``."""
 
 
+class CursorLockedError(SessionsError):
+    """Another run holds a ``FileCursor``'s run lock (``FileCursor(..., lock=True)``)."""
+
+
 __all__ = [
     "SessionsError",
     "ConfigurationError",
@@ -110,4 +114,5 @@ __all__ = [
     "ProtocolError",
     "TurnTimeoutError",
     "ReaderTimeoutError",
+    "CursorLockedError",
 ]

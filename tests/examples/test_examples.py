@@ -99,7 +99,11 @@ def test_cron_drain_resumes_where_the_last_run_stopped(server: LocalServer, tmp_
     second = _run("cron_drain.py", args, env, tmp_path)
     assert second.returncode == 0, second.stderr
     assert second.stdout == ""
-    assert "0 new record(s)" in second.stderr
+    assert second.stderr == "", "a run with nothing to report is silent (cron mails output)"
+
+    verbose = _run("cron_drain.py", [*args, "--verbose"], env, tmp_path)
+    assert verbose.returncode == 0, verbose.stderr
+    assert verbose.stderr.strip() == "cron_drain: 0 new record(s); cursor at 2"
 
     server.append("job-1", "out", json.dumps({"n": "d"}))
     third = _run("cron_drain.py", args, env, tmp_path)
@@ -228,3 +232,44 @@ def test_notebook_runs_offline_on_its_own_embedded_server(
     assert namespace["local_server"] is not None
     assert private["TRIGGER_API_URL"] == namespace["local_server"].url
     assert "echo: Hello from a notebook" in capsys.readouterr().out
+
+
+def test_cron_drain_skips_at_once_while_another_run_holds_the_cursor(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    from sessions_client import FileCursor
+
+    server.create_session("job-3")
+    server.append("job-3", "out", "x")
+    cursor_file = tmp_path / "job.cursor"
+    with FileCursor(cursor_file, lock=True):  # "the previous run", still going
+        result = _run(
+            "cron_drain.py", ["job-3", "--cursor-file", str(cursor_file)], _env(server), tmp_path
+        )
+    assert result.returncode == 75
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("cron_drain: skipped, another run holds the lock")
+    assert f"pid {os.getpid()}" in result.stderr
+    assert not cursor_file.exists(), "the skipped run read and stored nothing"
+
+
+def test_cron_drain_missing_token_is_one_line(server: LocalServer, tmp_path: Path) -> None:
+    env = _env(server)
+    del env["TRIGGER_SECRET_KEY"]
+    result = _run("cron_drain.py", ["job-4"], env, tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("cron_drain: ")
+    assert "TRIGGER_SECRET_KEY" in result.stderr
+
+
+def test_cron_drain_unwritable_cursor_path_is_one_line(server: LocalServer, tmp_path: Path) -> None:
+    server.create_session("job-5")
+    missing = tmp_path / "no-such-dir" / "job.cursor"
+    result = _run("cron_drain.py", ["job-5", "--cursor-file", str(missing)], _env(server), tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert str(missing) in result.stderr
