@@ -1,4 +1,5 @@
-"""A Flask (WSGI) app whose views append to a session and read what came back.
+"""A Flask (WSGI) app whose views append to a session, read what came back, and relay
+a session's ``.out`` to the browser as server-sent events.
 
 One ``Client`` is shared by every request and thread: it holds a connection pool,
 reads ``TRIGGER_API_URL`` / ``TRIGGER_SECRET_KEY`` once, and each view is a plain
@@ -13,6 +14,15 @@ Run it::
     curl -X POST localhost:5000/sessions/chat-1/messages -H 'Content-Type: application/json' \\
          -d '{"type": "text", "text": "hi"}'        # -> 202 {"ok": true, "seq": 0, ...}
     curl 'localhost:5000/sessions/chat-1/replies?after=-1'   # -> {"records": [...]}
+    curl -N localhost:5000/sessions/chat-1/events     # id: 0 / data: {...} as they come
+    open http://localhost:5000/sessions/chat-1/page   # an EventSource page
+
+The events view relays with ``sessions_client.wsgi.sse_relay``: the browser's
+``Last-Event-ID`` header (sent by ``EventSource`` when it reconnects) is passed
+in, so a reconnect resumes right after the last record the page received; a
+heartbeat comment every 5 s notices a closed tab, and the server then calls the
+body's ``close()``, freeing the worker thread at once. Serve it with a threaded
+server (``gunicorn -k gthread --threads 16``): each open page holds one thread.
 """
 
 from __future__ import annotations
@@ -26,12 +36,23 @@ from werkzeug.wrappers import Response
 from sessions_client import (
     AuthenticationError,
     Client,
+    ConfigurationError,
     NotFoundError,
     PermissionDeniedError,
     RecordTooLargeError,
     SessionClosedError,
     SessionsError,
 )
+from sessions_client.wsgi import sse_headers, sse_relay
+
+PAGE = """<!doctype html>
+<meta charset="utf-8"><title>session</title><pre id="log"></pre>
+<script>
+  const log = document.getElementById("log");
+  const events = new EventSource("events");   // reconnects by itself, with Last-Event-ID
+  events.onmessage = (e) => { log.textContent += e.lastEventId + " " + e.data + "\\n"; };
+</script>
+"""
 
 View = Tuple[Response, int]
 
@@ -64,6 +85,23 @@ def create_app(client: Optional[Client] = None) -> Flask:
         session = get_client().session(session_id)
         records = session.drain_out(after=None if after is None or after < 0 else after)
         return jsonify({"records": records}), 200
+
+    @app.get("/sessions/<session_id>/events")
+    def events(session_id: str) -> Response:
+        session = get_client().session(session_id)
+        try:
+            body = sse_relay(
+                session,
+                last_event_id=request.headers.get("Last-Event-ID"),  # set by EventSource
+                max_duration=600,  # the page reconnects every 10 min: workers rebalance
+            )
+        except ConfigurationError as exc:  # a Last-Event-ID that is not a seq
+            return Response(exc.message, status=400, mimetype="text/plain")
+        return Response(body, headers=sse_headers())
+
+    @app.get("/sessions/<session_id>/page")
+    def page(session_id: str) -> Response:
+        return Response(PAGE, mimetype="text/html")
 
     @app.errorhandler(SessionsError)
     def sessions_error(exc: SessionsError) -> View:

@@ -273,3 +273,49 @@ def test_cron_drain_unwritable_cursor_path_is_one_line(server: LocalServer, tmp_
     assert "Traceback" not in result.stderr
     assert len(result.stderr.splitlines()) == 1
     assert str(missing) in result.stderr
+
+
+def test_flask_events_view_relays_records_and_closes_the_relay(
+    flask_app: Any, server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sessions_client.wsgi import SSERelay
+
+    closed: List[SSERelay] = []
+    real_close = SSERelay.close
+
+    def close(relay: SSERelay) -> None:
+        closed.append(relay)
+        real_close(relay)
+
+    monkeypatch.setattr(SSERelay, "close", close)
+    server.create_session("chat-11")
+    for n in range(3):
+        server.append("chat-11", "out", json.dumps({"n": n}))
+    web = flask_app.test_client()
+    response = web.get("/sessions/chat-11/events", headers={"Last-Event-ID": "0"}, buffered=False)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    assert response.headers["Cache-Control"] == "no-cache"
+    received = b""
+    chunks = iter(response.response)
+    while b"id: 2\n" not in received:
+        received += next(chunks)
+    assert b"id: 0\n" not in received  # Last-Event-ID: 0 resumes after record 0
+    assert b'id: 1\ndata: {"n":1}\n\n' in received
+    response.close()  # what the WSGI server does when the page goes away
+    assert len(closed) == 1, "Flask did not pass close() on to the relay"
+
+
+def test_flask_events_view_answers_400_to_a_bad_last_event_id(flask_app: Any) -> None:
+    web = flask_app.test_client()
+    answer = web.get("/sessions/chat-12/events", headers={"Last-Event-ID": "abc"})
+    assert answer.status_code == 400
+    page = web.get("/sessions/chat-12/page")
+    assert page.status_code == 200 and b"new EventSource" in page.data
+
+
+def test_django_example_compiles() -> None:
+    """Django is not a test dependency: the example is checked for syntax only."""
+    source = (EXAMPLES / "django_relay.py").read_text(encoding="utf-8")
+    compile(source, "django_relay.py", "exec")
+    assert "StreamingHttpResponse(body)" in source and "Last-Event-ID" in source
