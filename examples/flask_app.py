@@ -27,6 +27,8 @@ server (``gunicorn -k gthread --threads 16``): each open page holds one thread.
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 from typing import Any, Dict, Optional, Tuple
 
@@ -73,17 +75,25 @@ def create_app(client: Optional[Client] = None) -> Flask:
 
     @app.post("/sessions/<session_id>/messages")
     def post_message(session_id: str) -> View:
-        record: Any = request.get_json(silent=True)
-        if record is None:
-            record = request.get_data(as_text=True)
+        record: Any
+        if request.is_json:  # Content-Type: application/json must carry valid JSON
+            try:
+                record = json.loads(request.get_data(as_text=True))
+            except ValueError:
+                return jsonify({"error": "the body is not valid JSON"}), 400
+        else:
+            record = request.get_data(as_text=True)  # any other body: sent as text
         result = get_client().session(session_id).append_in(record)
         return jsonify(result), 202
 
     @app.get("/sessions/<session_id>/replies")
     def get_replies(session_id: str) -> View:
-        after = request.args.get("after", type=int)
+        text = request.args.get("after", "-1")
+        if re.fullmatch(r"-?[0-9]{1,18}", text) is None:
+            return jsonify({"error": f"after must be a record seq, got {text[:40]!r}"}), 400
+        after = int(text)
         session = get_client().session(session_id)
-        records = session.drain_out(after=None if after is None or after < 0 else after)
+        records = session.drain_out(after=None if after < 0 else after)
         return jsonify({"records": records}), 200
 
     @app.get("/sessions/<session_id>/events")

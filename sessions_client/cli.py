@@ -31,11 +31,12 @@ from typing import (
     Optional,
     Sequence,
     TextIO,
+    Tuple,
     Union,
 )
 
 from ._version import __version__
-from .config import DEFAULT_API_URL
+from .config import DEFAULT_API_URL, MAX_RECORD_BYTES
 from .errors import (
     AuthenticationError,
     ConfigurationError,
@@ -256,17 +257,32 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
-def _records_to_append(args: argparse.Namespace, err: TextIO) -> Iterator[str]:
+def _records_to_append(args: argparse.Namespace, err: TextIO) -> Iterator[Tuple[str, str]]:
+    """``(where, text)`` per record: the RECORD argument, or each non-blank line of stdin.
+
+    Lines are read with a bound: a line longer than a record may be is refused
+    (usage error) once that many characters were read, never read whole."""
     if args.record != "-":
-        yield args.record
+        yield "record 1", args.record
         return
     stdin = sys.stdin
     if stdin.isatty():
         err.write(f"{PROG}: reading records from standard input, one per line (Ctrl-D ends)\n")
-    for line in stdin:
+    limit = MAX_RECORD_BYTES + 2  # the largest record, plus "\r\n"
+    number = 0
+    while True:
+        line = stdin.readline(limit)
+        if not line:
+            return
+        number += 1
+        if len(line) >= limit and not line.endswith("\n"):
+            raise _CLIUsageError(
+                f"line {number} of standard input is longer than a record may be "
+                f"({MAX_RECORD_BYTES} bytes); it was not sent, nor anything after it"
+            )
         text = line.rstrip("\r\n")
         if text.strip():
-            yield text
+            yield f"line {number} of standard input", text
 
 
 def cmd_append(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -277,8 +293,8 @@ def cmd_append(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from_stdin = args.record == "-"
     progress = _Progress(err, f"appended to .{args.channel}")
     try:
-        for number, text in enumerate(_records_to_append(args, err), start=1):
-            record: Any = _parse_json(text, f"record {number}") if args.json else text
+        for number, (where, text) in enumerate(_records_to_append(args, err), start=1):
+            record: Any = _parse_json(text, where) if args.json else text
             part_id = args.part_id
             if part_id is not None and from_stdin:
                 part_id = f"{part_id}-{number}"
@@ -291,8 +307,40 @@ def cmd_append(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _printable(record: Dict[str, Any]) -> Dict[str, Any]:
+    """A record as printed: control records with their tokens hidden."""
+    if record.get("control") is None:
+        return record
+    from .redact import redact_tokens
+
+    return redact_tokens(record)
+
+
+def _note_unknown_external_id(args: argparse.Namespace, err: TextIO) -> None:
+    """Say so on stderr when SESSION is an external id no session has (yet).
+
+    Production reads an unknown external id as an empty stream, so a mistyped id
+    would otherwise wait in silence. Friendly ids (``session_...``) 404 on their
+    own; when the check itself fails (e.g. a token that may not read sessions)
+    nothing is said."""
+    if args.session.startswith("session_"):
+        return
+    try:
+        with _client(args) as client:
+            client.get_session(args.session)
+    except NotFoundError:
+        err.write(
+            f"{PROG}: note: no session has the external id {args.session!r} (yet); "
+            "the server reads it as an empty stream\n"
+        )
+        err.flush()
+    except SessionsError:
+        logging.getLogger("sessions_client.cli").debug("session lookup failed", exc_info=True)
+
+
 def cmd_tail(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     session = _session(args)
+    _note_unknown_external_id(args, err)
     read = session.iter_out if args.channel == "out" else session.iter_in
     records = read(
         follow=not args.no_follow,
@@ -305,7 +353,7 @@ def cmd_tail(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if args.limit == 0:
             return EXIT_OK
         for record in records:
-            _json_line(out, record)
+            _json_line(out, _printable(record))
             count += 1
             if args.limit is not None and count >= args.limit:
                 break
@@ -329,7 +377,7 @@ def cmd_drain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             for record in page:
                 progress.tick(record["seq"])
                 if record["control"] is None or args.controls:
-                    _json_line(out, record)
+                    _json_line(out, _printable(record))
                 if cursor is not None:
                     cursor.set(record["seq"])  # once printed: a kill re-prints at most one
     finally:
@@ -929,6 +977,36 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+_NETWORK_REASONS = (
+    ("Connection refused", "connection refused"),
+    ("Name or service not known", "unknown host"),
+    ("Failed to resolve", "unknown host"),
+    ("nodename nor servname", "unknown host"),
+    ("Temporary failure in name resolution", "host name lookup failed"),
+    ("timed out", "timed out"),
+    ("Connection reset", "connection reset"),
+    ("RemoteDisconnected", "the server closed the connection"),
+    ("Connection aborted", "the server closed the connection"),
+    ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted"),
+    ("SSLError", "TLS error"),
+    ("Network is unreachable", "network unreachable"),
+    ("No route to host", "no route to host"),
+)
+_HOST_PORT = re.compile(r"host='([^']+)', port=(\d+)")
+
+
+def _network_line(exc: NetworkError) -> str:
+    """A network error in a few words: what failed, why, and where
+    (``GET /api/v1/sessions/x failed: connection refused (127.0.0.1:9)``)."""
+    text = _one_line(str(exc))
+    what, sep, detail = text.partition(" failed: ")
+    reason = next((short for marker, short in _NETWORK_REASONS if marker in detail), None)
+    if not sep or reason is None:
+        return text if len(text) <= 200 else text[:197] + "..."
+    where = _HOST_PORT.search(detail)
+    return f"{what} failed: {reason}" + (f" ({where[1]}:{where[2]})" if where else "")
+
+
 def _parse(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -> argparse.Namespace:
     """``parse_args``, except that append's optional RECORD may follow its options.
 
@@ -978,7 +1056,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (SessionsError, _CLIUsageError) as exc:
         if args.debug:
             traceback.print_exc(file=err)
-        err.write(f"{PROG}: error: {_one_line(str(exc))}{_hint(exc)}\n")
+        text = _network_line(exc) if isinstance(exc, NetworkError) else _one_line(str(exc))
+        err.write(f"{PROG}: error: {text}{_hint(exc)}\n")
         return exit_code_for(exc)
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
         if args.debug:

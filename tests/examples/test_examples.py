@@ -319,3 +319,22 @@ def test_django_example_compiles() -> None:
     source = (EXAMPLES / "django_relay.py").read_text(encoding="utf-8")
     compile(source, "django_relay.py", "exec")
     assert "StreamingHttpResponse(body)" in source and "Last-Event-ID" in source
+
+
+def test_flask_rejects_a_bad_after_and_invalid_json_with_400(
+    flask_app: Any, server: LocalServer
+) -> None:
+    server.create_session("chat-13")
+    server.append("chat-13", "out", "r0")
+    web = flask_app.test_client()
+    for bad in ["abc", "1.5", "", "1_0"]:
+        answer = web.get(f"/sessions/chat-13/replies?after={bad}")
+        assert answer.status_code == 400, bad
+        assert "after must be a record seq" in answer.get_json()["error"]
+    assert len(web.get("/sessions/chat-13/replies?after=-1").get_json()["records"]) == 1
+    invalid = web.post(
+        "/sessions/chat-13/messages", data="{not json", content_type="application/json"
+    )
+    assert invalid.status_code == 400
+    assert invalid.get_json() == {"error": "the body is not valid JSON"}
+    assert server.records("chat-13", "in") == [], "nothing was stored"
