@@ -94,6 +94,10 @@ class ReaderTimeoutError(SessionsError, TimeoutError):
     """A reader (``iter_out`` / ``iter_in``) ran past its ``total_timeout``."""
 
 
+class PoolTimeoutError(SessionsError, TimeoutError):
+    """No pooled connection became free within the call's connect timeout."""
+
+
 class CursorLockedError(SessionsError):
     """Another run holds a ``FileCursor``'s run lock (``FileCursor(..., lock=True)``)."""
 
@@ -115,4 +119,5 @@ __all__ = [
     "TurnTimeoutError",
     "ReaderTimeoutError",
     "CursorLockedError",
+    "PoolTimeoutError",
 ]
