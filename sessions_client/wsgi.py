@@ -60,7 +60,7 @@ from .redact import redact_tokens
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["SSERelay", "sse_headers", "sse_relay"]
+__all__ = ["SSERelay", "encode_event", "sse_headers", "sse_relay"]
 
 logger = logging.getLogger("sessions_client.wsgi")
 
