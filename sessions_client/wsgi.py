@@ -35,6 +35,7 @@ so it closes its upstream connection within ``upstream_window`` seconds of
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -138,8 +139,9 @@ class SSERelay:
     session channel as server-sent events. Build it with :func:`sse_relay`.
 
     Iterate it from one thread (the WSGI server's); ``close()`` may be called at any
-    time, returns at once, and is idempotent. ``closed`` tells whether the upstream
-    reader thread has finished.
+    time, from any thread, returns at once, and is idempotent (called while another
+    thread is inside ``next()``, the body ends within ``heartbeat`` seconds).
+    ``closed`` tells whether the upstream reader thread has finished.
     """
 
     def __init__(
@@ -177,7 +179,9 @@ class SSERelay:
         """Stop relaying: end the body and tell the reader thread to close its upstream
         connection (it does within ``upstream_window`` seconds). Returns at once."""
         self._stop.set()
-        self._frames.close()
+        # ValueError: next() is running on another thread; it ends at its next wake-up.
+        with contextlib.suppress(ValueError):
+            self._frames.close()
 
     @property
     def closed(self) -> bool:
@@ -200,7 +204,7 @@ class SSERelay:
         try:
             yield f"retry: {self._retry_ms}\n: connected\n\n".encode()
             ends = None if self._max_duration is None else time.monotonic() + self._max_duration
-            while True:
+            while not self._stop.is_set():
                 wait = (
                     self._heartbeat
                     if ends is None

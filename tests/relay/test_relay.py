@@ -256,3 +256,25 @@ def test_a_failure_the_reader_does_not_retry_ends_with_an_error_event(srv: Local
     error = json.loads(frames[-1]["data"])
     assert error["error"] == "NotFoundError" and error["status"] == 404
     assert srv.secret_key not in json.dumps(frames)
+
+
+def test_close_from_another_thread_while_next_waits_ends_the_body(session: Session) -> None:
+    import threading
+
+    relay = sse_relay(session, heartbeat=0.3, upstream_window=0.5)
+    assert next(relay).startswith(b"retry:")
+    waiting = threading.Event()
+
+    def close_soon() -> None:
+        assert waiting.wait(5)
+        relay.close()  # the body is inside next() on the main thread
+
+    closer = threading.Thread(target=close_soon)
+    closer.start()
+    waiting.set()
+    started = time.monotonic()
+    rest = list(relay)  # a heartbeat at most, then the end
+    assert time.monotonic() - started < 1.5
+    assert all(chunk == b": heartbeat\n\n" for chunk in rest)
+    closer.join(5)
+    assert relay.join(3)
