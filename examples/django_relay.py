@@ -18,14 +18,16 @@ What happens:
 - ``sse_relay`` returns an iterable of bytes with a ``close()``. Django's
   ``StreamingHttpResponse`` calls that ``close()`` when the response ends, and the
   WSGI server (gunicorn, uWSGI, mod_wsgi) ends it when a write fails: a heartbeat
-  comment every ``heartbeat`` seconds makes that happen within seconds of the tab
-  closing, even while the session is idle, so the worker thread is freed at once.
+  comment every ``heartbeat`` seconds makes that happen within about two
+  heartbeats of the tab closing, even while the session is idle, so the worker
+  thread is freed at once.
 - ``EventSource`` reconnects by itself and sends ``Last-Event-ID`` (the seq of the
   last record it received); Django puts it in ``request.headers``. The relay starts
   right after it, so nothing is lost or repeated.
-- Serve it with threads (``gunicorn -k gthread --threads 16 mysite.wsgi``): each
-  open page holds one worker thread for as long as it is open. ``max_duration``
-  makes pages reconnect now and then, so a restart or a scale-down is not held up.
+- Serve it with threads (``gunicorn -k gthread --threads 16 --graceful-timeout 5
+  mysite.wsgi``): each open page holds one worker thread for as long as it is
+  open. Open pages hold a stop for the graceful timeout; they resume exactly, so
+  a short one loses nothing. ``max_duration`` makes pages reconnect now and then.
 - Do not wrap the view in middleware that buffers the body (``GZipMiddleware``
   leaves streaming responses alone; some others do not).
 

@@ -20,9 +20,11 @@ Run it::
 The events view relays with ``sessions_client.wsgi.sse_relay``: the browser's
 ``Last-Event-ID`` header (sent by ``EventSource`` when it reconnects) is passed
 in, so a reconnect resumes right after the last record the page received; a
-heartbeat comment every 5 s notices a closed tab, and the server then calls the
-body's ``close()``, freeing the worker thread at once. Serve it with a threaded
-server (``gunicorn -k gthread --threads 16``): each open page holds one thread.
+heartbeat comment every 5 s notices a closed tab (within about 10 s: the first
+write after the close still succeeds), and the server then calls the body's
+``close()``, freeing the worker thread at once. Serve it with a threaded server
+(``gunicorn -k gthread --threads 16 --graceful-timeout 5``): each open page holds
+one thread, and a short graceful timeout loses nothing (pages resume exactly).
 """
 
 from __future__ import annotations

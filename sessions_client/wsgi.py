@@ -25,7 +25,8 @@ How it works: a daemon thread reads the channel with the public
 ``iter_out`` / ``iter_in`` (``follow=True``) into a bounded queue; the response
 body waits on that queue at most ``heartbeat`` seconds at a time, so it writes a
 comment line at least every ``heartbeat`` seconds even while the channel is idle.
-When the browser has gone (tab closed), that write fails and the WSGI server
+When the browser has gone (tab closed), such a write fails (the first one after
+the close may still succeed, so within about two heartbeats) and the WSGI server
 calls the body's ``close()``, which returns at once (the worker is free) and
 tells the thread to stop. The thread reads in windows of ``upstream_window``
 seconds (``total_timeout``), resuming exactly after the last record each time,
@@ -307,7 +308,8 @@ def sse_relay(
       hidden; otherwise they are skipped.
     - The stream starts with ``retry: retry_ms`` (the browser's reconnect delay).
     - A ``: heartbeat`` comment is written whenever ``heartbeat`` seconds pass
-      without a record, so a closed tab is noticed and ``close()`` is called.
+      without a record, so a closed tab is noticed (within about two heartbeats)
+      and ``close()`` is called.
     - ``max_duration``: end the response after that many seconds (the browser
       reconnects and resumes); ``None``: run until the client goes away.
     - A failure the reader does not retry (404, 401, a closed stream...) is sent as
