@@ -1,5 +1,6 @@
 """A Flask (WSGI) app: a chat view that keeps the conversation in the browser session,
-and views that append to a session's channels and read what came back.
+views that append to a session's channels and read what came back, and a relay of a
+session's ``.out`` to the browser as server-sent events.
 
 One ``Client`` is shared by every request and thread: it holds a connection pool,
 reads ``TRIGGER_API_URL`` / ``TRIGGER_SECRET_KEY`` once, and each view is a plain
@@ -23,6 +24,17 @@ Run it::
               {"id": "m1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}}}'
                                                   # -> 202 {"ok": true, "seq": 0, ...}
     curl 'localhost:5000/sessions/chat-1/replies?after=-1'   # -> {"records": [...]}
+    curl -N localhost:5000/sessions/chat-1/events     # id: 0 / data: {...} as they come
+    open http://localhost:5000/sessions/chat-1/page   # an EventSource page
+
+The events view relays with ``sessions_client.wsgi.sse_relay``: the browser's
+``Last-Event-ID`` header (sent by ``EventSource`` when it reconnects) is passed
+in, so a reconnect resumes right after the last record the page received; a
+heartbeat comment every 5 s notices a closed tab (within about 10 s: the first
+write after the close still succeeds), and the server then calls the body's
+``close()``, freeing the worker thread at once. Serve it with a threaded server
+(``gunicorn -k gthread --threads 16 --graceful-timeout 5``): each open page holds
+one thread, and a short graceful timeout loses nothing (pages resume exactly).
 
 (A chat agent reads such ``ChatInputChunk`` records on ``.in`` and streams its reply
 to ``.out`` as AI SDK chunks: ``start``, ``text-delta``..., ``finish``.)
@@ -30,7 +42,9 @@ to ``.out`` as AI SDK chunks: ``start``, ``text-delta``..., ``finish``.)
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import threading
 from typing import Any, Dict, Optional, Tuple
 
@@ -42,12 +56,23 @@ from sessions_client import (
     AgentChat,
     AuthenticationError,
     Client,
+    ConfigurationError,
     NotFoundError,
     PermissionDeniedError,
     RecordTooLargeError,
     SessionClosedError,
     SessionsError,
 )
+from sessions_client.wsgi import sse_headers, sse_relay
+
+PAGE = """<!doctype html>
+<meta charset="utf-8"><title>session</title><pre id="log"></pre>
+<script>
+  const log = document.getElementById("log");
+  const events = new EventSource("events");   // reconnects by itself, with Last-Event-ID
+  events.onmessage = (e) => { log.textContent += e.lastEventId + " " + e.data + "\\n"; };
+</script>
+"""
 
 View = Tuple[Response, int]
 
@@ -84,18 +109,43 @@ def create_app(client: Optional[Client] = None, agent: Optional[str] = None) -> 
 
     @app.post("/sessions/<session_id>/messages")
     def post_message(session_id: str) -> View:
-        record: Any = request.get_json(silent=True)
-        if record is None:
-            record = request.get_data(as_text=True)
+        record: Any
+        if request.is_json:  # Content-Type: application/json must carry valid JSON
+            try:
+                record = json.loads(request.get_data(as_text=True))
+            except ValueError:
+                return jsonify({"error": "the body is not valid JSON"}), 400
+        else:
+            record = request.get_data(as_text=True)  # any other body: sent as text
         result = get_client().session(session_id).append_in(record)
         return jsonify(result), 202
 
     @app.get("/sessions/<session_id>/replies")
     def get_replies(session_id: str) -> View:
-        after = request.args.get("after", type=int)
+        text = request.args.get("after", "-1")
+        if re.fullmatch(r"-?[0-9]{1,18}", text) is None:
+            return jsonify({"error": f"after must be a record seq, got {text[:40]!r}"}), 400
+        after = int(text)
         session = get_client().session(session_id)
-        records = session.drain_out(after=None if after is None or after < 0 else after)
+        records = session.drain_out(after=None if after < 0 else after)
         return jsonify({"records": records}), 200
+
+    @app.get("/sessions/<session_id>/events")
+    def events(session_id: str) -> Response:
+        session = get_client().session(session_id)
+        try:
+            body = sse_relay(
+                session,
+                last_event_id=request.headers.get("Last-Event-ID"),  # set by EventSource
+                max_duration=600,  # the page reconnects every 10 min: workers rebalance
+            )
+        except ConfigurationError as exc:  # a Last-Event-ID that is not a seq
+            return Response(exc.message, status=400, mimetype="text/plain")
+        return Response(body, headers=sse_headers())
+
+    @app.get("/sessions/<session_id>/page")
+    def page(session_id: str) -> Response:
+        return Response(PAGE, mimetype="text/html")
 
     @app.errorhandler(SessionsError)
     def sessions_error(exc: SessionsError) -> View:

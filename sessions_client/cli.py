@@ -7,7 +7,7 @@ line for streams and lists); messages, progress and errors go to stderr.
 
 Exit codes: 0 success, 1 any other error, 2 usage or configuration error,
 3 authentication or permission error, 4 session not found, 5 network error,
-130 interrupted (Ctrl-C).
+75 another run holds the cursor's lock (``drain --lock``), 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -31,14 +31,16 @@ from typing import (
     Optional,
     Sequence,
     TextIO,
+    Tuple,
     Union,
 )
 
 from ._version import __version__
-from .config import DEFAULT_API_URL
+from .config import DEFAULT_API_URL, MAX_RECORD_BYTES
 from .errors import (
     AuthenticationError,
     ConfigurationError,
+    CursorLockedError,
     NetworkError,
     NotFoundError,
     PermissionDeniedError,
@@ -57,6 +59,7 @@ EXIT_USAGE = 2
 EXIT_AUTH = 3
 EXIT_NOT_FOUND = 4
 EXIT_NETWORK = 5
+EXIT_LOCKED = 75  # EX_TEMPFAIL: a previous run is still going; try again later
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES_HELP = """\
@@ -67,6 +70,7 @@ exit codes:
   3    authentication or permission error (401, 403)
   4    session not found (404)
   5    network error (server unreachable, connection broken)
+  75   another run holds the cursor's run lock (drain --cursor FILE --lock)
   130  interrupted (Ctrl-C)"""
 
 ENVIRONMENT_HELP = f"""\
@@ -179,12 +183,15 @@ def _parse_json(text: str, what: str) -> Any:
         raise _CLIUsageError(f"{what} is not valid JSON ({exc.msg} at char {exc.pos})") from None
 
 
-def _resume_options(args: argparse.Namespace) -> Dict[str, Any]:
-    """``last_event_id`` / ``cursor`` keyword arguments from --from / --after / --cursor."""
+def _resume_options(args: argparse.Namespace, lock: bool = False) -> Dict[str, Any]:
+    """``last_event_id`` / ``cursor`` keyword arguments from --from / --after / --cursor.
+
+    With ``lock``, the ``FileCursor`` takes its run lock (``CursorLockedError`` if
+    another run holds it)."""
     if args.cursor is not None:
         from .cursor import FileCursor
 
-        return {"cursor": FileCursor(args.cursor)}
+        return {"cursor": FileCursor(args.cursor, lock=lock)}
     if args.from_seq is not None:
         return {"last_event_id": args.from_seq - 1 if args.from_seq > 0 else None}
     if args.after is not None:
@@ -260,17 +267,32 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
-def _records_to_append(args: argparse.Namespace, err: TextIO) -> Iterator[str]:
+def _records_to_append(args: argparse.Namespace, err: TextIO) -> Iterator[Tuple[str, str]]:
+    """``(where, text)`` per record: the RECORD argument, or each non-blank line of stdin.
+
+    Lines are read with a bound: a line longer than a record may be is refused
+    (usage error) once that many characters were read, never read whole."""
     if args.record != "-":
-        yield args.record
+        yield "record 1", args.record
         return
     stdin = sys.stdin
     if stdin.isatty():
         err.write(f"{PROG}: reading records from standard input, one per line (Ctrl-D ends)\n")
-    for line in stdin:
+    limit = MAX_RECORD_BYTES + 2  # the largest record, plus "\r\n"
+    number = 0
+    while True:
+        line = stdin.readline(limit)
+        if not line:
+            return
+        number += 1
+        if len(line) >= limit and not line.endswith("\n"):
+            raise _CLIUsageError(
+                f"line {number} of standard input is longer than a record may be "
+                f"({MAX_RECORD_BYTES} bytes); it was not sent, nor anything after it"
+            )
         text = line.rstrip("\r\n")
         if text.strip():
-            yield text
+            yield f"line {number} of standard input", text
 
 
 def cmd_append(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -281,8 +303,8 @@ def cmd_append(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from_stdin = args.record == "-"
     progress = _Progress(err, f"appended to .{args.channel}")
     try:
-        for number, text in enumerate(_records_to_append(args, err), start=1):
-            record: Any = _parse_json(text, f"record {number}") if args.json else text
+        for number, (where, text) in enumerate(_records_to_append(args, err), start=1):
+            record: Any = _parse_json(text, where) if args.json else text
             part_id = args.part_id
             if part_id is not None and from_stdin:
                 part_id = f"{part_id}-{number}"
@@ -295,8 +317,40 @@ def cmd_append(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _printable(record: Dict[str, Any]) -> Dict[str, Any]:
+    """A record as printed: control records with their tokens hidden."""
+    if record.get("control") is None:
+        return record
+    from .redact import redact_tokens
+
+    return redact_tokens(record)
+
+
+def _note_unknown_external_id(args: argparse.Namespace, err: TextIO) -> None:
+    """Say so on stderr when SESSION is an external id no session has (yet).
+
+    Production reads an unknown external id as an empty stream, so a mistyped id
+    would otherwise wait in silence. Friendly ids (``session_...``) 404 on their
+    own; when the check itself fails (e.g. a token that may not read sessions)
+    nothing is said."""
+    if args.session.startswith("session_"):
+        return
+    try:
+        with _client(args) as client:
+            client.get_session(args.session)
+    except NotFoundError:
+        err.write(
+            f"{PROG}: note: no session has the external id {args.session!r} (yet); "
+            "the server reads it as an empty stream\n"
+        )
+        err.flush()
+    except SessionsError:
+        logging.getLogger("sessions_client.cli").debug("session lookup failed", exc_info=True)
+
+
 def cmd_tail(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     session = _session(args)
+    _note_unknown_external_id(args, err)
     read = session.iter_out if args.channel == "out" else session.iter_in
     records = read(
         follow=not args.no_follow,
@@ -309,7 +363,7 @@ def cmd_tail(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if args.limit == 0:
             return EXIT_OK
         for record in records:
-            _json_line(out, record)
+            _json_line(out, _printable(record))
             count += 1
             if args.limit is not None and count >= args.limit:
                 break
@@ -320,10 +374,12 @@ def cmd_tail(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_drain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    session = _session(args)
-    options = _resume_options(args)
+    if args.lock and args.cursor is None:
+        raise _CLIUsageError("--lock needs --cursor FILE (the run lock belongs to that cursor)")
+    options = _resume_options(args, lock=args.lock)  # a locked-out run stops here
     cursor = options.get("cursor")
     after = options.get("last_event_id", None if cursor is None else cursor.get())
+    session = _session(args)
     progress = _Progress(err, f"drained .{args.channel}")
     try:
         drain_pages = session.drain_out_pages if args.channel == "out" else session.drain_in_pages
@@ -331,12 +387,14 @@ def cmd_drain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             for record in page:
                 progress.tick(record["seq"])
                 if record["control"] is None or args.controls:
-                    _json_line(out, record)
-            if cursor is not None:
-                cursor.set(max(r["seq"] for r in page))
+                    _json_line(out, _printable(record))
+                if cursor is not None:
+                    cursor.set(record["seq"])  # once printed: a kill re-prints at most one
     finally:
         progress.done()
         session.close()
+        if cursor is not None:
+            cursor.close()
     return EXIT_OK
 
 
@@ -845,11 +903,17 @@ def build_parser() -> argparse.ArgumentParser:
         "drain",
         "print every stored record of a channel and exit",
         "Fetch a channel's records page by page without streaming (GET .../records) and "
-        "print them as JSON lines, like tail. Shows a counter on stderr when it is a terminal.",
+        "print them as JSON lines, like tail. Shows a counter on stderr when it is a terminal.\n\n"
+        "With --cursor FILE, each record's seq is stored in FILE once it is printed (so a "
+        "killed run re-prints at most one record) and the next run starts after it; the "
+        "stored seq never moves backwards. Two runs on one cursor without --lock both print "
+        "what is new (records twice); with --lock the second exits at once with code 75.",
         "examples:\n"
         "  sessions-client drain chat-1 > out.jsonl\n"
         "  sessions-client drain chat-1 --in --after 99 | jq -r .data.text\n"
-        "  sessions-client drain chat-1 --cursor chat-1.cursor   # only what is new since last run",
+        "  sessions-client drain chat-1 --cursor chat-1.cursor   # only what is new since last run"
+        "\n"
+        "  sessions-client drain chat-1 --cursor c1.cursor --lock   # from cron: never overlaps",
         cmd_drain,
         common,
     )
@@ -857,6 +921,12 @@ def build_parser() -> argparse.ArgumentParser:
     _channel_option(drain, "out")
     _resume_group(drain)
     drain.add_argument("--controls", action="store_true", help="also print control records")
+    drain.add_argument(
+        "--lock",
+        action="store_true",
+        help="with --cursor: hold a run lock (FILE.run-lock) while draining; if another run "
+        "holds it, exit at once with code 75 and one line on stderr (cron jobs that overlap)",
+    )
 
     ask = _add_command(
         commands,
@@ -993,6 +1063,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def exit_code_for(exc: BaseException) -> int:
     """The exit code documented for an error (see the module docstring)."""
+    if isinstance(exc, CursorLockedError):
+        return EXIT_LOCKED
     if isinstance(exc, (ConfigurationError, _CLIUsageError)):
         return EXIT_USAGE
     if isinstance(exc, (AuthenticationError, PermissionDeniedError)):
@@ -1014,6 +1086,36 @@ def _hint(exc: BaseException) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+_NETWORK_REASONS = (
+    ("Connection refused", "connection refused"),
+    ("Name or service not known", "unknown host"),
+    ("Failed to resolve", "unknown host"),
+    ("nodename nor servname", "unknown host"),
+    ("Temporary failure in name resolution", "host name lookup failed"),
+    ("timed out", "timed out"),
+    ("Connection reset", "connection reset"),
+    ("RemoteDisconnected", "the server closed the connection"),
+    ("Connection aborted", "the server closed the connection"),
+    ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted"),
+    ("SSLError", "TLS error"),
+    ("Network is unreachable", "network unreachable"),
+    ("No route to host", "no route to host"),
+)
+_HOST_PORT = re.compile(r"host='([^']+)', port=(\d+)")
+
+
+def _network_line(exc: NetworkError) -> str:
+    """A network error in a few words: what failed, why, and where
+    (``GET /api/v1/sessions/x failed: connection refused (127.0.0.1:9)``)."""
+    text = _one_line(str(exc))
+    what, sep, detail = text.partition(" failed: ")
+    reason = next((short for marker, short in _NETWORK_REASONS if marker in detail), None)
+    if not sep or reason is None:
+        return text if len(text) <= 200 else text[:197] + "..."
+    where = _HOST_PORT.search(detail)
+    return f"{what} failed: {reason}" + (f" ({where[1]}:{where[2]})" if where else "")
 
 
 def _parse(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -1065,7 +1167,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (SessionsError, _CLIUsageError) as exc:
         if args.debug:
             traceback.print_exc(file=err)
-        err.write(f"{PROG}: error: {_one_line(str(exc))}{_hint(exc)}\n")
+        text = _network_line(exc) if isinstance(exc, NetworkError) else _one_line(str(exc))
+        err.write(f"{PROG}: error: {text}{_hint(exc)}\n")
         return exit_code_for(exc)
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
         if args.debug:

@@ -182,8 +182,11 @@ class Client:
       ``branch`` to ``TRIGGER_PREVIEW_BRANCH`` then ``VERCEL_GIT_COMMIT_REF`` (sent as
       ``x-trigger-branch``).
     - ``http_session`` shares a ``requests.Session`` (the client never closes it);
-      otherwise the client owns a pool of ``pool_maxsize`` connections, which the
-      sessions from :meth:`session` share. Close the client after its sessions.
+      otherwise the client owns a pool, which the sessions from :meth:`session`
+      share: ordinary calls use at most ``pool_maxsize`` connections at once and
+      wait at most their connect timeout for one (then :class:`PoolTimeoutError`);
+      each open reader uses a connection of its own and never waits, so readers
+      never starve other calls. Close the client after its sessions.
     - ``retry`` (default :data:`DEFAULT_MANAGEMENT_RETRY`, the official SDK's policy:
       3 attempts, 1 s then 2 s, on connection errors, 408, 409, 429 honouring
       ``x-ratelimit-reset``/``Retry-After``, and 5xx; ``x-should-retry`` overrides).

@@ -8,7 +8,8 @@ at most the record being processed is seen again, and none is skipped.
 
 Any object with ``get() -> Optional[int]`` and ``set(seq: int) -> None`` is a
 cursor store (:class:`Cursor`). Two ship here: :class:`MemoryCursor` (one
-process) and :class:`FileCursor` (survives the process; cron jobs).
+process) and :class:`FileCursor` (survives the process, never moves backwards,
+and can hold a run lock so that cron runs never overlap).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import threading
 from types import TracebackType
 from typing import IO, Any, Optional, Protocol, Type, Union, runtime_checkable
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, CursorLockedError
 
 try:  # POSIX only; on other platforms FileCursor relies on os.replace alone.
     import fcntl as _fcntl
@@ -120,34 +121,47 @@ class _FileLock:
 class FileCursor:
     """A cursor store in a small text file, for jobs that resume across processes.
 
-    ``FileCursor(path, *, monotonic=False, fsync=True)``
+    ``FileCursor(path, *, fsync=True, lock=False)``
 
     - The file holds the seq as decimal digits and a newline (``"42\\n"``).
     - ``get()`` returns ``None`` while the file does not exist, and raises
       :class:`~sessions_client.errors.ConfigurationError` naming the path when its
       content is not such a number (delete the file to start over).
-    - ``set(seq)`` writes a temporary file in the same directory, fsyncs it,
-      ``os.replace``-s it over ``path`` and fsyncs the directory: a reader, even in
-      another process or after a power cut, sees the old or the new value, never a
-      torn one. Writers are serialised with ``fcntl.flock`` on ``path + ".lock"``
-      (POSIX; elsewhere only the atomic replace protects the file).
-    - By default ``set(seq)`` stores ``seq`` as given, so a lower value rewinds the
-      cursor (replay on purpose). With ``monotonic=True`` a lower value than the one
-      on disk is ignored under the lock: useful when several processes advance the
-      same cursor and the highest position must win.
+    - ``set(seq)`` never moves the cursor backwards: under an exclusive
+      ``fcntl.flock`` on ``path + ".lock"`` it reads the stored value and writes
+      ``seq`` only when it is higher (a lower or equal value is ignored). Two
+      processes or threads advancing the same file therefore end at the highest
+      position either reached, whatever the order of their writes. The write goes
+      to a temporary file in the same directory, is fsynced, ``os.replace``-d over
+      ``path``, and the directory is fsynced: a reader, even in another process
+      or after a power cut, sees the old or the new value, never a torn one.
+      (Without ``fcntl``, i.e. not on POSIX, only the atomic replace protects it.)
+    - ``reset(seq=None)`` rewinds on purpose: it stores ``seq`` as given, or
+      deletes the file (``None``: start from the beginning).
+    - ``lock=True`` takes a *run lock* at construction: a non-blocking ``flock`` on
+      ``path + ".run-lock"``, held until :meth:`close` (or the end of a ``with``
+      block, or the process). While one ``FileCursor`` holds it, constructing
+      another with ``lock=True`` on the same path, in any process, raises
+      :class:`~sessions_client.errors.CursorLockedError` at once: a cron job that
+      overlaps the previous run exits instead of redoing its work. ``get`` /
+      ``set`` do not need the run lock (plain ``FileCursor(path)`` still works).
+      POSIX only (elsewhere ``lock=True`` raises ``ConfigurationError``).
     - ``fsync=False`` skips both fsyncs: the file still never tears (the rename is
       atomic, also under SIGKILL), but a power cut may bring back an older value.
       Each ``set()`` is then a few times faster.
     """
 
     def __init__(
-        self, path: Union[str, os.PathLike[str]], *, monotonic: bool = False, fsync: bool = True
+        self, path: Union[str, os.PathLike[str]], *, fsync: bool = True, lock: bool = False
     ) -> None:
         self.path = os.path.abspath(os.fspath(path))
         self.lock_path = self.path + ".lock"
-        self.monotonic = monotonic
+        self.run_lock_path = self.path + ".run-lock"
         self.fsync = fsync
         self._thread_lock = threading.Lock()
+        self._run_lock: Optional[int] = None
+        if lock:
+            self._run_lock = _take_run_lock(self.run_lock_path, self.path)
 
     def get(self) -> Optional[int]:
         """Return the stored seq, ``None`` if the file does not exist."""
@@ -159,14 +173,47 @@ class FileCursor:
         return self._parse(raw)
 
     def set(self, seq: int) -> None:
-        """Atomically store ``seq`` (see the class docstring for ``monotonic``)."""
+        """Store ``seq`` if it is higher than the stored value; otherwise do nothing."""
         checked = _check_seq(seq)
         with _FileLock(self.lock_path, self._thread_lock):
-            if self.monotonic:
-                current = self.get()
-                if current is not None and current >= checked:
-                    return
+            current = self.get()
+            if current is not None and current >= checked:
+                if current > checked:
+                    logger.debug("cursor %s stays at %d (ignored %d)", self.path, current, checked)
+                return
             self._write(checked)
+
+    def reset(self, seq: Optional[int] = None) -> None:
+        """Rewind on purpose: store ``seq`` as given, or delete the file when ``None``."""
+        checked = None if seq is None else _check_seq(seq)
+        with _FileLock(self.lock_path, self._thread_lock):
+            if checked is not None:
+                self._write(checked)
+                return
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+
+    @property
+    def locked(self) -> bool:
+        """Whether this instance holds the run lock."""
+        return self._run_lock is not None
+
+    def close(self) -> None:
+        """Release the run lock, if held (idempotent). The stored value stays."""
+        fd, self._run_lock = self._run_lock, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the flock
+
+    def __enter__(self) -> FileCursor:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
 
     def _parse(self, raw: bytes) -> int:
         text = raw.decode("ascii", "replace").strip()
@@ -197,8 +244,34 @@ class FileCursor:
             _fsync_directory(directory)
 
     def __repr__(self) -> str:
-        suffix = ", monotonic=True" if self.monotonic else ""
+        suffix = ", lock=True" if self.locked else ""
         return f"FileCursor({self.path!r}{suffix})"
+
+
+def _take_run_lock(lock_path: str, cursor_path: str) -> int:
+    """Open ``lock_path`` and take a non-blocking exclusive flock; return the fd.
+
+    Writes this process's pid into the file, so that a refused run can name the
+    holder. Raises :class:`CursorLockedError` when another holder has it.
+    """
+    if _fcntl is None:  # pragma: no cover - non-POSIX
+        raise ConfigurationError("FileCursor(lock=True) needs fcntl.flock (POSIX)")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode("ascii", "replace").strip()
+        os.close(fd)
+        who = f" (pid {holder})" if holder.isdigit() else ""
+        raise CursorLockedError(
+            f"another run holds the lock on cursor {cursor_path!r}{who}; lock file {lock_path!r}"
+        ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.write(fd, b"%d\n" % os.getpid())
+    return fd
 
 
 def _fsync_directory(directory: str) -> None:

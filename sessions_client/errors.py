@@ -130,6 +130,14 @@ class EmptyReplyError(AgentError):
     often it rejected the message's client data (``metadata``) or failed at once."""
 
 
+class PoolTimeoutError(SessionsError, TimeoutError):
+    """No pooled connection became free within the call's connect timeout."""
+
+
+class CursorLockedError(SessionsError):
+    """Another run holds a ``FileCursor``'s run lock (``FileCursor(..., lock=True)``)."""
+
+
 __all__ = [
     "SessionsError",
     "ConfigurationError",
@@ -151,4 +159,6 @@ __all__ = [
     "ReaderTimeoutError",
     "AgentError",
     "EmptyReplyError",
+    "CursorLockedError",
+    "PoolTimeoutError",
 ]

@@ -48,9 +48,10 @@ import requests
 import requests.auth
 import urllib3.exceptions
 
+from ._pool import PoolAdapter
 from ._version import __version__
 from .config import is_secret_key, resolve_api_url, resolve_branch, resolve_token
-from .deadline import CallGuard, DeadlineAdapter
+from .deadline import CallGuard
 from .errors import (
     APIError,
     AuthenticationError,
@@ -557,9 +558,7 @@ class Transport:
         self._owns_session = http_session is None
         if http_session is None:
             http_session = requests.Session()
-            adapter = DeadlineAdapter(
-                pool_connections=4, pool_maxsize=pool_maxsize, pool_block=True, max_retries=0
-            )
+            adapter = PoolAdapter(pool_maxsize)  # readers never starve calls; waits bounded
             http_session.mount("http://", adapter)
             http_session.mount("https://", adapter)
             self._read_environment_once(http_session)

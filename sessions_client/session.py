@@ -165,12 +165,12 @@ class Session:
     seconds for non-streaming calls; ``append_retry`` is the
     :class:`~sessions_client.http.RetryPolicy` of appends (default: 5 attempts,
     0.2 s doubling to 5 s, 60 s in total) and ``read_retry`` that of drains;
-    ``pool_maxsize`` bounds the connections of a session-owned pool (each open
-    reader holds one); a server-sent event over ``max_event_bytes`` (16 MiB)
-    raises :class:`ProtocolError`, an append or drain answer over
-    ``max_response_bytes`` (32 MiB, before or after decompression)
-    :class:`~sessions_client.errors.ResponseTooLargeError`; ``sleep`` is injectable
-    for tests.
+    ``pool_maxsize`` bounds the connections ordinary calls of a session-owned pool
+    use at once (each open reader has one more of its own); a server-sent event
+    over ``max_event_bytes`` (16 MiB) raises :class:`ProtocolError`, an append or
+    drain answer over ``max_response_bytes`` (32 MiB, before or after
+    decompression) :class:`~sessions_client.errors.ResponseTooLargeError`;
+    ``sleep`` is injectable for tests.
 
     A ``Session`` is thread-safe: many threads may append at once. Readers are
     generators; use each from one thread.

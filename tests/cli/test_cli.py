@@ -307,7 +307,7 @@ def test_append_json_stops_at_the_first_bad_line(
     code, out, err = run(capsys, "append", "chat-1", "--json", "-")
     assert code == 2
     assert [r["seq"] for r in lines(out)] == [0]
-    assert err.startswith("sessions-client: error: record 2 is not valid JSON")
+    assert err.startswith("sessions-client: error: line 2 of standard input is not valid JSON")
     assert len(env.records("chat-1", "in")) == 1
 
 

@@ -467,11 +467,12 @@ def test_bad_api_urls_are_rejected():
         Transport("http://", SECRET)
 
 
-def test_own_pool_blocks_at_pool_maxsize():
+def test_own_pool_has_pool_maxsize_slots_for_calls():
+    from sessions_client._pool import PoolAdapter
+
     transport = Transport("http://127.0.0.1:9", SECRET, pool_maxsize=3)
     adapter = transport.http_session.get_adapter("http://127.0.0.1:9")
-    assert adapter._pool_maxsize == 3  # type: ignore[attr-defined]
-    assert adapter._pool_block is True  # type: ignore[attr-defined]
+    assert isinstance(adapter, PoolAdapter) and adapter.slots == 3
     transport.close()
     with pytest.raises(ConfigurationError):
         transport.request("GET", "/x")

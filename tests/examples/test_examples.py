@@ -127,7 +127,11 @@ def test_cron_drain_resumes_where_the_last_run_stopped(server: LocalServer, tmp_
     second = _run("cron_drain.py", args, env, tmp_path)
     assert second.returncode == 0, second.stderr
     assert second.stdout == ""
-    assert "0 new record(s)" in second.stderr
+    assert second.stderr == "", "a run with nothing to report is silent (cron mails output)"
+
+    verbose = _run("cron_drain.py", [*args, "--verbose"], env, tmp_path)
+    assert verbose.returncode == 0, verbose.stderr
+    assert verbose.stderr.strip() == "cron_drain: 0 new record(s); cursor at 2"
 
     server.append("job-1", "out", json.dumps({"n": "d"}))
     third = _run("cron_drain.py", args, env, tmp_path)
@@ -271,3 +275,109 @@ def test_notebook_runs_offline_on_its_own_embedded_server(
     assert namespace["local_server"] is not None
     assert private["TRIGGER_API_URL"] == namespace["local_server"].url
     assert "echo: Hello from a notebook" in capsys.readouterr().out
+
+
+def test_cron_drain_skips_at_once_while_another_run_holds_the_cursor(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    from sessions_client import FileCursor
+
+    server.create_session("job-3")
+    server.append("job-3", "out", "x")
+    cursor_file = tmp_path / "job.cursor"
+    with FileCursor(cursor_file, lock=True):  # "the previous run", still going
+        result = _run(
+            "cron_drain.py", ["job-3", "--cursor-file", str(cursor_file)], _env(server), tmp_path
+        )
+    assert result.returncode == 75
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("cron_drain: skipped, another run holds the lock")
+    assert f"pid {os.getpid()}" in result.stderr
+    assert not cursor_file.exists(), "the skipped run read and stored nothing"
+
+
+def test_cron_drain_missing_token_is_one_line(server: LocalServer, tmp_path: Path) -> None:
+    env = _env(server)
+    del env["TRIGGER_SECRET_KEY"]
+    result = _run("cron_drain.py", ["job-4"], env, tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("cron_drain: ")
+    assert "TRIGGER_SECRET_KEY" in result.stderr
+
+
+def test_cron_drain_unwritable_cursor_path_is_one_line(server: LocalServer, tmp_path: Path) -> None:
+    server.create_session("job-5")
+    missing = tmp_path / "no-such-dir" / "job.cursor"
+    result = _run("cron_drain.py", ["job-5", "--cursor-file", str(missing)], _env(server), tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert str(missing) in result.stderr
+
+
+def test_flask_events_view_relays_records_and_closes_the_relay(
+    flask_app: Any, server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sessions_client.wsgi import SSERelay
+
+    closed: List[SSERelay] = []
+    real_close = SSERelay.close
+
+    def close(relay: SSERelay) -> None:
+        closed.append(relay)
+        real_close(relay)
+
+    monkeypatch.setattr(SSERelay, "close", close)
+    server.create_session("chat-11")
+    for n in range(3):
+        server.append("chat-11", "out", json.dumps({"n": n}))
+    web = flask_app.test_client()
+    response = web.get("/sessions/chat-11/events", headers={"Last-Event-ID": "0"}, buffered=False)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    assert response.headers["Cache-Control"] == "no-cache"
+    received = b""
+    chunks = iter(response.response)
+    while b"id: 2\n" not in received:
+        received += next(chunks)
+    assert b"id: 0\n" not in received  # Last-Event-ID: 0 resumes after record 0
+    assert b'id: 1\ndata: {"n":1}\n\n' in received
+    response.close()  # what the WSGI server does when the page goes away
+    assert len(closed) == 1, "Flask did not pass close() on to the relay"
+
+
+def test_flask_events_view_answers_400_to_a_bad_last_event_id(flask_app: Any) -> None:
+    web = flask_app.test_client()
+    answer = web.get("/sessions/chat-12/events", headers={"Last-Event-ID": "abc"})
+    assert answer.status_code == 400
+    page = web.get("/sessions/chat-12/page")
+    assert page.status_code == 200 and b"new EventSource" in page.data
+
+
+def test_django_example_compiles() -> None:
+    """Django is not a test dependency: the example is checked for syntax only."""
+    source = (EXAMPLES / "django_relay.py").read_text(encoding="utf-8")
+    compile(source, "django_relay.py", "exec")
+    assert "StreamingHttpResponse(body)" in source and "Last-Event-ID" in source
+
+
+def test_flask_rejects_a_bad_after_and_invalid_json_with_400(
+    flask_app: Any, server: LocalServer
+) -> None:
+    server.create_session("chat-13")
+    server.append("chat-13", "out", "r0")
+    web = flask_app.test_client()
+    for bad in ["abc", "1.5", "", "1_0"]:
+        answer = web.get(f"/sessions/chat-13/replies?after={bad}")
+        assert answer.status_code == 400, bad
+        assert "after must be a record seq" in answer.get_json()["error"]
+    assert len(web.get("/sessions/chat-13/replies?after=-1").get_json()["records"]) == 1
+    invalid = web.post(
+        "/sessions/chat-13/messages", data="{not json", content_type="application/json"
+    )
+    assert invalid.status_code == 400
+    assert invalid.get_json() == {"error": "the body is not valid JSON"}
+    assert server.records("chat-13", "in") == [], "nothing was stored"

@@ -78,17 +78,25 @@ def test_file_cursor_round_trips_and_survives_a_new_instance(tmp_path: Path) -> 
     FileCursor(path).set(41)
     assert path.read_text() == "41\n"
     assert FileCursor(str(path)).get() == 41
-    FileCursor(path).set(3)
-    assert FileCursor(path).get() == 3, "set() stores the given value, even a lower one"
 
 
-def test_file_cursor_monotonic_keeps_the_highest_value(tmp_path: Path) -> None:
-    cursor = FileCursor(tmp_path / "c", monotonic=True)
+def test_file_cursor_never_moves_backwards_unless_reset(tmp_path: Path) -> None:
+    cursor = FileCursor(tmp_path / "c")
     cursor.set(10)
     cursor.set(4)
+    assert cursor.get() == 10, "a lower value is ignored"
+    cursor.set(10)
     assert cursor.get() == 10
     cursor.set(11)
     assert cursor.get() == 11
+    cursor.reset(3)
+    assert cursor.get() == 3, "reset() rewinds on purpose"
+    cursor.reset()
+    assert cursor.get() is None
+    assert not (tmp_path / "c").exists()
+    cursor.reset()  # nothing to delete: still fine
+    with pytest.raises(ValueError):
+        cursor.reset(-1)
 
 
 @pytest.mark.parametrize("content", ["", "abc", "12x", "-3", "1.5", "\x00\x00"])
@@ -170,15 +178,15 @@ def test_file_cursor_readers_never_see_a_torn_value_under_concurrent_threads(
     stop.set()
     r.join(10)
     assert errors == []
-    assert cursor.get() in {59, 100059, 200059}
+    assert cursor.get() == 200059, "the highest value written wins"
 
 
 WRITER = textwrap.dedent(
     """
     import sys
     from sessions_client.cursor import FileCursor
-    path, start, count, monotonic = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-    cursor = FileCursor(path, monotonic=monotonic == "1")
+    path, start, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    cursor = FileCursor(path)
     for i in range(start, start + count):
         cursor.set(i)
         value = cursor.get()
@@ -188,9 +196,9 @@ WRITER = textwrap.dedent(
 )
 
 
-def _spawn_writer(path: Path, start: int, count: int, monotonic: bool) -> subprocess.Popen:
+def _spawn_writer(path: Path, start: int, count: int) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path), str(start), str(count), str(int(monotonic))],
+        [sys.executable, "-c", WRITER, str(path), str(start), str(count)],
         env=_child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -200,24 +208,28 @@ def _spawn_writer(path: Path, start: int, count: int, monotonic: bool) -> subpro
 
 def test_two_processes_setting_one_file_never_corrupt_it(tmp_path: Path) -> None:
     path = tmp_path / "shared"
-    procs = [_spawn_writer(path, 0, 150, False), _spawn_writer(path, 1000, 150, False)]
+    procs = [_spawn_writer(path, 0, 150), _spawn_writer(path, 1000, 150)]
     reads = 0
+    last = -1
     while any(p.poll() is None for p in procs) and reads < 100000:
         value = FileCursor(path).get()  # raises ConfigurationError on a torn file
         assert value is None or 0 <= value < 150 or 1000 <= value < 1150
+        if value is not None:
+            assert value >= last, f"the cursor went back from {last} to {value}"
+            last = value
         reads += 1
         time.sleep(0.0005)  # leave the CPU to the writers
     for p in procs:
         out, err = p.communicate(timeout=30)
         assert p.returncode == 0, err
         assert out.strip() == "done"
-    assert FileCursor(path).get() in {149, 1149}
+    assert FileCursor(path).get() == 1149
 
 
-def test_two_processes_advancing_a_monotonic_cursor_end_at_the_maximum(tmp_path: Path) -> None:
+def test_two_processes_advancing_one_cursor_end_at_the_maximum(tmp_path: Path) -> None:
     path = tmp_path / "shared"
     # Overlapping ranges; the process writing lower values runs longer, yet the highest wins.
-    procs = [_spawn_writer(path, 100, 100, True), _spawn_writer(path, 0, 150, True)]
+    procs = [_spawn_writer(path, 100, 100), _spawn_writer(path, 0, 150)]
     for p in procs:
         _, err = p.communicate(timeout=30)
         assert p.returncode == 0, err
