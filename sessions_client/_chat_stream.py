@@ -1,5 +1,6 @@
 """One turn of a chat agent's reply: :class:`ChatStream`, and the conversation's
-position on ``.out`` that every turn of an ``AgentChat`` shares (CHAT.md §3).
+position on ``.out`` that every turn of an ``AgentChat`` shares (docs/protocol.md,
+"Reading the reply").
 
 A stream reads ``.out`` with one following reader (``Session.iter_out``, which
 resumes broken connections by itself) from where the conversation stood when the

@@ -1,4 +1,5 @@
-"""What ``AgentChat`` sends (CHAT.md §1-2), as the official client builds it: the
+"""What ``AgentChat`` sends (docs/protocol.md, "Starting a chat" and "Sending"), as
+the official client builds it: the
 create call's ``triggerConfig``, message ids, and assistant messages cut to their
 resolved tool parts."""
 

@@ -1,4 +1,6 @@
-"""Talk to a Trigger.dev ``chat.agent`` from Python: :class:`AgentChat` (CHAT.md).
+"""Talk to a Trigger.dev ``chat.agent`` from Python: :class:`AgentChat`.
+
+The protocol is described in docs/protocol.md, "Chat agents".
 
 It behaves like the official ``AgentChat`` of ``@trigger.dev/sdk/chat``: the session
 is started on first use with ``trigger: "preload"`` (idempotent create, ``externalId``

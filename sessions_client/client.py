@@ -1,8 +1,8 @@
 """The management :class:`Client`: create, retrieve, update, close and list sessions.
 
 It mirrors the official SDK's ``sessions.start / retrieve / update / close / list
-/ open`` (PROTOCOL.md §5) and hands out :class:`~sessions_client.session.Session`
-objects that share its connection pool.
+/ open`` (docs/protocol.md, "Managing sessions") and hands out
+:class:`~sessions_client.session.Session` objects that share its connection pool.
 """
 
 from __future__ import annotations
@@ -404,7 +404,8 @@ class Client:
         ``created_from`` / ``created_to`` are datetimes (naive = UTC) or Unix ms,
         inclusive; ``page_size`` (1-100) is the number fetched per request.
 
-        The server takes one value per filter (PROTOCOL.md §5), so several values
+        The server takes one value per filter (docs/protocol.md, "Managing sessions"),
+        so several values
         make one listing per combination of values, merged newest first without
         duplicates (at most :data:`MAX_LISTINGS` listings, else
         :class:`ConfigurationError`). Arguments are checked at once; pages are

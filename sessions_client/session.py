@@ -48,7 +48,7 @@ logger = logging.getLogger("sessions_client.session")
 
 Record = Dict[str, Any]
 
-#: Bytes the server adds around the JSON envelope of a record (PROTOCOL.md §2).
+#: Bytes the server adds around the JSON envelope of a record (docs/protocol.md, "Append a record").
 ENVELOPE_OVERHEAD = 20
 DEFAULT_DEDUP_WINDOW = 1000
 DEFAULT_CONNECT_TIMEOUT = 30.0

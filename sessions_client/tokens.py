@@ -3,8 +3,8 @@
 A public access token is a JWT signed HS256 with the environment's secret key, with
 the claims ``iss: "https://id.trigger.dev"``, ``aud: "https://api.trigger.dev"``,
 ``sub`` and ``pub`` (from ``POST /api/v1/auth/jwt/claims``), ``scopes``, ``iat`` and
-``exp`` (PROTOCOL.md §1). Standard library only; :meth:`Client.create_public_token`
-is the public entry point.
+``exp`` (docs/protocol.md, "Addressing and tokens"). Standard library only;
+:meth:`Client.create_public_token` is the public entry point.
 """
 
 from __future__ import annotations

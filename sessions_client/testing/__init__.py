@@ -1,7 +1,7 @@
 """An embedded local Trigger.dev Sessions server, for tests, demos and offline work.
 
 Standard library only (``http.server``, ``sqlite3``, ``threading``). It speaks the
-wire protocol of PROTOCOL.md: management routes, append, SSE read in both wire
+wire protocol of docs/protocol.md: management routes, append, SSE read in both wire
 shapes (``v2`` batches as production, ``v1`` per-record events), drain, auth with
 the secret key and session public tokens, limits, control and command records, an
 optional echo agent and fault injection (:class:`FaultInjector`, ``srv.faults``).

@@ -1,6 +1,7 @@
 """The echo chat agent of the local server (``LocalServer(echo_agent=True)``).
 
-It speaks the chat protocol of ``@trigger.dev/sdk`` 4.8.3's ``chat.agent`` (CHAT.md),
+It speaks the chat protocol of ``@trigger.dev/sdk`` 4.8.3's ``chat.agent``
+(docs/protocol.md, "Chat agents"),
 so the official ``AgentChat`` cannot tell it from a real agent. It acts on sessions
 of type ``"chat.agent"`` only (the type ``AgentChat`` creates; a ``chat.agent`` task
 never runs for another type).

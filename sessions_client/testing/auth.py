@@ -1,4 +1,6 @@
-"""Authentication of the local server, as production does it (PROTOCOL.md §1).
+"""Authentication of the local server, as production does it.
+
+See docs/protocol.md, "Addressing and tokens".
 
 - The **secret key** (``LocalServer(secret_key=...)``) may do everything.
 - **Public access tokens** are JWTs signed HS256 with the secret key itself, with the

@@ -1,4 +1,6 @@
-"""Channel routes of the local server: append, SSE read and drain (PROTOCOL.md §2-4).
+"""Channel routes of the local server: append, SSE read and drain.
+
+See docs/protocol.md, "Append a record" to "Drain without streaming".
 
 Checks come in production's order. Reads (SSE, drain): 401 (token) → 400 (``io``)
 → 404 ``{"error": "Not found"}`` with ``x-should-retry: false`` (an unknown

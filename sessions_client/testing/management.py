@@ -1,4 +1,6 @@
-"""Management routes of the local server: ``/api/v1/sessions`` (PROTOCOL.md §5).
+"""Management routes of the local server: ``/api/v1/sessions``.
+
+See docs/protocol.md, "Managing sessions".
 
 Answers as the official SDK's schemas expect (``SessionItem``,
 ``CreatedSessionResponseBody``, ``ListSessionsResponseBody``); errors are
@@ -12,7 +14,8 @@ or Unix ms), 403 (scope), 404. A retrieve of an unknown session is
 ``{"error": "Not found"}`` with ``x-should-retry: false``, checked before the scope.
 Changing a session's ``externalId`` is 422.
 
-Scopes (PROTOCOL.md §1): create needs ``write:tasks:{taskIdentifier}`` or a
+Scopes (docs/protocol.md, "Addressing and tokens"): create needs
+``write:tasks:{taskIdentifier}`` or a
 type-level ``write:sessions``; retrieve ``read`` on the friendly id or externalId;
 update and close the ``admin`` action on the id of the URL; list ``read`` on
 ``sessions`` or ``tasks`` (an id-scoped ``read:tasks:{id}`` only with
@@ -69,7 +72,7 @@ def iso(ms: Optional[int]) -> Optional[str]:
 
 
 def serialize(session: SessionRecord) -> Dict[str, Any]:
-    """The session object of PROTOCOL.md §5."""
+    """The session object of docs/protocol.md, "Managing sessions"."""
     return {
         "id": session.id,
         "externalId": session.external_id,

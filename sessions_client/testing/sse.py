@@ -1,4 +1,6 @@
-"""Encoders for the two SSE wire shapes the local server speaks (PROTOCOL.md §3).
+"""Encoders for the two SSE wire shapes the local server speaks.
+
+See docs/protocol.md, "Read a channel".
 
 **v2** (production, ``X-Stream-Version: v2``)::
 
