@@ -8,7 +8,6 @@ Build (what ``.ci/run`` does; warnings, including broken references, are errors)
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 
@@ -30,12 +29,7 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "README-draft.md"]
-# Reference pages of modules that are not in this checkout yet: left out of the
-# build (and of the glob toctree in reference/index.md) until the module exists.
-for _module, _page in [("sessions_client.chat", "chat"), ("sessions_client.wsgi", "wsgi")]:
-    if importlib.util.find_spec(_module) is None:
-        exclude_patterns.append(f"reference/{_page}.rst")
+exclude_patterns = ["_build"]
 
 # Markdown: "#section" links between guides resolve to headings up to level 3.
 myst_heading_anchors = 3

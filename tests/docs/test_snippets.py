@@ -1,6 +1,6 @@
 """Every Python example in the documentation runs.
 
-Each fenced ``python`` block of ``docs/*.md`` runs on its own, in a fresh
+Each fenced ``python`` block of ``docs/*.md`` and ``README.md`` runs on its own, in a fresh
 namespace, against a fresh ``LocalServer`` with the echo agent (the plugin's
 ``sessions_env`` fixture: ``TRIGGER_API_URL`` / ``TRIGGER_SECRET_KEY`` point at
 it), on which the session ``chat-1`` exists, in an empty working directory.
@@ -25,7 +25,8 @@ from sessions_client.testing import LocalServer
 
 pytest_plugins = ["pytester", "sessions_client.testing.pytest_plugin"]
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
 FENCE = re.compile(r"^```python[ \t]*$")
 DIRECTIVE = re.compile(r"^<!--\s*docs-test:\s*(?P<verb>\w+)\s*(?P<arg>.*?)\s*-->\s*$")
 
@@ -66,7 +67,8 @@ def extract(path: Path) -> List[Snippet]:
     return snippets
 
 
-SNIPPETS = [snippet for path in sorted(DOCS.glob("*.md")) for snippet in extract(path)]
+PAGES = sorted(DOCS.glob("*.md")) + [ROOT / "README.md"]
+SNIPPETS = [snippet for path in PAGES for snippet in extract(path)]
 
 
 def _id(snippet: Snippet) -> str:
