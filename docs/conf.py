@@ -51,7 +51,8 @@ nitpick_ignore_regex = [
     ("py:class", r"(Any|Callable|Dict|List|Optional|Tuple|Union|Iterator|Generator|Iterable)"),
     ("py:class", r"(int|str|bytes|float|bool|dict|list|tuple|object|None|type)"),
     ("py:class", r"(Exception|TimeoutError|ValueError|TypeError|BaseException)"),
-    ("py:class", r"(Record|TimeoutType|Cursor|PathLike|Mapping|Sequence)"),
+    ("py:class", r"(Record|TimeoutType|Cursor|PathLike|Mapping|Sequence|Iterable)"),
+    ("py:func", r"time\..*"),
     ("py:.*", r"_.*"),
     ("py:.*", r".*\._.*"),
     # Internal helpers the public docstrings mention by name.
@@ -59,6 +60,8 @@ nitpick_ignore_regex = [
     ("py:func", r"encode_record"),
     ("py:data", r"DEFAULT_MANAGEMENT_RETRY"),
     ("py:class", r"sessions_client\.testing\.faults\.(Failure|StreamPlan)"),
+    # Private helpers and type aliases that appear in signatures.
+    ("py:class", r"(ChatPosition|PingInterval)"),
 ]
 
 html_theme = "alabaster"

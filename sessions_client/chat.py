@@ -6,7 +6,7 @@ It behaves like the official ``AgentChat`` of ``@trigger.dev/sdk/chat``: the ses
 is started on first use with ``trigger: "preload"`` (idempotent create, ``externalId``
 = the chat id), every message goes through ``.in`` as a ``ChatInputChunk`` (one
 ``X-Part-Id`` per record, reused on retries), and each send returns a
-:class:`~sessions_client.chat.ChatStream` reading that turn's reply from ``.out``.
+:class:`~sessions_client.ChatStream` reading that turn's reply from ``.out``.
 Unlike it, a turn ends at *its own* ``turn-complete`` (by ``session-in-event-id``),
 so a stale one from an earlier turn never ends a reply early.
 

@@ -407,7 +407,7 @@ class Client:
         The server takes one value per filter (docs/protocol.md, "Managing sessions"),
         so several values
         make one listing per combination of values, merged newest first without
-        duplicates (at most :data:`MAX_LISTINGS` listings, else
+        duplicates (at most ``MAX_LISTINGS`` = 50 listings, else
         :class:`ConfigurationError`). Arguments are checked at once; pages are
         fetched lazily, following ``pagination.next``; ``timeout`` bounds the
         fetch of each page.
@@ -489,9 +489,9 @@ class Client:
         """Mint a public access token, as the SDK's ``auth.createPublicToken``.
 
         ``scopes`` has the SDK's shape, e.g. ``{"read": {"sessions": "chat-1"},
-        "write": {"sessions": ["a", "b"]}}`` (see :func:`sessions_client.tokens.
-        flatten_scopes`); ``expires_in`` is the lifetime in seconds (default 15
-        minutes). The token's ``sub`` and ``pub`` come from
+        "write": {"sessions": ["a", "b"]}}`` (see
+        ``sessions_client.tokens.flatten_scopes``); ``expires_in`` is the lifetime
+        in seconds (default 15 minutes). The token's ``sub`` and ``pub`` come from
         ``POST /api/v1/auth/jwt/claims``; it is signed HS256 with the client's secret
         key, locally. Hand it to a browser so it can read (or write) those sessions
         directly. Needs a secret key (else :class:`ConfigurationError`).

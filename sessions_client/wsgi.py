@@ -302,7 +302,7 @@ def sse_relay(
       resumes exactly after it) and ``data:`` its data as JSON. Pass the request's
       ``Last-Event-ID`` header (a string, or ``None``) as ``last_event_id``: the relay
       starts after that seq; ``None`` starts at the oldest record retained. A value
-      that is not a seq raises :class:`ConfigurationError` (answer 400).
+      that is not a seq raises :class:`~sessions_client.errors.ConfigurationError` (answer 400).
     - ``include_control``: control records (``turn-complete``...) are sent as
       ``event: control`` with ``{"control": subtype, "headers": [...]}``, tokens
       hidden; otherwise they are skipped.

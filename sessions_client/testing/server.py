@@ -237,9 +237,9 @@ class LocalServer:
     ``cors_origins`` lists the browser origins allowed to read answers (None: every
     origin, as production; e.g. ``["http://localhost:3000"]``). A ``host`` other than
     loopback needs a ``secret_key`` other than the public default
-    (:class:`ConfigurationError`).
+    (:class:`~sessions_client.errors.ConfigurationError`).
     ``limits`` bounds what clients can make the server hold (default
-    :class:`ServerLimits`()). A database file already used by another server raises
+    :class:`ServerLimits` with its defaults). A database file already used by another server raises
     :class:`~sessions_client.testing.store.DatabaseInUseError`.
     ``echo_agent``, ``agent_delay`` and ``agent_client_data``: see the module docstring.
     """
