@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._version import __version__
 from .client import Client
-from .cursor import FileCursor, MemoryCursor
+from .cursor import Cursor, FileCursor, MemoryCursor
 from .errors import (
     APIError,
     AuthenticationError,
@@ -32,6 +32,7 @@ __all__ = [
     "BadRequestError",
     "Client",
     "ConfigurationError",
+    "Cursor",
     "FileCursor",
     "MemoryCursor",
     "NetworkError",

@@ -15,13 +15,12 @@ import tempfile
 import textwrap
 import time
 import uuid
-from typing import Any, Callable, Dict, Iterator, List, Optional, TextIO
+from typing import Any, Callable, Iterator, List, Optional, TextIO
 
+from ._wire import Record
 from .client import Client
 from .cursor import MemoryCursor
 from .session import Session
-
-Record = Dict[str, Any]
 
 WIDTH = 88
 INDENT = "      "

@@ -21,18 +21,19 @@ from typing import (
 
 import requests
 
+from . import turns
+from ._reader import ReaderOptions, read_channel
+from ._sse import DEFAULT_MAX_EVENT_BYTES
+from ._wire import Record, decode_drain_item
 from .config import MAX_RECORD_BYTES, is_secret_key
 from .errors import ConfigurationError, ProtocolError, RecordTooLargeError
 from .http import DEFAULT_TIMEOUT, RetryPolicy, TimeoutType, Transport, quote_segment
-from .reconnect import Backoff, read_channel
-from .wire import DEFAULT_MAX_EVENT_BYTES, decode_drain_item
+from .turns import TurnPosition
 
 if TYPE_CHECKING:
     from .cursor import Cursor
 
 logger = logging.getLogger("sessions_client.session")
-
-Record = Dict[str, Any]
 
 #: Bytes the server adds around the JSON envelope of a record (PROTOCOL.md §2).
 ENVELOPE_OVERHEAD = 20
@@ -203,6 +204,8 @@ class Session:
         self.append_retry = append_retry if append_retry is not None else RetryPolicy()
         self.read_retry = read_retry if read_retry is not None else RetryPolicy()
         self._sleep = sleep
+        #: The ``.out`` seq where this object's last chat turn ended (``read_turn``/``ask``).
+        self.turn_position = TurnPosition()
 
     @property
     def api_url(self) -> str:
@@ -432,10 +435,8 @@ class Session:
         _check_callable(on_control, "on_control")
         _check_callable(on_trim, "on_trim")
         self.transport._check_open()
-        return read_channel(
-            self.transport,
-            self._path(io),
-            last_seq=start,
+        options = ReaderOptions(
+            path=self._path(io),
             follow=bool(follow),
             timeout_seconds=timeout_seconds,
             include_control=bool(include_control),
@@ -448,11 +449,11 @@ class Session:
             dedup_window=dedup_window,
             on_trim=on_trim,
             peek_settled=bool(peek_settled),
-            sleep=self._sleep,
-            backoff=Backoff(),
             max_event_bytes=self.max_event_bytes,
             total_timeout=None if total_timeout is None else float(total_timeout),
+            sleep=self._sleep,
         )
+        return read_channel(self.transport, options, start)
 
     def _handle_control(self, record: Record) -> None:
         """Adopt a refreshed public token from a ``turn-complete`` control record."""
@@ -567,8 +568,6 @@ class Session:
         cursor: Optional[Cursor] = None,
     ) -> Iterator[Record]:
         """Yield ``.out`` data records until the turn-complete of this turn; see ``turns``."""
-        from . import turns
-
         return turns.read_turn(
             self,
             after_in_seq=after_in_seq,
@@ -581,8 +580,6 @@ class Session:
         self, record: Any, *, timeout: float = 60, last_event_id: Optional[int] = None
     ) -> Dict[str, Any]:
         """Append ``record`` to ``.in`` and return the agent's reply; see ``turns.ask``."""
-        from . import turns
-
         return turns.ask(self, record, timeout=timeout, last_event_id=last_event_id)
 
     # -- lifecycle -----------------------------------------------------------------

@@ -15,7 +15,8 @@ from typing import Any, Dict, List
 import pytest
 
 from sessions_client import Session
-from sessions_client import reconnect as reconnect_module
+from sessions_client import _reader as reader_module
+from sessions_client._reader import Backoff
 from sessions_client.cursor import MemoryCursor
 from sessions_client.errors import (
     APIError,
@@ -26,7 +27,6 @@ from sessions_client.errors import (
     ReaderTimeoutError,
     ServerError,
 )
-from sessions_client.reconnect import Backoff
 
 from .scripted import (
     DONE,
@@ -280,7 +280,7 @@ def test_a_stalled_stream_is_reconnected(scripted):
 
 
 def test_v2_streams_use_the_short_stall_window_by_default(scripted, monkeypatch):
-    monkeypatch.setattr(reconnect_module, "V2_STALL_TIMEOUT", 0.3)
+    monkeypatch.setattr(reader_module, "V2_STALL_TIMEOUT", 0.3)
 
     def stalls(conn: Conn, request: Request) -> None:
         conn.start_stream(True, headers=V2)

@@ -8,17 +8,16 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from sessions_client.errors import ProtocolError
-from sessions_client.wire import (
+from sessions_client._sse import SSEEvent, iter_sse_events
+from sessions_client._wire import (
     CONTROL_HEADER,
     Decoded,
-    SSEEvent,
     decode_drain_item,
     decode_event,
     decode_payload,
-    iter_sse_events,
     wire_shape,
 )
+from sessions_client.errors import ProtocolError
 
 
 def body(data: Any, part_id: Optional[str] = "p") -> str:
