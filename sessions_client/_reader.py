@@ -19,6 +19,7 @@ import math
 import random
 import socket
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, Callable, Generator, Iterator, List, NamedTuple, Optional, Set
 
@@ -76,6 +77,10 @@ _STREAM_ERRORS = (
 )
 
 
+def _store_nothing(seq: int) -> None:
+    """The cursor store of a reader without cursor."""
+
+
 @dataclass(frozen=True)
 class ReaderOptions:
     """What one reader was asked for (``Session.iter_out`` documents each option).
@@ -101,6 +106,11 @@ class ReaderOptions:
     total_timeout: Optional[float] = None
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+
+    @property
+    def save(self) -> Callable[[int], Any]:
+        """``store``, or a function that stores nothing."""
+        return self.store if self.store is not None else _store_nothing
 
     @property
     def window(self) -> int:
@@ -197,15 +207,21 @@ class DedupWindow:
         self._order: List[str] = []
 
     def add_all(self, records: List[Record]) -> bool:
-        """Remember the part ids of ``records`` when none is a repeat; False (nothing
-        remembered) when one may be, so that the caller asks :meth:`seen` per record."""
+        """Remember the part ids of several ``records`` at once when none is a repeat.
+        False (nothing remembered) for a single record or a possible repeat: the caller
+        then asks :meth:`seen` for each record."""
         if not self.size:
             return True
+        if len(records) < 2:
+            return False
         ids = [r["part_id"] for r in records if r["part_id"]]
         fresh = set(ids)
         if len(fresh) != len(ids) or not self._ids.isdisjoint(fresh):
             return False
-        self._remember(ids, fresh)
+        self._ids.update(fresh)
+        self._order.extend(ids)
+        if len(self._order) > 2 * self.size:
+            self._trim()
         return True
 
     def seen(self, part_id: Optional[str]) -> bool:
@@ -214,16 +230,17 @@ class DedupWindow:
             return False
         if part_id in self._ids:
             return True
-        self._remember([part_id], {part_id})
+        self._ids.add(part_id)
+        self._order.append(part_id)
+        if len(self._order) > 2 * self.size:
+            self._trim()
         return False
 
-    def _remember(self, ids: List[str], fresh: Set[str]) -> None:
-        self._ids.update(fresh)
-        self._order.extend(ids)
-        if len(self._order) > 2 * self.size:
-            drop = len(self._order) - self.size
-            self._ids.difference_update(self._order[:drop])
-            del self._order[:drop]
+    def _trim(self) -> None:
+        """Forget all but the ``size`` most recent ids."""
+        drop = len(self._order) - self.size
+        self._ids.difference_update(self._order[:drop])
+        del self._order[:drop]
 
 
 class _Transient(Exception):
@@ -242,6 +259,10 @@ class _Position:
         self.last_seq = last_seq
         self.expected: Optional[int] = None
         self.failures = 0
+
+    def passes(self, seq: int) -> bool:
+        """Whether ``seq`` is past the last seq processed."""
+        return self.last_seq is None or seq > self.last_seq
 
 
 class _Connection(NamedTuple):
@@ -269,7 +290,7 @@ def read_channel(
             connection = _open_connection(transport, options, position.last_seq, deadline)
             backoff.reset()
             error = None
-            with connection.response:
+            with closing(connection.response):
                 done = yield from _read_connection(connection, options, position, dedup, deadline)
             if done:
                 return
@@ -400,7 +421,7 @@ def _deliver(
     when the consumer is done with it, or at once for a record it never sees."""
     _check_trim(decoded, shape, options, position)
     check_each = not dedup.add_all(decoded.records)
-    store = options.store
+    store = options.save
     for record in decoded.records:
         seq = record["seq"]
         if position.last_seq is not None and seq <= position.last_seq:
@@ -409,21 +430,16 @@ def _deliver(
         if (check_each and dedup.seen(record["part_id"])) or (
             record["control"] is not None and not _route_control(record, options)
         ):
-            if store is not None:
-                store(seq)
+            store(seq)
             continue
         try:
             yield record
         finally:
-            if store is not None:
-                store(seq)
+            store(seq)
         deadline.check()
-    if decoded.last_seq is not None and (
-        position.last_seq is None or decoded.last_seq > position.last_seq
-    ):
+    if decoded.last_seq is not None and position.passes(decoded.last_seq):
         position.last_seq = decoded.last_seq  # command records after the last record
-        if store is not None:
-            store(decoded.last_seq)
+        store(decoded.last_seq)
 
 
 def _route_control(record: Record, options: ReaderOptions) -> bool:

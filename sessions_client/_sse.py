@@ -51,26 +51,30 @@ def _too_large(limit: int) -> ProtocolError:
     return ProtocolError(f"server-sent event larger than max_event_bytes ({limit} bytes)")
 
 
-def _normalised(chunks: Iterable[Chunk]) -> Iterator[bytes]:
-    """``chunks`` with a leading UTF-8 BOM removed and every line ending made ``\\n``
-    (CRLF split across two chunks included); empty chunks are dropped."""
-    head: Optional[bytes] = b""  # the stream's first bytes, until the BOM question is settled
-    after_cr = False  # the previous chunk ended with CR: a leading LF completes that CRLF
-    for piece in chunks:
-        chunk = bytes(piece)
-        if not chunk:
+def _without_bom(chunks: Iterable[Chunk]) -> Iterator[bytes]:
+    """``chunks`` as non-empty ``bytes``, a UTF-8 BOM at the very start removed."""
+    head = b""  # the stream's first bytes, until they show whether a BOM starts it
+    pieces = iter(chunks)
+    for piece in pieces:
+        head += piece
+        if len(head) < len(_BOM) and _BOM.startswith(head):
             continue
-        if head is not None:
-            head += chunk
-            if len(head) < len(_BOM) and _BOM.startswith(head):
-                continue
-            chunk = head[len(_BOM) :] if head.startswith(_BOM) else head
-            head = None
+        if head:
+            yield head[len(_BOM) :] if head.startswith(_BOM) else head
+            break
+    for piece in pieces:
+        if piece:
+            yield bytes(piece)
+
+
+def _normalised(chunks: Iterable[Chunk]) -> Iterator[bytes]:
+    """``chunks`` without a leading BOM, every line ending made ``\n`` (a CRLF split
+    across two chunks included)."""
+    after_cr = False  # the previous chunk ended with CR: a leading LF completes that CRLF
+    for chunk in _without_bom(chunks):
         if after_cr and chunk[:1] == b"\n":
             chunk = chunk[1:]
         after_cr = chunk[-1:] == b"\r"
-        if not chunk:
-            continue
         if b"\r" in chunk:
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         yield chunk
@@ -122,20 +126,30 @@ def parse_event(block: bytes) -> Optional[SSEEvent]:
     ident: Optional[str] = None
     retry: Optional[int] = None
     for line in text.split("\n"):
-        name, colon, value = line.partition(":")
-        if colon and value[:1] == " ":
+        name, _, value = line.partition(":")
+        if value[:1] == " ":
             value = value[1:]
         if name == "data":
             data.append(value)
         elif name == "event":
             kind = value
-        elif name == "id" and "\0" not in value:
-            ident = value
-        elif name == "retry" and value.isascii() and value.isdigit():
-            retry = int(value)
+        elif name == "id":
+            ident = _ident(value, ident)
+        elif name == "retry":
+            retry = _retry(value, retry)
     if not data:
         return None
     return SSEEvent(kind or "message", "\n".join(data), ident, retry)
+
+
+def _ident(value: str, current: Optional[str]) -> Optional[str]:
+    """An ``id`` field's value unless it holds NUL (then ignored: ``current``)."""
+    return current if "\0" in value else value
+
+
+def _retry(value: str, current: Optional[int]) -> Optional[int]:
+    """A ``retry`` field's value when it is all ASCII digits, else ``current``."""
+    return int(value) if value.isascii() and value.isdigit() else current
 
 
 def iter_sse_events(

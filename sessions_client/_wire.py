@@ -116,14 +116,15 @@ def _loads(text: str) -> Any:
     return value
 
 
-def _parse_json(text: str, what: str) -> Any:
-    """``text`` decoded as strict JSON; :class:`ProtocolError` naming ``what`` if invalid."""
+def _parse_json(text: str, what: str, seq: Optional[int] = None) -> Any:
+    """``text`` decoded as strict JSON; :class:`ProtocolError` naming ``what`` (formatted
+    with ``seq``) if invalid."""
     try:
         return _loads(text)
     except RecursionError:
-        raise ProtocolError(f"{what} is nested too deeply to decode") from None
+        raise ProtocolError(f"{what.format(seq)} is nested too deeply to decode") from None
     except ValueError as exc:
-        raise ProtocolError(f"{what} is not valid JSON ({exc})") from None
+        raise ProtocolError(f"{what.format(seq)} is not valid JSON ({exc})") from None
 
 
 def decode_payload(data: Any) -> Any:
@@ -245,21 +246,23 @@ def _envelope_record(
     return _data_record(seq, timestamp, headers, envelope, None)
 
 
-def _stored_record(seq: int, raw: Mapping[str, Any], where: str) -> Optional[Record]:
+def _stored_record(seq: int, raw: Mapping[str, Any]) -> Optional[Record]:
     """The record of a batch record ``raw`` (``None``: a command record)."""
-    headers = _check_headers(raw.get("headers"), where)
-    timestamp = _timestamp(raw.get("timestamp"))
-    is_command, control = _classify(headers)
-    if is_command:
-        return None
-    if control is not None:
-        return _record(seq, None, None, timestamp, headers, control)
+    headers: List[List[str]] = []
+    if raw.get("headers") is not None:
+        headers = _check_headers(raw["headers"], f"record {seq}")
+        is_command, control = _classify(headers)
+        if is_command:
+            return None
+        if control is not None:
+            return _record(seq, None, None, _timestamp(raw.get("timestamp")), headers, control)
     body = raw.get("body", "")
     if type(body) is not str:
-        raise ProtocolError(f"{where}: body must be a string")
+        raise ProtocolError(f"record {seq}: body must be a string")
+    timestamp = _timestamp(raw.get("timestamp"))
     if not body:
         return _data_record(seq, timestamp, headers, "", None)
-    return _envelope_record(seq, timestamp, headers, _parse_json(body, f"{where} body"))
+    return _envelope_record(seq, timestamp, headers, _parse_json(body, "record {} body", seq))
 
 
 # --------------------------------------------------------------------------- events
@@ -290,7 +293,7 @@ def _decode_batch(data: str) -> Decoded:
         if type(seq) is not int or seq <= last:
             raise _batch_record_error(index, raw, last)
         last = seq
-        record = _stored_record(seq, raw, f"record {seq}")
+        record = _stored_record(seq, raw)
         if record is not None:
             records.append(record)
     if not raw_records:
@@ -336,7 +339,7 @@ def _decode_v1_record(event: SSEEvent) -> Decoded:
     if raw_id is None or not (raw_id.isascii() and raw_id.isdigit()):
         raise ProtocolError("v1 record event without a decimal integer id")
     seq = int(raw_id)
-    doc = _parse_json(event.data, f"v1 event {seq} data")
+    doc = _parse_json(event.data, "v1 event {} data", seq)
     if type(doc) is not dict:
         record: Optional[Record] = _envelope_record(seq, None, [], doc)
     elif doc.get("headers") is None:
