@@ -298,6 +298,50 @@ def test_v2_streams_use_the_short_stall_window_by_default(scripted, monkeypatch)
     assert time.monotonic() - started < 3
 
 
+def test_default_v2_stall_window_tolerates_30_s_of_silence():
+    # Production pings every 5-15 s once a reader is at the live edge (PROTOCOL.md).
+    assert reader_module.ReaderOptions("/x").stall("v2") >= 30
+    assert reader_module.ReaderOptions("/x", follow=False).stall("v2") >= 30
+
+
+def test_pings_20_s_apart_hold_a_v2_stream_open_without_a_reconnect(scripted, monkeypatch):
+    # Time scaled by 1/50 (the stall is a socket timeout, real time): the default stall
+    # window becomes 0.7 s and pings come 0.4 s apart, as 20 s apart against 35 s.
+    scale = 0.02
+    monkeypatch.setattr(reader_module, "V2_STALL_TIMEOUT", reader_module.V2_STALL_TIMEOUT * scale)
+    pinged = threading.Event()
+
+    def pings(conn: Conn, request: Request) -> None:
+        conn.start_stream(True, headers=V2)
+        conn.body(v2_batch([(0, "a")]))
+        for _ in range(4):
+            time.sleep(20 * scale)
+            conn.body(v2_ping(1))
+        pinged.set()
+        conn.body(v2_batch([(1, "b")]))
+        conn.wait_closed_by_peer(10)
+
+    srv = scripted(streams(pings))
+    records = take(session_for(srv).iter_out(), 2)
+    assert [r["seq"] for r in records] == [0, 1]
+    assert pinged.is_set()
+    assert len(srv.requests) == 1, "no reconnect"
+
+
+def test_error_event_message_is_reported(scripted, caplog):
+    error = json.dumps({"code": "STREAM_UNAVAILABLE", "message": "storage unavailable"})
+
+    def fails(conn: Conn, request: Request) -> None:
+        conn.start_stream(True, headers=V2)
+        conn.body(f"event: error\ndata: {error}\n\n".encode())
+        conn.wait_closed_by_peer(10)
+
+    srv = scripted(streams(fails))
+    with pytest.raises(NetworkError, match="storage unavailable") as info:
+        take(session_for(srv).iter_out(max_retries=0), 1)
+    assert "STREAM_UNAVAILABLE" not in str(info.value)
+
+
 def test_trimmed_stream_warns_and_calls_on_trim(scripted, caplog):
     def first(conn: Conn, request: Request) -> None:
         conn.start_stream(True, headers=V2)

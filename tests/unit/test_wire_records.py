@@ -297,6 +297,15 @@ def test_error_event_carries_its_text(shape: str) -> None:
     assert decoded == Decoded("error", [], None, None, "storage unavailable")
 
 
+@pytest.mark.parametrize("shape", ["v1", "v2"])
+def test_error_event_json_reports_the_server_message(shape: str) -> None:
+    data = json.dumps({"code": "STREAM_UNAVAILABLE", "message": "storage unavailable"})
+    decoded = decode_event(SSEEvent("error", data), shape)
+    assert decoded == Decoded("error", [], None, None, "storage unavailable")
+    odd = json.dumps({"code": "X", "message": 5})
+    assert decode_event(SSEEvent("error", odd), shape).error == odd
+
+
 def test_ping_carries_the_tail() -> None:
     ping = SSEEvent("ping", '{"timestamp":1712150405000,"tail":{"seq_num":11,"timestamp":1}}')
     assert decode_event(ping, "v2") == Decoded("ping", [], None, 11, None)
