@@ -1,14 +1,9 @@
 """The reader: one SSE channel, read across reconnects, exactly once and in order.
 
 :func:`read_channel` is the explicit reconnect loop behind ``Session.iter_out`` /
-``iter_in`` (DESIGN.md): back off, open the stream with ``Last-Event-ID`` = the seq of
-the last record processed, read that connection's records, and on a transient failure
-remember why and go round. It stops on a permanent status, at the end when not
-following, at the deadline, or when the consumer stops. The pieces it calls, one job
-each: :func:`_open_connection` (status, content type, shape, settled header),
-:func:`_read_connection` (events -> records, stall), :class:`DedupWindow`,
-:class:`Deadline`, :func:`_route_control`, :func:`_check_trim` and the cursor store
-(once per record, in :func:`_deliver`). Its options are one :class:`ReaderOptions`.
+``iter_in`` (DESIGN.md). Everything else here is a piece it calls: opening one
+connection, reading one connection (events -> records, stall), the dedup window, the
+deadline, control routing, order and trim checks, and the cursor store (once per record).
 """
 
 from __future__ import annotations
@@ -38,47 +33,29 @@ from .errors import (
 )
 from .http import Transport, is_certificate_error
 
-__all__ = [
-    "Backoff",
-    "Deadline",
-    "DedupWindow",
-    "PERMANENT_STATUSES",
-    "ReaderOptions",
-    "read_channel",
-]
+__all__ = ["Backoff", "Deadline", "DedupWindow", "ReaderOptions", "read_channel"]
 
 logger = logging.getLogger("sessions_client.reader")
 
 #: Statuses after which a reader gives up at once (PROTOCOL.md §7, plus 501: no backend).
 PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 409, 410, 422, 501})
-#: Read size: ``read1`` returns whatever has arrived, up to this many bytes.
-READ_SIZE = 65536
-#: Stall window on a v2 stream when the caller chose none: production pings every 5-15 s
-#: once a reader is at the live edge, so 30 s of silence must never count as a stall.
+READ_SIZE = 65536  #: ``read1`` returns whatever has arrived, up to this many bytes.
+#: Default stall window of a v2 stream: production pings every 5-15 s at the live edge,
+#: so 30 s of silence must never count as a stall.
 V2_STALL_TIMEOUT = 35.0
-#: Extra stall slack beyond the long-poll window on a v1 stream (no pings).
-V1_STALL_SLACK = 15.0
-#: Seconds an explicit stall timeout exceeds the long-poll window by, at least.
-STALL_MARGIN = 0.5
-#: Timeout-Seconds sent by a non-following reader: the server ends the window 1 s
-#: after the last record, so ``follow=False`` returns promptly on v1 servers too.
+V1_STALL_SLACK = 15.0  #: v1 streams (no pings) stall after the long-poll window plus this.
+STALL_MARGIN = 0.5  #: An explicit stall timeout exceeds the long-poll window by this, at least.
+#: Timeout-Seconds of a non-following reader: the server ends the window 1 s after the
+#: last record, so ``follow=False`` returns promptly.
 NON_FOLLOW_WINDOW = 1
-#: With a deadline, an open stream's socket timeout is lowered to the time left once it
-#: exceeds it by more than this: a wait for bytes ends at most this late.
+#: A wait for bytes ends at most this late after the deadline.
 DEADLINE_SLACK = 0.05
-#: The smallest socket timeout ever set (0 would make the socket non-blocking).
-_MIN_SOCKET_TIMEOUT = 0.001
-
 _STREAM_ERRORS = (
     urllib3.exceptions.HTTPError,
     requests.RequestException,
     http.client.HTTPException,
     OSError,
 )
-
-
-def _store_nothing(seq: int) -> None:
-    """The cursor store of a reader without cursor."""
 
 
 @dataclass(frozen=True)
@@ -108,40 +85,26 @@ class ReaderOptions:
     clock: Callable[[], float] = time.monotonic
 
     @property
-    def save(self) -> Callable[[int], Any]:
-        """``store``, or a function that stores nothing."""
-        return self.store if self.store is not None else _store_nothing
-
-    @property
     def window(self) -> int:
-        """The long-poll window asked for (``Timeout-Seconds``).
-
-        Kept below an explicit stall timeout, so that an idle window ends with
-        ``[DONE]`` before a stall could be declared.
-        """
-        window = self.timeout_seconds
-        if not self.follow:
-            window = min(window, NON_FOLLOW_WINDOW)
+        """The long-poll window asked for (``Timeout-Seconds``); kept below an explicit
+        stall timeout, so that an idle window ends with ``[DONE]`` before a stall."""
+        window = self.timeout_seconds if self.follow else NON_FOLLOW_WINDOW
+        window = min(window, self.timeout_seconds)
         if self.stall_timeout is not None:
             window = min(window, max(1, math.ceil(self.stall_timeout) - 1))
         return window
 
     def stall(self, shape: Optional[str]) -> float:
         """Seconds without a byte before a ``shape`` stream counts as stalled (``None``:
-        the shape is not known yet); never shorter than the window plus a margin."""
+        not known yet); never less than the window plus a margin."""
         if self.stall_timeout is not None:
             return max(self.stall_timeout, self.window + STALL_MARGIN)
-        if shape == "v2":
-            return V2_STALL_TIMEOUT
-        return self.window + V1_STALL_SLACK
+        return V2_STALL_TIMEOUT if shape == "v2" else self.window + V1_STALL_SLACK
 
 
 class Backoff:
-    """Capped, jittered exponential delays: ``initial`` doubling up to ``maximum``.
-
-    Each delay is reduced by a random fraction of up to ``jitter``. :meth:`reset`
-    starts over (after a successful connect).
-    """
+    """Capped, jittered exponential delays: ``initial`` doubling up to ``maximum``, each
+    reduced by a random fraction of up to ``jitter``; :meth:`reset` starts over."""
 
     def __init__(
         self,
@@ -150,21 +113,16 @@ class Backoff:
         jitter: float = 0.5,
         rng: Callable[[], float] = random.random,
     ) -> None:
-        self.initial = initial
-        self.maximum = maximum
-        self.jitter = jitter
-        self._rng = rng
+        self.initial, self.maximum, self.jitter, self._rng = initial, maximum, jitter, rng
         self.failures = 0
 
     def next_delay(self) -> float:
         """The delay before the next attempt; each call counts one more failure."""
-        exponent = min(self.failures, 62)
+        base = min(self.maximum, self.initial * (2.0 ** min(self.failures, 62)))
         self.failures += 1
-        base = min(self.maximum, self.initial * (2.0**exponent))
         return base * (1.0 - self.jitter * self._rng())
 
     def reset(self) -> None:
-        """Start again from ``initial``."""
         self.failures = 0
 
 
@@ -172,9 +130,7 @@ class Deadline:
     """The end of a reader's ``total_timeout`` on ``clock`` (``None``: never)."""
 
     def __init__(self, seconds: Optional[float], path: str, clock: Callable[[], float]) -> None:
-        self.seconds = seconds
-        self.path = path
-        self.clock = clock
+        self.seconds, self.path, self.clock = seconds, path, clock
         self.at = math.inf if seconds is None else clock() + seconds
 
     def left(self) -> float:
@@ -182,9 +138,8 @@ class Deadline:
         return self.at - self.clock()
 
     def expired(self) -> ReaderTimeoutError:
-        return ReaderTimeoutError(
-            f"reader on {self.path} ran past its total_timeout of {self.seconds:g} s"
-        )
+        message = f"reader on {self.path} ran past its total_timeout of {self.seconds:g} s"
+        return ReaderTimeoutError(message)
 
     def check(self) -> float:
         """The seconds left; raises :class:`ReaderTimeoutError` once none are."""
@@ -195,11 +150,8 @@ class Deadline:
 
 
 class DedupWindow:
-    """The part ids of recent records: at least the last ``size``, at most twice that.
-
-    ``size`` 0 remembers nothing. The window is trimmed in bulk, once it holds twice
-    ``size`` ids, so remembering an id costs an append and a set insertion.
-    """
+    """The part ids of recent records: at least the last ``size`` (0: none), at most
+    twice that (trimmed in bulk)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -208,20 +160,16 @@ class DedupWindow:
 
     def add_all(self, records: List[Record]) -> bool:
         """Remember the part ids of several ``records`` at once when none is a repeat.
-        False (nothing remembered) for a single record or a possible repeat: the caller
-        then asks :meth:`seen` for each record."""
+        False (nothing remembered) for one record or a possible repeat: the caller then
+        asks :meth:`seen` for each record."""
         if not self.size:
             return True
-        if len(records) < 2:
-            return False
         ids = [r["part_id"] for r in records if r["part_id"]]
         fresh = set(ids)
-        if len(fresh) != len(ids) or not self._ids.isdisjoint(fresh):
+        if len(records) < 2 or len(fresh) != len(ids) or not self._ids.isdisjoint(fresh):
             return False
         self._ids.update(fresh)
-        self._order.extend(ids)
-        if len(self._order) > 2 * self.size:
-            self._trim()
+        self._remember(ids)
         return True
 
     def seen(self, part_id: Optional[str]) -> bool:
@@ -231,38 +179,45 @@ class DedupWindow:
         if part_id in self._ids:
             return True
         self._ids.add(part_id)
-        self._order.append(part_id)
-        if len(self._order) > 2 * self.size:
-            self._trim()
+        self._remember([part_id])
         return False
 
-    def _trim(self) -> None:
-        """Forget all but the ``size`` most recent ids."""
-        drop = len(self._order) - self.size
-        self._ids.difference_update(self._order[:drop])
-        del self._order[:drop]
+    def holds(self, part_id: Optional[str]) -> bool:
+        return part_id in self._ids
+
+    def _remember(self, ids: List[str]) -> None:
+        self._order.extend(ids)
+        if len(self._order) > 2 * self.size:
+            drop = len(self._order) - self.size
+            self._ids.difference_update(self._order[:drop])
+            del self._order[:drop]
 
 
 class _Transient(Exception):
-    """A transient failure of one connection; the loop reconnects."""
+    """A transient failure of one connection (``error`` says why); the loop reconnects."""
 
     def __init__(self, error: SessionsError) -> None:
         super().__init__(str(error))
         self.error = error
 
 
-class _Position:
-    """Where a reader is: the last seq processed, the seq the next event should start at
-    (set on each connect, for trim detection), and the failures since the last event."""
+class _State:
+    """One reader's state: its options, deadline and dedup window, the last seq
+    processed, whether the current connection has delivered an event yet, and the
+    consecutive failures without an event."""
 
-    def __init__(self, last_seq: Optional[int]) -> None:
+    def __init__(self, options: ReaderOptions, last_seq: Optional[int]) -> None:
+        self.options = options
+        self.deadline = Deadline(options.total_timeout, options.path, options.clock)
+        self.dedup = DedupWindow(options.dedup_window)
+        self.store = options.store or _store_nothing
         self.last_seq = last_seq
-        self.expected: Optional[int] = None
+        self.reconnected = True
         self.failures = 0
 
-    def passes(self, seq: int) -> bool:
-        """Whether ``seq`` is past the last seq processed."""
-        return self.last_seq is None or seq > self.last_seq
+
+def _store_nothing(seq: int) -> None:
+    """The cursor store of a reader without cursor."""
 
 
 class _Connection(NamedTuple):
@@ -276,30 +231,31 @@ def read_channel(
 ) -> Generator[Record, None, None]:
     """Yield the records of one channel after ``last_seq``; see ``Session.iter_out``.
 
-    The deadline (``total_timeout``) counts from the first ``next()``.
+    Back off, open the stream with ``Last-Event-ID`` = the seq of the last record
+    processed, read that connection's records, and on a transient failure remember why
+    and go round. Stops on a permanent status, at the end when not following, at the
+    deadline (counted from the first ``next()``), or when the consumer stops.
     """
-    deadline = Deadline(options.total_timeout, options.path, options.clock)
-    position = _Position(last_seq)
-    dedup = DedupWindow(options.dedup_window)
+    state = _State(options, last_seq)
     backoff = Backoff()
     error: Optional[SessionsError] = None  # why the last connection failed
     while True:
-        if deadline.left() <= 0:
-            raise deadline.expired() from error
+        if state.deadline.left() <= 0:
+            raise state.deadline.expired() from error
         try:
-            connection = _open_connection(transport, options, position.last_seq, deadline)
+            connection = _open_connection(transport, state)
             backoff.reset()
             error = None
             with closing(connection.response):
-                done = yield from _read_connection(connection, options, position, dedup, deadline)
+                done = yield from _read_connection(connection, state)
             if done:
                 return
         except _Transient as failure:
             error = failure.error
-            position.failures += 1
-            if options.max_retries is not None and position.failures > options.max_retries:
+            state.failures += 1
+            if options.max_retries is not None and state.failures > options.max_retries:
                 raise error from failure.__cause__
-            pause = _pause(backoff, error, deadline)
+            pause = _pause(backoff, error, state.deadline)
             logger.info("reader on %s: %s; reconnecting in %.2f s", options.path, error, pause)
             options.sleep(pause)
 
@@ -312,16 +268,14 @@ def _pause(backoff: Backoff, error: SessionsError, deadline: Deadline) -> float:
     return max(0.0, min(pause, deadline.left()))
 
 
-def _open_connection(
-    transport: Transport, options: ReaderOptions, last_seq: Optional[int], deadline: Deadline
-) -> _Connection:
-    """Open the stream after ``last_seq``: a permanent status or a certificate failure
+def _open_connection(transport: Transport, state: _State) -> _Connection:
+    """Open the stream after the last seq: a permanent status or a certificate failure
     raises, any other failure is :class:`_Transient`; a body that is not an event
     stream is a :class:`ProtocolError`."""
-    left = deadline.left()
+    options, left = state.options, state.deadline.left()
     headers = {"Accept": "text/event-stream", "Timeout-Seconds": str(options.window)}
-    if last_seq is not None:
-        headers["Last-Event-ID"] = str(last_seq)
+    if state.last_seq is not None:
+        headers["Last-Event-ID"] = str(state.last_seq)
         if options.peek_settled:
             headers["X-Peek-Settled"] = "1"
     try:
@@ -342,61 +296,69 @@ def _open_connection(
     content_type = response.headers.get("Content-Type", "text/event-stream")
     if content_type.split(";")[0].strip().lower() != "text/event-stream":
         response.close()
-        raise ProtocolError(
-            f"expected text/event-stream, got {content_type!r}", status=response.status_code
-        )
+        message = f"expected text/event-stream, got {content_type!r}"
+        raise ProtocolError(message, status=response.status_code)
     shape = wire_shape(response.headers)
+    state.reconnected = True
+    logger.debug("connected to %s (%s), after seq %s", options.path, shape, state.last_seq)
     settled = response.headers.get("X-Session-Settled", "").lower() == "true"
-    logger.debug("connected to %s (%s), after seq %s", options.path, shape, last_seq)
     return _Connection(response, shape, settled)
 
 
-def _read_connection(
-    connection: _Connection,
-    options: ReaderOptions,
-    position: _Position,
-    dedup: DedupWindow,
-    deadline: Deadline,
-) -> Generator[Record, None, bool]:
+def _read_connection(connection: _Connection, state: _State) -> Generator[Record, None, bool]:
     """Yield the new records of one open connection. Returns True when the reader is
     done (settled, caught up, or ``[DONE]`` when not following), False to reconnect
     after ``[DONE]``; an error event or a body that stops early is :class:`_Transient`."""
-    position.expected = None if position.last_seq is None else position.last_seq + 1
-    for decoded in _connection_events(connection, options, deadline):
-        position.failures = 0
+    follow, path = state.options.follow, state.options.path
+    progress = _Progress(state)
+    for decoded in _connection_events(connection, state):
+        state.failures = 0
         if decoded.kind == "records":
-            yield from _deliver(decoded, connection.shape, options, position, dedup, deadline)
+            yield from _deliver(decoded, connection.shape, state)
         elif decoded.kind == "done":
-            return connection.settled or not options.follow
+            return connection.settled or not follow
         elif decoded.kind == "error":
-            message = f"server error event on {options.path}: {decoded.error}"
-            raise _Transient(NetworkError(message))
-        if not options.follow and _caught_up(position.last_seq, decoded.tail):
+            raise _Transient(NetworkError(f"server error event on {path}: {decoded.error}"))
+        if not follow and (_caught_up(state.last_seq, decoded.tail) or progress.stuck()):
             return True
     if connection.settled:
-        logger.debug("%s is settled; ending the reader", options.path)
+        logger.debug("%s is settled; ending the reader", path)
         return True
-    raise _Transient(NetworkError(f"stream on {options.path} ended without [DONE]"))
+    raise _Transient(NetworkError(f"stream on {path} ended without [DONE]"))
 
 
 def _caught_up(last_seq: Optional[int], tail: Optional[int]) -> bool:
     """Whether a tail (the next seq to be written) says the reader has every record."""
     if tail is None:
         return False
-    if last_seq is None:
-        return tail <= 0
-    return last_seq >= tail - 1
+    return tail <= 0 if last_seq is None else last_seq >= tail - 1
 
 
-def _connection_events(
-    connection: _Connection, options: ReaderOptions, deadline: Deadline
-) -> Iterator[Decoded]:
+class _Progress:
+    """For a non-following reader: whether the server has sent no new record and no
+    ``[DONE]`` for longer than the window plus the margin (pings and unknown events
+    are no progress), so that pings or junk cannot keep it reading for ever."""
+
+    def __init__(self, state: _State) -> None:
+        self.state = state
+        self.seq = state.last_seq
+        self.at = state.options.clock()
+
+    def stuck(self) -> bool:
+        now = self.state.options.clock()
+        if self.state.last_seq != self.seq:
+            self.seq, self.at = self.state.last_seq, now
+        return now - self.at > self.state.options.window + STALL_MARGIN
+
+
+def _connection_events(connection: _Connection, state: _State) -> Iterator[Decoded]:
     """The decoded events of one connection, the deadline checked after each; a broken
     or stalled stream is :class:`_Transient` (a wait the deadline cut short is the
     deadline's :class:`ReaderTimeoutError`)."""
+    deadline, options = state.deadline, state.options
     guard = _ReadGuard(connection.response, options.stall(connection.shape), deadline)
-    chunks = _iter_chunks(connection.response, guard)
     try:
+        chunks = _iter_chunks(connection.response, guard)
         for event in iter_sse_events(chunks, max_event_bytes=options.max_event_bytes):
             yield decode_event(event, connection.shape)
             deadline.check()
@@ -408,27 +370,20 @@ def _connection_events(
         raise _Transient(_read_error(exc, options.path)) from exc
 
 
-def _deliver(
-    decoded: Decoded,
-    shape: str,
-    options: ReaderOptions,
-    position: _Position,
-    dedup: DedupWindow,
-    deadline: Deadline,
-) -> Iterator[Record]:
+def _deliver(decoded: Decoded, shape: str, state: _State) -> Iterator[Record]:
     """Yield the records of one event the consumer has not had (no replay, no repeated
     part id, control records only when asked for). The cursor is stored once per record:
     when the consumer is done with it, or at once for a record it never sees."""
-    _check_trim(decoded, shape, options, position)
-    check_each = not dedup.add_all(decoded.records)
-    store = options.save
+    _check_order(decoded, shape, state)
+    check_each = not state.dedup.add_all(decoded.records)
+    store, deadline = state.store, state.deadline
     for record in decoded.records:
         seq = record["seq"]
-        if position.last_seq is not None and seq <= position.last_seq:
+        if state.last_seq is not None and seq <= state.last_seq:
             continue  # a replay: processed (and stored) before
-        position.last_seq = seq
-        if (check_each and dedup.seen(record["part_id"])) or (
-            record["control"] is not None and not _route_control(record, options)
+        state.last_seq = seq
+        if (check_each and state.dedup.seen(record["part_id"])) or (
+            record["control"] is not None and not _route_control(record, state.options)
         ):
             store(seq)
             continue
@@ -437,9 +392,15 @@ def _deliver(
         finally:
             store(seq)
         deadline.check()
-    if decoded.last_seq is not None and position.passes(decoded.last_seq):
-        position.last_seq = decoded.last_seq  # command records after the last record
-        store(decoded.last_seq)
+    last = decoded.last_seq
+    if last is not None and _after(last, state.last_seq):
+        state.last_seq = last  # command records after the last record
+        store(last)
+
+
+def _after(seq: int, last_seq: Optional[int]) -> bool:
+    """Whether ``seq`` is past ``last_seq``."""
+    return last_seq is None or seq > last_seq
 
 
 def _route_control(record: Record, options: ReaderOptions) -> bool:
@@ -451,15 +412,28 @@ def _route_control(record: Record, options: ReaderOptions) -> bool:
     return options.include_control
 
 
-def _check_trim(decoded: Decoded, shape: str, options: ReaderOptions, position: _Position) -> None:
-    """After a (re)connect, report a first seq past the one expected: records trimmed."""
-    expected = position.expected
-    if expected is None:
-        return
-    position.expected = None
+def _check_order(decoded: Decoded, shape: str, state: _State) -> None:
+    """Report a first seq past the one expected as a trim (after a reconnect; on v2,
+    whose events cover command records, within a connection too); within a connection,
+    a seq that goes back with a part id not seen before is a :class:`ProtocolError`."""
+    reconnected, state.reconnected = state.reconnected, False
     first = decoded.first_seq
-    if first is None or first <= expected:
+    if first is None or state.last_seq is None:
         return
+    expected = state.last_seq + 1
+    if first > expected and (reconnected or shape == "v2"):
+        _report_trim(expected, first, shape, state.options)
+    elif first < expected and not reconnected and _new_content(decoded, expected, state):
+        raise ProtocolError(f"{state.options.path}: seq went back to {first} after {expected - 1}")
+
+
+def _new_content(decoded: Decoded, expected: int, state: _State) -> bool:
+    """Whether a record before ``expected`` has a part id the window does not hold."""
+    old = (r for r in decoded.records if r["seq"] < expected)
+    return any(r["part_id"] and not state.dedup.holds(r["part_id"]) for r in old)
+
+
+def _report_trim(expected: int, first: int, shape: str, options: ReaderOptions) -> None:
     logger.warning(
         "%s skipped ahead: expected seq %d, got %d; the records in between were trimmed%s",
         options.path,
@@ -473,13 +447,10 @@ def _check_trim(decoded: Decoded, shape: str, options: ReaderOptions, position: 
 
 class _ReadGuard:
     """Runs before each wait for bytes: raises once the deadline has passed, and keeps
-    the socket timeout at the stall timeout, cut to the time left (plus
-    ``DEADLINE_SLACK``)."""
+    the socket timeout at the stall timeout, cut to the time left."""
 
     def __init__(self, response: requests.Response, stall: float, deadline: Deadline) -> None:
-        self.response = response
-        self.stall = stall
-        self.deadline = deadline
+        self.response, self.stall, self.deadline = response, stall, deadline
         self.current = math.inf  # the socket timeout last set
 
     def __call__(self) -> None:
@@ -489,10 +460,7 @@ class _ReadGuard:
 
 
 def _iter_chunks(response: requests.Response, before_read: Callable[[], None]) -> Iterator[bytes]:
-    """The body as it arrives: each chunk is whatever the socket has, up to READ_SIZE.
-
-    ``before_read()`` runs before each wait for bytes.
-    """
+    """The body as it arrives, ``before_read()`` run before each wait for bytes."""
     raw: Any = response.raw
     read1 = getattr(raw, "read1", None)
     if read1 is None:  # urllib3 1.26: read the http.client response directly
@@ -509,12 +477,10 @@ def _set_read_timeout(response: requests.Response, seconds: float) -> bool:
     """Change the socket timeout of an open streaming response (best effort)."""
     raw: Any = response.raw
     connection = getattr(raw, "_connection", None) or getattr(raw, "connection", None)
-    sock = getattr(connection, "sock", None)
-    if sock is None:
-        return False
+    sock: Any = getattr(connection, "sock", None)
     try:
-        sock.settimeout(max(seconds, _MIN_SOCKET_TIMEOUT))
-    except OSError:
+        sock.settimeout(max(seconds, 0.001))  # 0 would make the socket non-blocking
+    except (AttributeError, OSError):
         return False
     return True
 

@@ -298,9 +298,12 @@ class Session:
         stalled streams, an end without ``[DONE]``) reconnect after a capped
         jittered backoff (0.1 s doubling to 5 s, up to 50 % jitter, reset after a
         successful connect; a 429's ``Retry-After`` is honoured).
-        ``max_retries`` consecutive failures without an event (``None``: no
-        limit) raise the last error; 400, 401, 403, 404, 409, 410, 422 and 501
-        raise at once; bad server data raises :class:`ProtocolError`.
+        ``max_retries`` consecutive failures without an event raise the last error
+        (``None``: no limit when following; with ``follow=False``, as many retries
+        as a drain makes, ``read_retry.max_attempts - 1``, so a cron-style read of
+        an unreachable server fails instead of waiting for ever); 400, 401, 403,
+        404, 409, 410, 422 and 501 raise at once; bad server data raises
+        :class:`ProtocolError`.
         ``connect_timeout`` bounds each connect.
 
         ``total_timeout``: seconds the reader may run in all, counted from the first
@@ -328,6 +331,11 @@ class Session:
         after a (re)connect (trimmed stream) logs a warning and calls
         ``on_trim(expected_seq, got_seq)``; on v1 streams, which never carry
         command records, a command record right after the cursor looks the same.
+        On v2 a gap between two events of one connection is reported the same
+        way; a seq that goes back within a connection, with a part id not seen
+        before, raises :class:`ProtocolError`. A ``follow=False`` reader also ends
+        once the server has sent no record and no ``[DONE]`` for longer than its
+        window plus 0.5 s (pings and unknown events are not progress).
 
         ``cursor.set(seq)`` is called once the consumer is done with a record (it
         asked for the next one or closed the generator) and for records it never
@@ -443,7 +451,7 @@ class Session:
             on_control=on_control,
             handle_control=self._handle_control,
             store=cursor.set if cursor is not None else None,
-            max_retries=max_retries,
+            max_retries=self._max_retries(max_retries, follow),
             stall_timeout=stall_timeout,
             connect_timeout=float(connect_timeout),
             dedup_window=dedup_window,
@@ -454,6 +462,12 @@ class Session:
             sleep=self._sleep,
         )
         return read_channel(self.transport, options, start)
+
+    def _max_retries(self, max_retries: Optional[int], follow: bool) -> Optional[int]:
+        """``max_retries``; for a non-following reader left at ``None``, a drain's."""
+        if max_retries is None and not follow:
+            return self.read_retry.max_attempts - 1
+        return max_retries
 
     def _handle_control(self, record: Record) -> None:
         """Adopt a refreshed public token from a ``turn-complete`` control record."""

@@ -608,6 +608,82 @@ def test_not_following_v2_empty_channel_ends_on_a_zero_tail_ping(scripted):
     assert time.monotonic() - started < 0.9
 
 
+def test_not_following_fails_after_a_drains_retries_when_the_server_is_down(closed_port, sleeps):
+    session = Session("s", token=SECRET, api_url=f"http://127.0.0.1:{closed_port}", sleep=sleeps)
+    with pytest.raises(NetworkError):
+        list(session.iter_out(follow=False))
+    assert len(sleeps.delays) == session.read_retry.max_attempts - 1
+
+
+def test_following_keeps_retrying_an_unreachable_server(closed_port, sleeps):
+    session = Session("s", token=SECRET, api_url=f"http://127.0.0.1:{closed_port}", sleep=sleeps)
+    with pytest.raises(ReaderTimeoutError):
+        list(session.iter_out(total_timeout=1.0))
+    assert len(sleeps.delays) > session.read_retry.max_attempts
+
+
+def test_not_following_ends_when_only_pings_and_junk_come(scripted):
+    stop = threading.Event()
+
+    def pings(conn: Conn, request: Request) -> None:
+        conn.start_stream(True, headers=V2)
+        conn.body(v2_batch([(0, "a")]))
+        while not stop.wait(0.1):  # no tail, no [DONE]: no progress
+            conn.body(b"event: ping\ndata: {}\n\nevent: junk\ndata: x\n\n")
+
+    srv = scripted(streams(pings))
+    started = time.monotonic()
+    try:
+        records = list(session_for(srv).iter_out(follow=False))
+    finally:
+        stop.set()
+    assert [r["seq"] for r in records] == [0]
+    assert time.monotonic() - started < 3
+    assert len(srv.requests) == 1
+
+
+def test_a_gap_within_one_v2_connection_is_reported_as_a_trim(scripted, caplog):
+    def stream(conn: Conn, request: Request) -> None:
+        conn.start_stream(True, headers=V2)
+        conn.body(v2_batch([(0, "a"), (1, "b")]))
+        conn.body(v2_batch([(5, "f")]))
+        conn.wait_closed_by_peer(10)
+
+    trims: List[Any] = []
+    srv = scripted(streams(stream))
+    with caplog.at_level(logging.WARNING, logger="sessions_client.reader"):
+        records = take(session_for(srv).iter_out(on_trim=lambda a, b: trims.append((a, b))), 3)
+    assert [r["seq"] for r in records] == [0, 1, 5]
+    assert trims == [(2, 5)]
+    assert "skipped ahead" in caplog.text
+
+
+def test_a_seq_going_back_with_new_content_is_a_protocol_error(scripted):
+    def stream(conn: Conn, request: Request) -> None:
+        conn.start_stream(True, headers=V2)
+        conn.body(v2_batch([(0, "a"), (1, "b")]))
+        batch = v2_batch([(1, "other")]).replace(b'\\"id\\": \\"p1\\"', b'\\"id\\": \\"q1\\"')
+        conn.body(batch)
+        conn.wait_closed_by_peer(10)
+
+    srv = scripted(streams(stream))
+    got: List[Dict[str, Any]] = []
+    with pytest.raises(ProtocolError, match="went back"):
+        for record in session_for(srv).iter_out():
+            got.append(record)
+    assert [r["seq"] for r in got] == [0, 1]
+
+
+def test_a_replayed_event_within_one_connection_is_skipped_quietly(scripted):
+    def stream(conn: Conn, request: Request) -> None:
+        conn.start_stream(True, headers=V2)
+        conn.body(v2_batch([(0, "a"), (1, "b")]) + v2_batch([(1, "b"), (2, "c")]))
+        conn.wait_closed_by_peer(10)
+
+    srv = scripted(streams(stream))
+    assert [r["seq"] for r in take(session_for(srv).iter_out(), 3)] == [0, 1, 2]
+
+
 # ---------------------------------------------------------------- bad server input
 
 
