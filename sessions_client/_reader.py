@@ -164,9 +164,11 @@ class DedupWindow:
         asks :meth:`seen` for each record."""
         if not self.size:
             return True
+        if len(records) < 2:
+            return False
         ids = [r["part_id"] for r in records if r["part_id"]]
         fresh = set(ids)
-        if len(records) < 2 or len(fresh) != len(ids) or not self._ids.isdisjoint(fresh):
+        if len(fresh) != len(ids) or not self._ids.isdisjoint(fresh):
             return False
         self._ids.update(fresh)
         self._remember(ids)
@@ -342,13 +344,16 @@ class _Progress:
     def __init__(self, state: _State) -> None:
         self.state = state
         self.seq = state.last_seq
-        self.at = state.options.clock()
+        self.since: Optional[float] = None  # when the last seq was first seen unchanged
 
     def stuck(self) -> bool:
-        now = self.state.options.clock()
         if self.state.last_seq != self.seq:
-            self.seq, self.at = self.state.last_seq, now
-        return now - self.at > self.state.options.window + STALL_MARGIN
+            self.seq, self.since = self.state.last_seq, None
+            return False
+        now = self.state.options.clock()
+        if self.since is None:
+            self.since = now
+        return now - self.since > self.state.options.window + STALL_MARGIN
 
 
 def _connection_events(connection: _Connection, state: _State) -> Iterator[Decoded]:
@@ -391,16 +396,16 @@ def _deliver(decoded: Decoded, shape: str, state: _State) -> Iterator[Record]:
             yield record
         finally:
             store(seq)
-        deadline.check()
-    last = decoded.last_seq
-    if last is not None and _after(last, state.last_seq):
-        state.last_seq = last  # command records after the last record
-        store(last)
+        if deadline.seconds is not None:
+            deadline.check()
+    _pass_commands(decoded.last_seq, state)
 
 
-def _after(seq: int, last_seq: Optional[int]) -> bool:
-    """Whether ``seq`` is past ``last_seq``."""
-    return last_seq is None or seq > last_seq
+def _pass_commands(last: Optional[int], state: _State) -> None:
+    """Move the cursor to an event's ``last`` seq when command records end it."""
+    if last is not None and (state.last_seq is None or last > state.last_seq):
+        state.last_seq = last
+        state.store(last)
 
 
 def _route_control(record: Record, options: ReaderOptions) -> bool:

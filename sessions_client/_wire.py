@@ -1,31 +1,19 @@
 """Wire decoding: server-sent events -> record dicts, for both wire shapes. No I/O.
 
-:func:`decode_event` turns one :class:`~sessions_client._sse.SSEEvent` of a channel
-stream into a :class:`Decoded` (its records, its cursor, its tail);
-:func:`decode_drain_item` turns one item of a drain answer into a record. Every record
-is built by :func:`_record`, the one place its dict is made (DESIGN.md: ``{"seq",
-"data", "part_id", "timestamp", "headers", "control"}``).
+:func:`decode_event` turns one event of a channel stream into a :class:`Decoded`;
+:func:`decode_drain_item` one item of a drain answer into a record. Every record dict is
+built by :func:`_record` (DESIGN.md: ``seq, data, part_id, timestamp, headers, control``).
 
-Error policy (``ProtocolError`` vs logged skip). Anything that could change which records
-are delivered, what they contain, or the cursor raises :class:`ProtocolError`: invalid
-JSON in a batch, a v1 event or a record body; a batch without a ``records`` list; a record
-that is not an object; a missing, negative, non-integer (``bool`` counts as non-integer)
-or non-increasing ``seq_num``; malformed ``headers`` (they decide whether a record is
-data, control or command); a non-string ``body``; a v1 data event without a decimal
-``id:``. Advisory values are skipped with a debug log instead: a malformed ``tail`` or
-``timestamp`` becomes ``None``, an unparsable ``ping`` is still a ping (without tail), an
-unknown event type decodes to kind ``"ignored"``. A body that is valid JSON but not an
-envelope ``{"data": X, "id": ...}`` is delivered as a data record whose data is that JSON
-value with ``part_id=None``: nothing is lost and the cursor stays right. A data record
-without ``body`` (omitted when empty) is delivered with ``data=""`` and ``part_id=None``.
-A command record in a drain answer (the server removes those) raises:
-:func:`decode_drain_item` returns one record and cannot skip.
-
-Legacy controls: a data record whose decoded data is an object with ``type``
-``"trigger:turn-complete"`` or ``"trigger:upgrade-required"`` is delivered as a control
-record (``control="turn-complete"`` / ``"upgrade-required"``) that keeps its data and
-part id, and whose ``headers`` gain a synthesised ``["trigger-control", subtype]`` pair,
-so that code looking at ``headers`` sees every control record the same way.
+Anything that could change which records are delivered, what they contain, or the
+cursor raises :class:`ProtocolError` (invalid JSON in a batch, a v1 event or a body; no
+``records`` list; a bad or non-increasing ``seq_num``; malformed ``headers``; a
+non-string ``body``; a v1 event without a decimal ``id:``). Advisory values are skipped
+with a debug log (a bad ``tail`` or ``timestamp`` is ``None``; a ping without JSON is a
+ping; an unknown event is ``"ignored"``). A body that is JSON but not an envelope
+``{"data": X, "id": ...}`` is delivered whole as the data, without part id; a missing
+body is ``data=""``. Legacy ``trigger:turn-complete`` / ``trigger:upgrade-required``
+data becomes a control record that keeps its data and part id and whose headers gain
+``["trigger-control", subtype]``.
 """
 
 from __future__ import annotations
@@ -37,15 +25,7 @@ from typing import Any, List, Mapping, NamedTuple, Optional, Tuple, TypedDict
 from ._sse import SSEEvent
 from .errors import ProtocolError
 
-__all__ = [
-    "CONTROL_HEADER",
-    "Decoded",
-    "Record",
-    "decode_drain_item",
-    "decode_event",
-    "decode_payload",
-    "wire_shape",
-]
+__all__ = ["Decoded", "Record", "decode_drain_item", "decode_event", "decode_payload", "wire_shape"]
 
 logger = logging.getLogger("sessions_client.wire")
 
@@ -69,17 +49,11 @@ class Record(TypedDict):
 
 
 class Decoded(NamedTuple):
-    """What one event means for a reader.
-
-    ``kind``: ``"records"`` (a v1 record event or a v2 batch), ``"ping"``, ``"done"``
-    (``[DONE]``: the normal end of a long-poll window), ``"error"`` (``event: error``;
-    ``error`` holds the server's message) or ``"ignored"`` (an event type this client
-    does not know). ``records``: data and control records in stream order; command
-    records removed. ``last_seq``: the highest seq the event covers, command records
-    included: the cursor to resume after. ``tail``: the next seq the server will write
-    (v2 ping or batch tail). ``first_seq``: the first seq the event covers, command
-    records included (to spot a trimmed stream).
-    """
+    """What one event means for a reader: its ``kind`` (``"records"``, ``"ping"``,
+    ``"done"`` for ``[DONE]``, ``"error"`` with the server's message in ``error``, or
+    ``"ignored"``); its data and control ``records`` (command records removed); the
+    ``first_seq`` and ``last_seq`` it covers, command records included; and the
+    ``tail`` (the next seq the server will write) of a v2 ping or batch."""
 
     kind: str
     records: List[Record]
@@ -138,31 +112,30 @@ def decode_payload(data: Any) -> Any:
     if type(data) is not str:
         return data
     try:
+        value, end = _raw_decode(data)
+        if end == len(data):
+            return value
+    except (ValueError, RecursionError):
+        pass
+    try:
         return _loads(data)
     except (ValueError, RecursionError):
         return data
 
 
+def _json_document(text: str, what: str, seq: Optional[int] = None) -> Any:
+    """``text`` as strict JSON; :class:`ProtocolError` naming ``what`` (formatted with
+    ``seq``) if it is not."""
+    try:
+        value, end = _raw_decode(text)
+        if end == len(text):
+            return value
+    except ValueError:
+        pass
+    return _parse_json(text, what, seq)
+
+
 # --------------------------------------------------------------------------- records
-
-
-def _record(
-    seq: int,
-    data: Any,
-    part_id: Optional[str],
-    timestamp: Optional[int],
-    headers: List[List[str]],
-    control: Optional[str],
-) -> Record:
-    """The record dict: the one place it is built."""
-    return {
-        "seq": seq,
-        "data": data,
-        "part_id": part_id,
-        "timestamp": timestamp,
-        "headers": headers,
-        "control": control,
-    }
 
 
 def _seq_error(value: Any, where: str) -> ProtocolError:
@@ -219,18 +192,33 @@ def _classify(headers: List[List[str]]) -> Tuple[bool, Optional[str]]:
     return False, None
 
 
-def _data_record(
-    seq: int, timestamp: Optional[int], headers: List[List[str]], data: Any, part_id: Any
+def _record(
+    seq: int,
+    timestamp: Optional[int],
+    headers: List[List[str]],
+    data: Any,
+    part_id: Any,
+    control: Optional[str] = None,
 ) -> Record:
-    """A data record; legacy ``trigger:*`` data becomes a control record (data kept)."""
-    data = decode_payload(data)
-    control = None
-    if type(data) is dict:
-        kind = data.get("type")
+    """The record dict: the one place it is built. A data record (``control`` None) has
+    its data decoded (:func:`decode_payload`); legacy ``trigger:*`` data makes it a
+    control record that keeps its data and part id."""
+    if control is None:
+        data = decode_payload(data)
+        kind = data.get("type") if type(data) is dict else None
         if type(kind) is str and kind in _LEGACY_CONTROL_TYPES:
             control = _LEGACY_CONTROL_TYPES[kind]
             headers = headers + [[CONTROL_HEADER, control]]
-    return _record(seq, data, _part_id(part_id), timestamp, headers, control)
+    if type(part_id) is not str:
+        part_id = _part_id(part_id)
+    return {
+        "seq": seq,
+        "data": data,
+        "part_id": part_id,
+        "timestamp": timestamp,
+        "headers": headers,
+        "control": control,
+    }
 
 
 def _envelope_record(
@@ -241,28 +229,49 @@ def _envelope_record(
     A JSON value that is not an envelope is delivered whole as the data, without part id.
     """
     if type(envelope) is dict and "data" in envelope:
-        return _data_record(seq, timestamp, headers, envelope["data"], envelope.get("id"))
+        return _record(seq, timestamp, headers, envelope["data"], envelope.get("id"))
     logger.debug("record %d: body is not a {data, id} envelope; delivering it whole", seq)
-    return _data_record(seq, timestamp, headers, envelope, None)
+    return _record(seq, timestamp, headers, envelope, None)
 
 
 def _stored_record(seq: int, raw: Mapping[str, Any]) -> Optional[Record]:
     """The record of a batch record ``raw`` (``None``: a command record)."""
-    headers: List[List[str]] = []
     if raw.get("headers") is not None:
-        headers = _check_headers(raw["headers"], f"record {seq}")
-        is_command, control = _classify(headers)
-        if is_command:
-            return None
-        if control is not None:
-            return _record(seq, None, None, _timestamp(raw.get("timestamp")), headers, control)
+        return _headed_record(seq, raw)
     body = raw.get("body", "")
+    timestamp = raw.get("timestamp")
+    if type(timestamp) is not int:
+        timestamp = _timestamp(timestamp)
+    if type(body) is not str or not body:
+        return _body_record(seq, timestamp, [], body)
+    try:
+        envelope, end = _raw_decode(body)
+    except ValueError:
+        end = -1
+    if end != len(body) or type(envelope) is not dict or "data" not in envelope:
+        return _body_record(seq, timestamp, [], body)
+    return _record(seq, timestamp, [], envelope["data"], envelope.get("id"))
+
+
+def _headed_record(seq: int, raw: Mapping[str, Any]) -> Optional[Record]:
+    """A batch record with ``headers``: a command (``None``), control or data record."""
+    headers = _check_headers(raw["headers"], f"record {seq}")
+    timestamp = _timestamp(raw.get("timestamp"))
+    is_command, control = _classify(headers)
+    if is_command:
+        return None
+    if control is not None:
+        return _record(seq, timestamp, headers, None, None, control)
+    return _body_record(seq, timestamp, headers, raw.get("body", ""))
+
+
+def _body_record(seq: int, timestamp: Optional[int], headers: List[List[str]], body: Any) -> Record:
+    """A data record from a stored ``body`` (a string; empty: ``data=""``)."""
     if type(body) is not str:
         raise ProtocolError(f"record {seq}: body must be a string")
-    timestamp = _timestamp(raw.get("timestamp"))
     if not body:
-        return _data_record(seq, timestamp, headers, "", None)
-    return _envelope_record(seq, timestamp, headers, _parse_json(body, "record {} body", seq))
+        return _record(seq, timestamp, headers, "", None)
+    return _envelope_record(seq, timestamp, headers, _json_document(body, "record {} body", seq))
 
 
 # --------------------------------------------------------------------------- events
@@ -339,7 +348,7 @@ def _decode_v1_record(event: SSEEvent) -> Decoded:
     if raw_id is None or not (raw_id.isascii() and raw_id.isdigit()):
         raise ProtocolError("v1 record event without a decimal integer id")
     seq = int(raw_id)
-    doc = _parse_json(event.data, "v1 event {} data", seq)
+    doc = _json_document(event.data, "v1 event {} data", seq)
     if type(doc) is not dict:
         record: Optional[Record] = _envelope_record(seq, None, [], doc)
     elif doc.get("headers") is None:
@@ -356,26 +365,18 @@ def _stored_v1_record(seq: int, doc: Mapping[str, Any]) -> Optional[Record]:
     if is_command:
         return None
     if control is not None:
-        return _record(seq, None, None, None, headers, control)
+        return _record(seq, None, headers, None, None, control)
     return _envelope_record(seq, _timestamp(doc.get("timestamp")), headers, doc)
 
 
 def decode_event(event: SSEEvent, shape: str) -> Decoded:
-    """Decode one event of a session channel stream spoken in ``shape`` (``"v1"``/``"v2"``).
+    """Decode one event of a channel stream spoken in ``shape`` (``"v1"``/``"v2"``).
 
-    * ``data: [DONE]`` -> kind ``"done"``; ``event: error`` -> kind ``"error"`` with the
-      server's message; ``event: ping`` -> kind ``"ping"`` with the tail, if any.
-    * ``event: batch`` -> the batch's records (v2; also accepted under ``"v1"``, the event
-      type being unambiguous). The event ``id:`` (an S2 triple) is never used: the cursor
-      is ``records[].seq_num``. Command records (first header name empty) are dropped but
-      count in ``last_seq``; control records (a ``trigger-control`` header) have
-      ``data=None`` and keep all their headers.
-    * v1: an unnamed (``message``) event is one record; its ``id:`` is the seq and its
-      data the envelope ``{"data": X, "id": part id}`` (optional ``headers`` honoured).
-    * Any other event type -> kind ``"ignored"``.
-
-    Data is decoded with :func:`decode_payload`. Raises :class:`ProtocolError` on bad
-    input (see the module docstring for the policy), ``ValueError`` for another shape.
+    ``[DONE]``, ``event: error`` and ``event: ping`` in both shapes; ``event: batch``
+    (v2; accepted under v1 too) is the batch's records, its ``id:`` unused (the cursor
+    is ``seq_num``); under v1 an unnamed event is one record whose ``id:`` is the seq
+    and whose data is the envelope. Any other event is ``"ignored"``. Raises
+    :class:`ProtocolError` on bad input, ``ValueError`` for another shape.
     """
     if shape not in ("v1", "v2"):
         raise ValueError(f"unknown wire shape {shape!r}")
@@ -411,8 +412,8 @@ def decode_drain_item(item: Mapping[str, Any]) -> Record:
         raise ProtocolError(f"drain item {seq} is a command record, which drains never hold")
     timestamp = _timestamp(item.get("timestamp"))
     if control is not None:
-        return _record(seq, None, None, timestamp, headers, control)
-    return _data_record(seq, timestamp, headers, item.get("data"), item.get("id"))
+        return _record(seq, timestamp, headers, None, None, control)
+    return _record(seq, timestamp, headers, item.get("data"), item.get("id"))
 
 
 def wire_shape(headers: Mapping[str, str]) -> str:
