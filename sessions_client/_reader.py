@@ -74,6 +74,7 @@ class ReaderOptions:
     handle_control: Optional[Callable[[Record], None]] = None
     store: Optional[Callable[[int], Any]] = None
     max_retries: Optional[int] = None
+    max_open_retries: Optional[int] = None
     stall_timeout: Optional[float] = None
     connect_timeout: float = 30.0
     dedup_window: int = 1000
@@ -196,11 +197,13 @@ class DedupWindow:
 
 
 class _Transient(Exception):
-    """A transient failure of one connection (``error`` says why); the loop reconnects."""
+    """A transient failure of one connection (``error`` says why; ``opening``: the stream
+    could not be opened); the loop reconnects."""
 
-    def __init__(self, error: SessionsError) -> None:
+    def __init__(self, error: SessionsError, opening: bool = False) -> None:
         super().__init__(str(error))
         self.error = error
+        self.opening = opening
 
 
 class _State:
@@ -215,7 +218,15 @@ class _State:
         self.store = options.store or _store_nothing
         self.last_seq = last_seq
         self.reconnected = True
-        self.failures = 0
+        self.failures = 0  # consecutive failures without an event
+        self.open_failures = 0  # consecutive failures to open the stream
+
+    def gives_up(self) -> bool:
+        """Whether the failures so far exhaust ``max_retries`` or ``max_open_retries``."""
+        retries, open_retries = self.options.max_retries, self.options.max_open_retries
+        if retries is not None and self.failures > retries:
+            return True
+        return open_retries is not None and self.open_failures > open_retries
 
 
 def _store_nothing(seq: int) -> None:
@@ -247,7 +258,7 @@ def read_channel(
         try:
             connection = _open_connection(transport, state)
             backoff.reset()
-            error = None
+            error, state.open_failures = None, 0
             with closing(connection.response):
                 done = yield from _read_connection(connection, state)
             if done:
@@ -255,7 +266,8 @@ def read_channel(
         except _Transient as failure:
             error = failure.error
             state.failures += 1
-            if options.max_retries is not None and state.failures > options.max_retries:
+            state.open_failures += failure.opening
+            if state.gives_up():
                 raise error from failure.__cause__
             pause = _pause(backoff, error, state.deadline)
             logger.info("reader on %s: %s; reconnecting in %.2f s", options.path, error, pause)
@@ -290,11 +302,11 @@ def _open_connection(transport: Transport, state: _State) -> _Connection:
     except APIError as exc:
         if exc.status in PERMANENT_STATUSES:
             raise
-        raise _Transient(exc) from exc
+        raise _Transient(exc, opening=True) from exc
     except NetworkError as exc:
         if is_certificate_error(exc.__cause__):
             raise
-        raise _Transient(exc) from exc
+        raise _Transient(exc, opening=True) from exc
     content_type = response.headers.get("Content-Type", "text/event-stream")
     if content_type.split(";")[0].strip().lower() != "text/event-stream":
         response.close()

@@ -298,12 +298,13 @@ class Session:
         stalled streams, an end without ``[DONE]``) reconnect after a capped
         jittered backoff (0.1 s doubling to 5 s, up to 50 % jitter, reset after a
         successful connect; a 429's ``Retry-After`` is honoured).
-        ``max_retries`` consecutive failures without an event raise the last error
-        (``None``: no limit when following; with ``follow=False``, as many retries
-        as a drain makes, ``read_retry.max_attempts - 1``, so a cron-style read of
-        an unreachable server fails instead of waiting for ever); 400, 401, 403,
-        404, 409, 410, 422 and 501 raise at once; bad server data raises
-        :class:`ProtocolError`.
+        ``max_retries`` consecutive failures without an event (``None``: no
+        limit) raise the last error. With ``follow=False``, a stream that cannot
+        be opened (unreachable server, 408/429/5xx) raises the last error after
+        as many retries as a drain makes (``read_retry.max_attempts - 1``), so a
+        cron-style read fails instead of waiting for ever; following readers
+        retry for ever. 400, 401, 403, 404, 409, 410, 422 and 501 raise at once;
+        bad server data raises :class:`ProtocolError`.
         ``connect_timeout`` bounds each connect.
 
         ``total_timeout``: seconds the reader may run in all, counted from the first
@@ -451,7 +452,8 @@ class Session:
             on_control=on_control,
             handle_control=self._handle_control,
             store=cursor.set if cursor is not None else None,
-            max_retries=self._max_retries(max_retries, follow),
+            max_retries=max_retries,
+            max_open_retries=None if follow else self.read_retry.max_attempts - 1,
             stall_timeout=stall_timeout,
             connect_timeout=float(connect_timeout),
             dedup_window=dedup_window,
@@ -462,12 +464,6 @@ class Session:
             sleep=self._sleep,
         )
         return read_channel(self.transport, options, start)
-
-    def _max_retries(self, max_retries: Optional[int], follow: bool) -> Optional[int]:
-        """``max_retries``; for a non-following reader left at ``None``, a drain's."""
-        if max_retries is None and not follow:
-            return self.read_retry.max_attempts - 1
-        return max_retries
 
     def _handle_control(self, record: Record) -> None:
         """Adopt a refreshed public token from a ``turn-complete`` control record."""
