@@ -207,9 +207,9 @@ class _Transient(Exception):
 
 
 class _State:
-    """One reader's state: its options, deadline and dedup window, the last seq
-    processed, whether the current connection has delivered an event yet, and the
-    consecutive failures without an event."""
+    """One reader's state: its options, deadline, dedup window and cursor store, the
+    last seq processed, whether no records event has come since the last connect, and
+    the consecutive failures (without an event; to open the stream)."""
 
     def __init__(self, options: ReaderOptions, last_seq: Optional[int]) -> None:
         self.options = options
@@ -266,7 +266,8 @@ def read_channel(
         except _Transient as failure:
             error = failure.error
             state.failures += 1
-            state.open_failures += failure.opening
+            if failure.opening:
+                state.open_failures += 1
             if state.gives_up():
                 raise error from failure.__cause__
             pause = _pause(backoff, error, state.deadline)
