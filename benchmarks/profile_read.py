@@ -8,10 +8,9 @@ not the median: this attributes cost, it does not compare peers), in wall-clock
 and in CPU time of this process (the server runs in another one; CPU time is
 what other load on the machine disturbs least):
 
-    bytes    requests stream + the reader's chunk loop (reconnect._iter_chunks)
-    events   + wire.iter_sse_events (framing + field parsing: one regex for canonical
-               events, sseclient-py for the others)
-    decoded  wire.iter_decoded instead (events + JSON + record dicts, fused for v1)
+    bytes    requests stream + the reader's chunk loop (_reader._iter_chunks)
+    events   + _sse.iter_sse_events (framing + field parsing)
+    decoded  + _wire.decode_event (JSON + record dicts)
     iter_out the whole Session.iter_out (cursor, dedup window, control routing)
 
 The difference between two lines is what the added layer costs. ``--cprofile``
@@ -35,8 +34,9 @@ import requests  # noqa: E402
 from harness import start_stream_server  # noqa: E402
 
 from sessions_client import Session  # noqa: E402
-from sessions_client.reconnect import _iter_chunks  # noqa: E402
-from sessions_client.wire import iter_decoded, iter_sse_events, wire_shape  # noqa: E402
+from sessions_client._reader import _iter_chunks  # noqa: E402
+from sessions_client._sse import iter_sse_events  # noqa: E402
+from sessions_client._wire import decode_event, wire_shape  # noqa: E402
 
 TOKEN = "tr_dev_bench"
 
@@ -45,7 +45,7 @@ def _chunks(url: str) -> Iterator[bytes]:
     headers = {"Accept": "text/event-stream", "Authorization": f"Bearer {TOKEN}"}
     with requests.get(url, headers=headers, stream=True, timeout=(5, 60)) as response:
         yield wire_shape(response.headers).encode()
-        yield from _iter_chunks(response)
+        yield from _iter_chunks(response, lambda: None)
 
 
 def layer_bytes(url: str) -> int:
@@ -61,7 +61,7 @@ def layer_events(url: str) -> int:
 def layer_decoded(url: str) -> int:
     chunks = _chunks(url)
     shape = next(chunks).decode()
-    return sum(len(d.records) for d in iter_decoded(chunks, shape))
+    return sum(len(decode_event(event, shape).records) for event in iter_sse_events(chunks))
 
 
 def layer_iter_out(base: str, session: str) -> int:

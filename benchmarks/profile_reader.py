@@ -4,13 +4,16 @@
                                         [--repeat 5] [--cprofile]
 
 Records the network chunks of one read of benchmarks/streamserver.py (exactly
-what ``reconnect._iter_chunks`` yields), then replays them in this process
+what ``_reader._iter_chunks`` yields), then replays them in this process
 through growing slices of the pipeline and prints the minimum CPU time of
 ``--repeat`` runs of each:
 
-    events    wire.iter_sse_events
-    decoded   wire.iter_decoded instead (+ JSON and record dicts, fused for v1)
-    iter_out  the whole reconnect.read_channel (as Session.iter_out calls it),
+    json      the JSON floor: json.loads of every data line, v2 batch record body and
+              string payload (PROTOCOL 3.3), on lines split with one C call; no SSE
+              rules, no validation, no record dicts
+    events    _sse.iter_sse_events (framing + fields)
+    decoded   + _wire.decode_event (JSON and record dicts)
+    iter_out  the whole _reader.read_channel (as Session.iter_out calls it),
               over a fake transport that hands out the recorded chunks
 
 No socket and no second process is involved in the timing, so the figures are
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import os
 import pstats
 import sys
@@ -34,8 +38,9 @@ sys.path.insert(0, os.path.dirname(HERE))
 import requests  # noqa: E402
 from harness import start_stream_server  # noqa: E402
 
-from sessions_client.reconnect import Backoff, _iter_chunks, read_channel  # noqa: E402
-from sessions_client.wire import iter_decoded, iter_sse_events, wire_shape  # noqa: E402
+from sessions_client._reader import ReaderOptions, _iter_chunks, read_channel  # noqa: E402
+from sessions_client._sse import iter_sse_events  # noqa: E402
+from sessions_client._wire import decode_event, wire_shape  # noqa: E402
 
 TOKEN = "tr_dev_bench"
 
@@ -44,7 +49,7 @@ def record_chunks(base: str, session: str) -> Dict[str, Any]:
     url = f"{base}/realtime/v1/sessions/{session}/out"
     headers = {"Accept": "text/event-stream", "Authorization": f"Bearer {TOKEN}"}
     with requests.get(url, headers=headers, stream=True, timeout=(5, 60)) as response:
-        return {"headers": dict(response.headers), "chunks": list(_iter_chunks(response))}
+        return {"headers": dict(response.headers), "chunks": list(_iter_chunks(response, _nothing))}
 
 
 class _Raw:
@@ -74,8 +79,25 @@ class _Transport:
         return _Response(self._recorded)
 
 
-def _ignore(record: Dict[str, Any]) -> None:
+def _nothing() -> None:
     pass
+
+
+def run_json(recorded: Dict[str, Any]) -> int:
+    count = 0
+    for line in b"".join(recorded["chunks"]).split(b"\n"):
+        if not line.startswith(b"data: {"):
+            continue
+        event = json.loads(line[6:])
+        for record in event.get("records", [event]):
+            envelope = json.loads(record["body"]) if "body" in record else record
+            if type(envelope["data"]) is str:
+                try:  # noqa: SIM105  (contextlib.suppress would add a call per record)
+                    json.loads(envelope["data"])
+                except ValueError:
+                    pass
+            count += 1
+    return count
 
 
 def run_events(recorded: Dict[str, Any]) -> int:
@@ -84,28 +106,13 @@ def run_events(recorded: Dict[str, Any]) -> int:
 
 def run_decoded(recorded: Dict[str, Any]) -> int:
     shape = wire_shape(recorded["headers"])
-    return sum(len(d.records) for d in iter_decoded(iter(recorded["chunks"]), shape))
+    events = iter_sse_events(iter(recorded["chunks"]))
+    return sum(len(decode_event(event, shape).records) for event in events)
 
 
 def run_iter_out(recorded: Dict[str, Any]) -> int:
-    reader = read_channel(
-        _Transport(recorded),  # type: ignore[arg-type]
-        "/realtime/v1/sessions/x/out",
-        last_seq=None,
-        follow=False,
-        timeout_seconds=60,
-        include_control=False,
-        on_control=None,
-        handle_control=_ignore,
-        store=None,
-        max_retries=0,
-        stall_timeout=None,
-        connect_timeout=30.0,
-        dedup_window=1000,
-        on_trim=None,
-        peek_settled=False,
-        backoff=Backoff(),
-    )
+    options = ReaderOptions("/realtime/v1/sessions/x/out", follow=False, max_retries=0)
+    reader = read_channel(_Transport(recorded), options, None)  # type: ignore[arg-type]
     return sum(1 for _ in reader)
 
 
@@ -134,6 +141,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         data = recorded[session]
         assert run_iter_out(data) == args.records
         layers: Dict[str, Callable[[], int]] = {
+            "json": lambda data=data: run_json(data),
             "events": lambda data=data: run_events(data),
             "decoded": lambda data=data: run_decoded(data),
             "iter_out": lambda data=data: run_iter_out(data),
@@ -142,8 +150,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         previous = 0.0
         for name, run in layers.items():
             cpu = best_cpu(run, args.repeat)
-            print(f"  {name:<9} {cpu:7.3f}  {cpu - previous:+7.3f}  {args.records / cpu:>10,.0f}")
-            previous = cpu
+            added = cpu - previous if name != "json" else cpu
+            print(f"  {name:<9} {cpu:7.3f}  {added:+7.3f}  {args.records / cpu:>10,.0f}")
+            previous = cpu if name != "json" else 0.0
         if args.cprofile:
             profile = cProfile.Profile()
             profile.enable()

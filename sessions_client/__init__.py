@@ -5,7 +5,7 @@ from __future__ import annotations
 from ._version import __version__
 from .chat import AgentChat, ChatStream
 from .client import Client
-from .cursor import FileCursor, MemoryCursor
+from .cursor import Cursor, FileCursor, MemoryCursor
 from .errors import (
     AgentError,
     APIError,
@@ -43,6 +43,7 @@ __all__ = [
     "ChatStream",
     "Client",
     "ConfigurationError",
+    "Cursor",
     "CursorLockedError",
     "DeadlineExceededError",
     "EmptyReplyError",

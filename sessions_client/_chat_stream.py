@@ -23,6 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
 
 from ._ui_message import assemble_message
+from ._wire import Record
 from .errors import (
     AgentError,
     EmptyReplyError,
@@ -42,7 +43,6 @@ __all__ = ["ChatStream", "ChatPosition", "summarize"]
 logger = logging.getLogger("sessions_client.chat")
 
 Chunk = Dict[str, Any]
-Record = Dict[str, Any]
 
 SESSION_CLOSED = "session-closed"
 TOKEN_HEADER = "public-access-token"

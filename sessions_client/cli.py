@@ -28,6 +28,7 @@ from typing import (
     Callable,
     Dict,
     Iterator,
+    Mapping,
     Optional,
     Sequence,
     TextIO,
@@ -317,7 +318,7 @@ def cmd_append(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
-def _printable(record: Dict[str, Any]) -> Dict[str, Any]:
+def _printable(record: Mapping[str, Any]) -> Mapping[str, Any]:
     """A record as printed: control records with their tokens hidden."""
     if record.get("control") is None:
         return record

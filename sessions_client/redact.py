@@ -8,7 +8,7 @@ prints or relays to a browser should show it.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Mapping
 
 __all__ = ["HIDDEN", "redact_tokens"]
 
@@ -30,7 +30,7 @@ def _redact_pairs(pairs: Any) -> Any:
     return shown
 
 
-def redact_tokens(record: Dict[str, Any]) -> Dict[str, Any]:
+def redact_tokens(record: Mapping[str, Any]) -> Dict[str, Any]:
     """Return ``record`` with every token value replaced by :data:`HIDDEN`.
 
     Covers the ``public-access-token`` header pair and, in a dict ``data``, its

@@ -22,6 +22,10 @@ from typing import (
 
 import requests
 
+from . import turns
+from ._reader import ReaderOptions, read_channel
+from ._sse import DEFAULT_MAX_EVENT_BYTES
+from ._wire import Record, decode_drain_item
 from .config import MAX_RECORD_BYTES, is_secret_key
 from .errors import (
     ConfigurationError,
@@ -38,15 +42,12 @@ from .http import (
     Transport,
     quote_segment,
 )
-from .reconnect import Backoff, read_channel
-from .wire import DEFAULT_MAX_EVENT_BYTES, decode_drain_item
+from .turns import TurnPosition
 
 if TYPE_CHECKING:
     from .cursor import Cursor
 
 logger = logging.getLogger("sessions_client.session")
-
-Record = Dict[str, Any]
 
 #: Bytes the server adds around the JSON envelope of a record (docs/protocol.md, "Append a record").
 ENVELOPE_OVERHEAD = 20
@@ -224,6 +225,8 @@ class Session:
         self.append_retry = append_retry if append_retry is not None else RetryPolicy()
         self.read_retry = read_retry if read_retry is not None else RetryPolicy()
         self._sleep = sleep
+        #: The ``.out`` seq where this object's last chat turn ended (``read_turn``/``ask``).
+        self.turn_position = TurnPosition()
 
     @property
     def api_url(self) -> str:
@@ -353,8 +356,12 @@ class Session:
         jittered backoff (0.1 s doubling to 5 s, up to 50 % jitter, reset after a
         successful connect; a 429's ``Retry-After`` is honoured).
         ``max_retries`` consecutive failures without an event (``None``: no
-        limit) raise the last error; 400, 401, 403, 404, 409, 410, 422 and 501
-        raise at once; bad server data raises :class:`ProtocolError`.
+        limit) raise the last error. With ``follow=False``, a stream that cannot
+        be opened (unreachable server, 408/429/5xx) raises the last error after
+        as many retries as a drain makes (``read_retry.max_attempts - 1``), so a
+        cron-style read fails instead of waiting for ever; following readers
+        retry for ever. 400, 401, 403, 404, 409, 410, 422 and 501 raise at once;
+        bad server data raises :class:`ProtocolError`.
         ``connect_timeout`` bounds each connect.
 
         ``total_timeout``: seconds the reader may run in all, counted from the first
@@ -382,6 +389,11 @@ class Session:
         after a (re)connect (trimmed stream) logs a warning and calls
         ``on_trim(expected_seq, got_seq)``; on v1 streams, which never carry
         command records, a command record right after the cursor looks the same.
+        On v2 a gap between two events of one connection is reported the same
+        way; a seq that goes back within a connection, with a part id not seen
+        before, raises :class:`ProtocolError`. A ``follow=False`` reader also ends
+        once the server has sent no record and no ``[DONE]`` for longer than its
+        window plus 0.5 s (pings and unknown events are not progress).
 
         ``cursor.set(seq)`` is called once the consumer is done with a record (it
         asked for the next one or closed the generator) and for records it never
@@ -489,10 +501,8 @@ class Session:
         _check_callable(on_control, "on_control")
         _check_callable(on_trim, "on_trim")
         self.transport._check_open()
-        return read_channel(
-            self.transport,
-            self._path(io),
-            last_seq=start,
+        options = ReaderOptions(
+            path=self._path(io),
             follow=bool(follow),
             timeout_seconds=timeout_seconds,
             include_control=bool(include_control),
@@ -500,16 +510,17 @@ class Session:
             handle_control=self._handle_control,
             store=cursor.set if cursor is not None else None,
             max_retries=max_retries,
+            max_open_retries=None if follow else self.read_retry.max_attempts - 1,
             stall_timeout=stall_timeout,
             connect_timeout=float(connect_timeout),
             dedup_window=dedup_window,
             on_trim=on_trim,
             peek_settled=bool(peek_settled),
-            sleep=self._sleep,
-            backoff=Backoff(),
             max_event_bytes=self.max_event_bytes,
             total_timeout=None if total_timeout is None else float(total_timeout),
+            sleep=self._sleep,
         )
+        return read_channel(self.transport, options, start)
 
     def _handle_control(self, record: Record) -> None:
         """Adopt a refreshed public token from a ``turn-complete`` control record."""
@@ -664,8 +675,6 @@ class Session:
         cursor: Optional[Cursor] = None,
     ) -> Iterator[Record]:
         """Yield ``.out`` data records until the turn-complete of this turn; see ``turns``."""
-        from . import turns
-
         return turns.read_turn(
             self,
             after_in_seq=after_in_seq,
@@ -678,8 +687,6 @@ class Session:
         self, record: Any, *, timeout: float = 60, last_event_id: Optional[int] = None
     ) -> Dict[str, Any]:
         """Append ``record`` to ``.in`` and return the agent's reply; see ``turns.ask``."""
-        from . import turns
-
         return turns.ask(self, record, timeout=timeout, last_event_id=last_event_id)
 
     # -- lifecycle -----------------------------------------------------------------

@@ -9,8 +9,8 @@ still busy, or the reader started before the previous turn's end): it is
 skipped. A turn-complete without that header (older agents) ends any turn.
 
 **Where reading starts.** Each :class:`~sessions_client.session.Session` object
-remembers the ``.out`` seq where its last turn ended (weakly, per object, in
-this process). The next ``read_turn`` / ``ask`` starts after it, so the history
+remembers the ``.out`` seq where its last turn ended (its ``turn_position``). The
+next ``read_turn`` / ``ask`` starts after it, so the history
 of ``.out`` is read at most once per ``Session`` object: the first turn of a
 fresh object reads ``.out`` from the start of what is retained (or after
 ``last_event_id`` / ``cursor`` when given). That is correct even when the reply
@@ -27,7 +27,7 @@ arrives. Transient failures (connection errors, 408/429/5xx, broken or stalled
 streams) are the reader's to resume, with its capped backoff; 400, 401, 403,
 404, 409, 410, 422 and 501 raise their typed error at once. ``timeout`` bounds
 the whole turn: once it has passed, :class:`~sessions_client.errors.TurnTimeoutError`
-is raised promptly (within about ``reconnect.DEADLINE_SLACK``), whatever the
+is raised promptly (within about ``_reader.DEADLINE_SLACK``), whatever the
 server does - pings, a stalled stream, refused connections - because the reader
 cuts every connect, socket wait and backoff pause to the time left.
 """
@@ -37,44 +37,73 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import weakref
-from typing import TYPE_CHECKING, Any, Dict, Generator, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Generator, Iterator, List, Optional, Protocol, Tuple
 
+from ._wire import Record
+from .cursor import Cursor
 from .errors import ConfigurationError, ReaderTimeoutError, TurnTimeoutError
 
-if TYPE_CHECKING:
-    from .cursor import Cursor
-    from .session import Session
-
-__all__ = ["TURN_COMPLETE", "IN_EVENT_ID_HEADER", "turn_in_seq", "read_turn", "ask"]
+__all__ = [
+    "TURN_COMPLETE",
+    "IN_EVENT_ID_HEADER",
+    "TurnPosition",
+    "TurnSession",
+    "turn_in_seq",
+    "read_turn",
+    "ask",
+]
 
 logger = logging.getLogger("sessions_client.turns")
-
-Record = Dict[str, Any]
 
 TURN_COMPLETE = "turn-complete"
 IN_EVENT_ID_HEADER = "session-in-event-id"
 
-_positions: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
-_positions_lock = threading.Lock()
+
+class TurnPosition:
+    """The ``.out`` seq where a session's last turn ended; it never moves back.
+
+    Each :class:`~sessions_client.session.Session` holds one; thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._seq: Optional[int] = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Optional[int]:
+        with self._lock:
+            return self._seq
+
+    def advance(self, seq: int) -> None:
+        """Move to ``seq`` unless the position is already past it."""
+        with self._lock:
+            if self._seq is None or seq > self._seq:
+                self._seq = seq
 
 
-def _remembered(session: Session) -> Optional[int]:
-    with _positions_lock:
-        try:
-            return _positions.get(session)
-        except TypeError:  # not weak-referenceable
-            return None
+class TurnSession(Protocol):
+    """What a turn needs of a session (``Session`` is one)."""
+
+    turn_position: TurnPosition
+
+    def append_in(self, record: Any, *, part_id: Optional[str] = None) -> Dict[str, Any]: ...
+
+    def iter_out(
+        self,
+        *,
+        last_event_id: Optional[int] = None,
+        follow: bool = True,
+        include_control: bool = False,
+        cursor: Optional[Cursor] = None,
+        total_timeout: Optional[float] = None,
+    ) -> Generator[Record, None, None]: ...
 
 
-def _remember(session: Session, seq: int) -> None:
-    with _positions_lock:
-        try:
-            current = _positions.get(session)
-            if current is None or seq > current:
-                _positions[session] = seq
-        except TypeError:
-            pass
+def _remembered(session: TurnSession) -> Optional[int]:
+    return session.turn_position.get()
+
+
+def _remember(session: TurnSession, seq: int) -> None:
+    session.turn_position.advance(seq)
 
 
 def _as_seq(value: Any) -> Optional[int]:
@@ -129,7 +158,7 @@ def _check_timeout(timeout: Any) -> float:
 
 
 def _turn_events(
-    session: Session,
+    session: TurnSession,
     *,
     start: Optional[int],
     after_in_seq: Optional[int],
@@ -192,7 +221,7 @@ def _classify(record: Record, after_in_seq: Optional[int]) -> str:
 
 
 def _start_position(
-    session: Session, last_event_id: Optional[int], cursor: Optional[Cursor]
+    session: TurnSession, last_event_id: Optional[int], cursor: Optional[Cursor]
 ) -> Optional[int]:
     if last_event_id is not None:
         return last_event_id
@@ -202,7 +231,7 @@ def _start_position(
 
 
 def read_turn(
-    session: Session,
+    session: TurnSession,
     *,
     after_in_seq: Optional[int] = None,
     last_event_id: Optional[int] = None,
@@ -232,7 +261,7 @@ def read_turn(
 
 
 def _read_turn(
-    session: Session,
+    session: TurnSession,
     start: Optional[int],
     after_in_seq: Optional[int],
     timeout: float,
@@ -254,7 +283,7 @@ def _read_turn(
 
 
 def ask(
-    session: Session,
+    session: TurnSession,
     record: Any,
     *,
     timeout: float = 60,

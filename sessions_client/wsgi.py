@@ -46,15 +46,16 @@ from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
-    Dict,
     Generator,
     Iterator,
     List,
+    Mapping,
     Optional,
     Tuple,
     Union,
 )
 
+from ._wire import Record
 from .cursor import MemoryCursor
 from .errors import ConfigurationError, ReaderTimeoutError, SessionsError
 from .redact import redact_tokens
@@ -104,7 +105,7 @@ def _positive(value: Any, name: str, allow_none: bool = False) -> Optional[float
     return float(value)
 
 
-def encode_event(record: Dict[str, Any]) -> bytes:
+def encode_event(record: Mapping[str, Any]) -> bytes:
     """One SSE event for a record: ``id:`` its seq, ``data:`` its data as JSON; a
     control record becomes ``event: control`` with ``{"control", "headers"}``
     (tokens hidden)."""
@@ -147,7 +148,7 @@ class SSERelay:
 
     def __init__(
         self,
-        read: Callable[..., Iterator[Dict[str, Any]]],
+        read: Callable[..., Iterator[Record]],
         *,
         start: Optional[int],
         heartbeat: float,
@@ -163,7 +164,7 @@ class SSERelay:
         self._include_control = include_control
         self._retry_ms = retry_ms
         self._window = upstream_window
-        self._queue: queue.Queue[Union[Dict[str, Any], _Failed]] = queue.Queue(  # novermin
+        self._queue: queue.Queue[Union[Record, _Failed]] = queue.Queue(  # novermin
             QUEUE_SIZE
         )
         self._stop = threading.Event()
@@ -226,11 +227,11 @@ class SSERelay:
         finally:
             self._stop.set()
 
-    def _chunk(self, first: Union[Dict[str, Any], _Failed]) -> Tuple[bytes, bool]:
+    def _chunk(self, first: Union[Record, _Failed]) -> Tuple[bytes, bool]:
         """``first`` and what else is queued (up to CHUNK_RECORDS) as one write, and
         whether it ends with the reader's failure (then it is the last chunk)."""
         parts: List[bytes] = []
-        item: Union[Dict[str, Any], _Failed] = first
+        item: Union[Record, _Failed] = first
         while True:
             if isinstance(item, _Failed):
                 parts.append(_error_event(item.exc))
@@ -274,7 +275,7 @@ class SSERelay:
             if close is not None:
                 close()
 
-    def _put(self, item: Union[Dict[str, Any], _Failed]) -> bool:
+    def _put(self, item: Union[Record, _Failed]) -> bool:
         """Queue ``item``, waiting for room while the relay runs; False once stopped."""
         while not self._stop.is_set():
             try:

@@ -15,7 +15,8 @@ from typing import Any, Dict, List
 import pytest
 
 from sessions_client import Session
-from sessions_client import reconnect as reconnect_module
+from sessions_client import _reader as reader_module
+from sessions_client._reader import Backoff
 from sessions_client.cursor import MemoryCursor
 from sessions_client.errors import (
     APIError,
@@ -26,7 +27,6 @@ from sessions_client.errors import (
     ReaderTimeoutError,
     ServerError,
 )
-from sessions_client.reconnect import Backoff
 
 from .scripted import (
     DONE,
@@ -280,7 +280,7 @@ def test_a_stalled_stream_is_reconnected(scripted):
 
 
 def test_v2_streams_use_the_short_stall_window_by_default(scripted, monkeypatch):
-    monkeypatch.setattr(reconnect_module, "V2_STALL_TIMEOUT", 0.3)
+    monkeypatch.setattr(reader_module, "V2_STALL_TIMEOUT", 0.3)
 
     def stalls(conn: Conn, request: Request) -> None:
         conn.start_stream(True, headers=V2)
@@ -296,6 +296,50 @@ def test_v2_streams_use_the_short_stall_window_by_default(scripted, monkeypatch)
     started = time.monotonic()
     assert [r["seq"] for r in take(session_for(srv).iter_out(), 2)] == [0, 1]
     assert time.monotonic() - started < 3
+
+
+def test_default_v2_stall_window_tolerates_30_s_of_silence():
+    # Production pings every 5-15 s once a reader is at the live edge (PROTOCOL.md).
+    assert reader_module.ReaderOptions("/x").stall("v2") >= 30
+    assert reader_module.ReaderOptions("/x", follow=False).stall("v2") >= 30
+
+
+def test_pings_20_s_apart_hold_a_v2_stream_open_without_a_reconnect(scripted, monkeypatch):
+    # Time scaled by 1/50 (the stall is a socket timeout, real time): the default stall
+    # window becomes 0.7 s and pings come 0.4 s apart, as 20 s apart against 35 s.
+    scale = 0.02
+    monkeypatch.setattr(reader_module, "V2_STALL_TIMEOUT", reader_module.V2_STALL_TIMEOUT * scale)
+    pinged = threading.Event()
+
+    def pings(conn: Conn, request: Request) -> None:
+        conn.start_stream(True, headers=V2)
+        conn.body(v2_batch([(0, "a")]))
+        for _ in range(4):
+            time.sleep(20 * scale)
+            conn.body(v2_ping(1))
+        pinged.set()
+        conn.body(v2_batch([(1, "b")]))
+        conn.wait_closed_by_peer(10)
+
+    srv = scripted(streams(pings))
+    records = take(session_for(srv).iter_out(), 2)
+    assert [r["seq"] for r in records] == [0, 1]
+    assert pinged.is_set()
+    assert len(srv.requests) == 1, "no reconnect"
+
+
+def test_error_event_message_is_reported(scripted, caplog):
+    error = json.dumps({"code": "STREAM_UNAVAILABLE", "message": "storage unavailable"})
+
+    def fails(conn: Conn, request: Request) -> None:
+        conn.start_stream(True, headers=V2)
+        conn.body(f"event: error\ndata: {error}\n\n".encode())
+        conn.wait_closed_by_peer(10)
+
+    srv = scripted(streams(fails))
+    with pytest.raises(NetworkError, match="storage unavailable") as info:
+        take(session_for(srv).iter_out(max_retries=0), 1)
+    assert "STREAM_UNAVAILABLE" not in str(info.value)
 
 
 def test_trimmed_stream_warns_and_calls_on_trim(scripted, caplog):
@@ -562,6 +606,82 @@ def test_not_following_v2_empty_channel_ends_on_a_zero_tail_ping(scripted):
     started = time.monotonic()
     assert list(session_for(srv).iter_out(follow=False)) == []
     assert time.monotonic() - started < 0.9
+
+
+def test_not_following_fails_after_a_drains_retries_when_the_server_is_down(closed_port, sleeps):
+    session = Session("s", token=SECRET, api_url=f"http://127.0.0.1:{closed_port}", sleep=sleeps)
+    with pytest.raises(NetworkError):
+        list(session.iter_out(follow=False))
+    assert len(sleeps.delays) == session.read_retry.max_attempts - 1
+
+
+def test_following_keeps_retrying_an_unreachable_server(closed_port, sleeps):
+    session = Session("s", token=SECRET, api_url=f"http://127.0.0.1:{closed_port}", sleep=sleeps)
+    with pytest.raises(ReaderTimeoutError):
+        list(session.iter_out(total_timeout=1.0))
+    assert len(sleeps.delays) > session.read_retry.max_attempts
+
+
+def test_not_following_ends_when_only_pings_and_junk_come(scripted):
+    stop = threading.Event()
+
+    def pings(conn: Conn, request: Request) -> None:
+        conn.start_stream(True, headers=V2)
+        conn.body(v2_batch([(0, "a")]))
+        while not stop.wait(0.1):  # no tail, no [DONE]: no progress
+            conn.body(b"event: ping\ndata: {}\n\nevent: junk\ndata: x\n\n")
+
+    srv = scripted(streams(pings))
+    started = time.monotonic()
+    try:
+        records = list(session_for(srv).iter_out(follow=False))
+    finally:
+        stop.set()
+    assert [r["seq"] for r in records] == [0]
+    assert time.monotonic() - started < 3
+    assert len(srv.requests) == 1
+
+
+def test_a_gap_within_one_v2_connection_is_reported_as_a_trim(scripted, caplog):
+    def stream(conn: Conn, request: Request) -> None:
+        conn.start_stream(True, headers=V2)
+        conn.body(v2_batch([(0, "a"), (1, "b")]))
+        conn.body(v2_batch([(5, "f")]))
+        conn.wait_closed_by_peer(10)
+
+    trims: List[Any] = []
+    srv = scripted(streams(stream))
+    with caplog.at_level(logging.WARNING, logger="sessions_client.reader"):
+        records = take(session_for(srv).iter_out(on_trim=lambda a, b: trims.append((a, b))), 3)
+    assert [r["seq"] for r in records] == [0, 1, 5]
+    assert trims == [(2, 5)]
+    assert "skipped ahead" in caplog.text
+
+
+def test_a_seq_going_back_with_new_content_is_a_protocol_error(scripted):
+    def stream(conn: Conn, request: Request) -> None:
+        conn.start_stream(True, headers=V2)
+        conn.body(v2_batch([(0, "a"), (1, "b")]))
+        batch = v2_batch([(1, "other")]).replace(b'\\"id\\": \\"p1\\"', b'\\"id\\": \\"q1\\"')
+        conn.body(batch)
+        conn.wait_closed_by_peer(10)
+
+    srv = scripted(streams(stream))
+    got: List[Dict[str, Any]] = []
+    with pytest.raises(ProtocolError, match="went back"):
+        for record in session_for(srv).iter_out():
+            got.append(record)
+    assert [r["seq"] for r in got] == [0, 1]
+
+
+def test_a_replayed_event_within_one_connection_is_skipped_quietly(scripted):
+    def stream(conn: Conn, request: Request) -> None:
+        conn.start_stream(True, headers=V2)
+        conn.body(v2_batch([(0, "a"), (1, "b")]) + v2_batch([(1, "b"), (2, "c")]))
+        conn.wait_closed_by_peer(10)
+
+    srv = scripted(streams(stream))
+    assert [r["seq"] for r in take(session_for(srv).iter_out(), 3)] == [0, 1, 2]
 
 
 # ---------------------------------------------------------------- bad server input

@@ -14,7 +14,7 @@ import requests
 
 from sessions_client import Session
 from sessions_client.http import RetryPolicy
-from sessions_client.testing import LocalServer
+from sessions_client.testing import LocalServer, chat_message, reply_text
 
 from .conftest import unique
 
@@ -88,11 +88,11 @@ def test_ask_through_a_retry_whose_first_attempt_committed(echo: LocalServer) ->
     ext = unique()
     echo.create_session(ext)
     with _session(echo, ext) as session:
-        first = session.ask({"type": "text", "text": "one"}, timeout=10)
+        first = session.ask(chat_message("one"), timeout=10)
         echo.faults.drop_next(1, route="append", process=True)
-        second = session.ask({"type": "text", "text": "two"}, timeout=10)
+        second = session.ask(chat_message("two"), timeout=10)
     assert first["in_seq"] == 0 and second["in_seq"] == 1
-    assert [r["data"]["text"] for r in second["records"]] == ["echo: two"]
+    assert reply_text(second["records"]) == "echo: two"
     assert len(echo.records(ext, "in")) == 2
 
 

@@ -8,8 +8,9 @@ from typing import Any, List, Optional, Sequence, Tuple
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sessions_client._sse import SSEEvent, iter_sse_events
+from sessions_client._wire import decode_event, decode_payload
 from sessions_client.errors import ProtocolError
-from sessions_client.wire import SSEEvent, decode_event, decode_payload, iter_sse_events
 
 # Bounded, and tolerant of a busy CI machine (generation speed is not what is tested).
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -8,17 +8,16 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from sessions_client.errors import ProtocolError
-from sessions_client.wire import (
+from sessions_client._sse import SSEEvent, iter_sse_events
+from sessions_client._wire import (
     CONTROL_HEADER,
     Decoded,
-    SSEEvent,
     decode_drain_item,
     decode_event,
     decode_payload,
-    iter_sse_events,
     wire_shape,
 )
+from sessions_client.errors import ProtocolError
 
 
 def body(data: Any, part_id: Optional[str] = "p") -> str:
@@ -296,6 +295,15 @@ def test_done_in_both_shapes(shape: str) -> None:
 def test_error_event_carries_its_text(shape: str) -> None:
     decoded = decode_event(SSEEvent("error", "storage unavailable"), shape)
     assert decoded == Decoded("error", [], None, None, "storage unavailable")
+
+
+@pytest.mark.parametrize("shape", ["v1", "v2"])
+def test_error_event_json_reports_the_server_message(shape: str) -> None:
+    data = json.dumps({"code": "STREAM_UNAVAILABLE", "message": "storage unavailable"})
+    decoded = decode_event(SSEEvent("error", data), shape)
+    assert decoded == Decoded("error", [], None, None, "storage unavailable")
+    odd = json.dumps({"code": "X", "message": 5})
+    assert decode_event(SSEEvent("error", odd), shape).error == odd
 
 
 def test_ping_carries_the_tail() -> None:

@@ -6,8 +6,8 @@ from typing import Any, Generator, Iterator, List, Optional, Sequence, cast
 
 import pytest
 
+from sessions_client._sse import DEFAULT_MAX_EVENT_BYTES, SSEEvent, iter_sse_events
 from sessions_client.errors import ProtocolError
-from sessions_client.wire import DEFAULT_MAX_EVENT_BYTES, SSEEvent, iter_sse_events
 
 
 def parse(stream: bytes, cuts: Sequence[int] = (), **kwargs: int) -> List[SSEEvent]:

@@ -1,0 +1,513 @@
+"""The reader: one SSE channel, read across reconnects, exactly once and in order.
+
+:func:`read_channel` is the explicit reconnect loop behind ``Session.iter_out`` /
+``iter_in`` (DESIGN.md). Everything else here is a piece it calls: opening one
+connection, reading one connection (events -> records, stall), the dedup window, the
+deadline, control routing, order and trim checks, and the cursor store (once per record).
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import math
+import random
+import socket
+import time
+from contextlib import closing
+from dataclasses import dataclass
+from typing import Any, Callable, Generator, Iterator, List, NamedTuple, Optional, Set
+
+import requests
+import urllib3
+
+from ._sse import DEFAULT_MAX_EVENT_BYTES, iter_sse_events
+from ._wire import Decoded, Record, decode_event, wire_shape
+from .errors import (
+    APIError,
+    NetworkError,
+    ProtocolError,
+    RateLimitedError,
+    ReaderTimeoutError,
+    SessionsError,
+)
+from .http import Transport, is_certificate_error
+
+__all__ = ["Backoff", "Deadline", "DedupWindow", "ReaderOptions", "read_channel"]
+
+logger = logging.getLogger("sessions_client.reader")
+
+#: Statuses after which a reader gives up at once (PROTOCOL.md §7, plus 501: no backend).
+PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 409, 410, 422, 501})
+READ_SIZE = 65536  #: ``read1`` returns whatever has arrived, up to this many bytes.
+#: Default stall window of a v2 stream: production pings every 5-15 s at the live edge,
+#: so 30 s of silence must never count as a stall.
+V2_STALL_TIMEOUT = 35.0
+V1_STALL_SLACK = 15.0  #: v1 streams (no pings) stall after the long-poll window plus this.
+STALL_MARGIN = 0.5  #: An explicit stall timeout exceeds the long-poll window by this, at least.
+#: Timeout-Seconds of a non-following reader: the server ends the window 1 s after the
+#: last record, so ``follow=False`` returns promptly.
+NON_FOLLOW_WINDOW = 1
+#: A wait for bytes ends at most this late after the deadline.
+DEADLINE_SLACK = 0.05
+_STREAM_ERRORS = (
+    urllib3.exceptions.HTTPError,
+    requests.RequestException,
+    http.client.HTTPException,
+    OSError,
+)
+
+
+@dataclass(frozen=True)
+class ReaderOptions:
+    """What one reader was asked for (``Session.iter_out`` documents each option).
+
+    ``handle_control`` sees every control record first (token refresh); ``store(seq)``
+    persists the cursor; ``sleep`` and ``clock`` are injectable for tests.
+    """
+
+    path: str
+    follow: bool = True
+    timeout_seconds: int = 60
+    include_control: bool = False
+    on_control: Optional[Callable[[Record], Any]] = None
+    handle_control: Optional[Callable[[Record], None]] = None
+    store: Optional[Callable[[int], Any]] = None
+    max_retries: Optional[int] = None
+    max_open_retries: Optional[int] = None
+    stall_timeout: Optional[float] = None
+    connect_timeout: float = 30.0
+    dedup_window: int = 1000
+    on_trim: Optional[Callable[[int, int], Any]] = None
+    peek_settled: bool = False
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    total_timeout: Optional[float] = None
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+
+    @property
+    def window(self) -> int:
+        """The long-poll window asked for (``Timeout-Seconds``); kept below an explicit
+        stall timeout, so that an idle window ends with ``[DONE]`` before a stall."""
+        window = self.timeout_seconds if self.follow else NON_FOLLOW_WINDOW
+        window = min(window, self.timeout_seconds)
+        if self.stall_timeout is not None:
+            window = min(window, max(1, math.ceil(self.stall_timeout) - 1))
+        return window
+
+    def stall(self, shape: Optional[str]) -> float:
+        """Seconds without a byte before a ``shape`` stream counts as stalled (``None``:
+        not known yet); never less than the window plus a margin."""
+        if self.stall_timeout is not None:
+            return max(self.stall_timeout, self.window + STALL_MARGIN)
+        return V2_STALL_TIMEOUT if shape == "v2" else self.window + V1_STALL_SLACK
+
+
+class Backoff:
+    """Capped, jittered exponential delays: ``initial`` doubling up to ``maximum``, each
+    reduced by a random fraction of up to ``jitter``; :meth:`reset` starts over."""
+
+    def __init__(
+        self,
+        initial: float = 0.1,
+        maximum: float = 5.0,
+        jitter: float = 0.5,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.initial, self.maximum, self.jitter, self._rng = initial, maximum, jitter, rng
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        """The delay before the next attempt; each call counts one more failure."""
+        base = min(self.maximum, self.initial * (2.0 ** min(self.failures, 62)))
+        self.failures += 1
+        return base * (1.0 - self.jitter * self._rng())
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class Deadline:
+    """The end of a reader's ``total_timeout`` on ``clock`` (``None``: never)."""
+
+    def __init__(self, seconds: Optional[float], path: str, clock: Callable[[], float]) -> None:
+        self.seconds, self.path, self.clock = seconds, path, clock
+        self.at = math.inf if seconds is None else clock() + seconds
+
+    def left(self) -> float:
+        """Seconds until the deadline (zero or negative once it has passed)."""
+        return self.at - self.clock()
+
+    def expired(self) -> ReaderTimeoutError:
+        message = f"reader on {self.path} ran past its total_timeout of {self.seconds:g} s"
+        return ReaderTimeoutError(message)
+
+    def check(self) -> float:
+        """The seconds left; raises :class:`ReaderTimeoutError` once none are."""
+        left = self.at - self.clock()
+        if left <= 0:
+            raise self.expired()
+        return left
+
+
+class DedupWindow:
+    """The part ids of recent records: at least the last ``size`` (0: none), at most
+    twice that (trimmed in bulk)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._ids: Set[str] = set()
+        self._order: List[str] = []
+
+    def add_all(self, records: List[Record]) -> bool:
+        """Remember the part ids of several ``records`` at once when none is a repeat.
+        False (nothing remembered) for one record or a possible repeat: the caller then
+        asks :meth:`seen` for each record."""
+        if not self.size:
+            return True
+        if len(records) < 2:
+            return False
+        ids = [r["part_id"] for r in records if r["part_id"]]
+        fresh = set(ids)
+        if len(fresh) != len(ids) or not self._ids.isdisjoint(fresh):
+            return False
+        self._ids.update(fresh)
+        self._remember(ids)
+        return True
+
+    def seen(self, part_id: Optional[str]) -> bool:
+        """Whether ``part_id`` is in the window; remembers it when it was not."""
+        if not self.size or not part_id:
+            return False
+        if part_id in self._ids:
+            return True
+        self._ids.add(part_id)
+        self._remember([part_id])
+        return False
+
+    def holds(self, part_id: Optional[str]) -> bool:
+        return part_id in self._ids
+
+    def _remember(self, ids: List[str]) -> None:
+        self._order.extend(ids)
+        if len(self._order) > 2 * self.size:
+            drop = len(self._order) - self.size
+            self._ids.difference_update(self._order[:drop])
+            del self._order[:drop]
+
+
+class _Transient(Exception):
+    """A transient failure of one connection (``error`` says why; ``opening``: the stream
+    could not be opened); the loop reconnects."""
+
+    def __init__(self, error: SessionsError, opening: bool = False) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.opening = opening
+
+
+class _State:
+    """One reader's state: its options, deadline, dedup window and cursor store, the
+    last seq processed, whether no records event has come since the last connect, and
+    the consecutive failures (without an event; to open the stream)."""
+
+    def __init__(self, options: ReaderOptions, last_seq: Optional[int]) -> None:
+        self.options = options
+        self.deadline = Deadline(options.total_timeout, options.path, options.clock)
+        self.dedup = DedupWindow(options.dedup_window)
+        self.store = options.store or _store_nothing
+        self.last_seq = last_seq
+        self.reconnected = True
+        self.failures = 0  # consecutive failures without an event
+        self.open_failures = 0  # consecutive failures to open the stream
+
+    def gives_up(self) -> bool:
+        """Whether the failures so far exhaust ``max_retries`` or ``max_open_retries``."""
+        retries, open_retries = self.options.max_retries, self.options.max_open_retries
+        if retries is not None and self.failures > retries:
+            return True
+        return open_retries is not None and self.open_failures > open_retries
+
+
+def _store_nothing(seq: int) -> None:
+    """The cursor store of a reader without cursor."""
+
+
+class _Connection(NamedTuple):
+    response: requests.Response
+    shape: str
+    settled: bool
+
+
+def read_channel(
+    transport: Transport, options: ReaderOptions, last_seq: Optional[int]
+) -> Generator[Record, None, None]:
+    """Yield the records of one channel after ``last_seq``; see ``Session.iter_out``.
+
+    Back off, open the stream with ``Last-Event-ID`` = the seq of the last record
+    processed, read that connection's records, and on a transient failure remember why
+    and go round. Stops on a permanent status, at the end when not following, at the
+    deadline (counted from the first ``next()``), or when the consumer stops.
+    """
+    state = _State(options, last_seq)
+    backoff = Backoff()
+    error: Optional[SessionsError] = None  # why the last connection failed
+    while True:
+        if state.deadline.left() <= 0:
+            raise state.deadline.expired() from error
+        try:
+            connection = _open_connection(transport, state)
+            backoff.reset()
+            error, state.open_failures = None, 0
+            with closing(connection.response):
+                done = yield from _read_connection(connection, state)
+            if done:
+                return
+        except _Transient as failure:
+            error = failure.error
+            state.failures += 1
+            if failure.opening:
+                state.open_failures += 1
+            if state.gives_up():
+                raise error from failure.__cause__
+            pause = _pause(backoff, error, state.deadline)
+            logger.info("reader on %s: %s; reconnecting in %.2f s", options.path, error, pause)
+            options.sleep(pause)
+
+
+def _pause(backoff: Backoff, error: SessionsError, deadline: Deadline) -> float:
+    """The backoff delay, at least a 429's ``Retry-After``, at most the time left."""
+    pause = backoff.next_delay()
+    if isinstance(error, RateLimitedError) and error.retry_after is not None:
+        pause = max(pause, error.retry_after)
+    return max(0.0, min(pause, deadline.left()))
+
+
+def _open_connection(transport: Transport, state: _State) -> _Connection:
+    """Open the stream after the last seq: a permanent status or a certificate failure
+    raises, any other failure is :class:`_Transient`; a body that is not an event
+    stream is a :class:`ProtocolError`."""
+    options, left = state.options, state.deadline.left()
+    headers = {"Accept": "text/event-stream", "Timeout-Seconds": str(options.window)}
+    if state.last_seq is not None:
+        headers["Last-Event-ID"] = str(state.last_seq)
+        if options.peek_settled:
+            headers["X-Peek-Settled"] = "1"
+    try:
+        response = transport.open_stream(
+            options.path,
+            headers=headers,
+            connect_timeout=min(options.connect_timeout, left),
+            read_timeout=min(options.stall(None), left),
+        )
+    except APIError as exc:
+        if exc.status in PERMANENT_STATUSES:
+            raise
+        raise _Transient(exc, opening=True) from exc
+    except NetworkError as exc:
+        if is_certificate_error(exc.__cause__):
+            raise
+        raise _Transient(exc, opening=True) from exc
+    content_type = response.headers.get("Content-Type", "text/event-stream")
+    if content_type.split(";")[0].strip().lower() != "text/event-stream":
+        response.close()
+        message = f"expected text/event-stream, got {content_type!r}"
+        raise ProtocolError(message, status=response.status_code)
+    shape = wire_shape(response.headers)
+    state.reconnected = True
+    logger.debug("connected to %s (%s), after seq %s", options.path, shape, state.last_seq)
+    settled = response.headers.get("X-Session-Settled", "").lower() == "true"
+    return _Connection(response, shape, settled)
+
+
+def _read_connection(connection: _Connection, state: _State) -> Generator[Record, None, bool]:
+    """Yield the new records of one open connection. Returns True when the reader is
+    done (settled, caught up, or ``[DONE]`` when not following), False to reconnect
+    after ``[DONE]``; an error event or a body that stops early is :class:`_Transient`."""
+    follow, path = state.options.follow, state.options.path
+    progress = _Progress(state)
+    for decoded in _connection_events(connection, state):
+        state.failures = 0
+        if decoded.kind == "records":
+            yield from _deliver(decoded, connection.shape, state)
+        elif decoded.kind == "done":
+            return connection.settled or not follow
+        elif decoded.kind == "error":
+            raise _Transient(NetworkError(f"server error event on {path}: {decoded.error}"))
+        if not follow and (_caught_up(state.last_seq, decoded.tail) or progress.stuck()):
+            return True
+    if connection.settled:
+        logger.debug("%s is settled; ending the reader", path)
+        return True
+    raise _Transient(NetworkError(f"stream on {path} ended without [DONE]"))
+
+
+def _caught_up(last_seq: Optional[int], tail: Optional[int]) -> bool:
+    """Whether a tail (the next seq to be written) says the reader has every record."""
+    if tail is None:
+        return False
+    return tail <= 0 if last_seq is None else last_seq >= tail - 1
+
+
+class _Progress:
+    """For a non-following reader: whether the server has sent no new record and no
+    ``[DONE]`` for longer than the window plus the margin (pings and unknown events
+    are no progress), so that pings or junk cannot keep it reading for ever."""
+
+    def __init__(self, state: _State) -> None:
+        self.state = state
+        self.seq = state.last_seq
+        self.since: Optional[float] = None  # when the last seq was first seen unchanged
+
+    def stuck(self) -> bool:
+        if self.state.last_seq != self.seq:
+            self.seq, self.since = self.state.last_seq, None
+            return False
+        now = self.state.options.clock()
+        if self.since is None:
+            self.since = now
+        return now - self.since > self.state.options.window + STALL_MARGIN
+
+
+def _connection_events(connection: _Connection, state: _State) -> Iterator[Decoded]:
+    """The decoded events of one connection, the deadline checked after each; a broken
+    or stalled stream is :class:`_Transient` (a wait the deadline cut short is the
+    deadline's :class:`ReaderTimeoutError`)."""
+    deadline, options = state.deadline, state.options
+    guard = _ReadGuard(connection.response, options.stall(connection.shape), deadline)
+    try:
+        chunks = _iter_chunks(connection.response, guard)
+        for event in iter_sse_events(chunks, max_event_bytes=options.max_event_bytes):
+            yield decode_event(event, connection.shape)
+            deadline.check()
+    except ReaderTimeoutError:
+        raise
+    except _STREAM_ERRORS as exc:
+        if deadline.left() <= 0 and _is_timeout(exc):
+            raise deadline.expired() from None
+        raise _Transient(_read_error(exc, options.path)) from exc
+
+
+def _deliver(decoded: Decoded, shape: str, state: _State) -> Iterator[Record]:
+    """Yield the records of one event the consumer has not had (no replay, no repeated
+    part id, control records only when asked for). The cursor is stored once per record:
+    when the consumer is done with it, or at once for a record it never sees."""
+    _check_order(decoded, shape, state)
+    check_each = not state.dedup.add_all(decoded.records)
+    store, deadline = state.store, state.deadline
+    for record in decoded.records:
+        seq = record["seq"]
+        if state.last_seq is not None and seq <= state.last_seq:
+            continue  # a replay: processed (and stored) before
+        state.last_seq = seq
+        if (check_each and state.dedup.seen(record["part_id"])) or (
+            record["control"] is not None and not _route_control(record, state.options)
+        ):
+            store(seq)
+            continue
+        try:
+            yield record
+        finally:
+            store(seq)
+        if deadline.seconds is not None:
+            deadline.check()
+    _pass_commands(decoded.last_seq, state)
+
+
+def _pass_commands(last: Optional[int], state: _State) -> None:
+    """Move the cursor to an event's ``last`` seq when command records end it."""
+    if last is not None and (state.last_seq is None or last > state.last_seq):
+        state.last_seq = last
+        state.store(last)
+
+
+def _route_control(record: Record, options: ReaderOptions) -> bool:
+    """Hand a control record to the session and to ``on_control``; whether to yield it."""
+    if options.handle_control is not None:
+        options.handle_control(record)
+    if options.on_control is not None:
+        options.on_control(record)
+    return options.include_control
+
+
+def _check_order(decoded: Decoded, shape: str, state: _State) -> None:
+    """Report a first seq past the one expected as a trim (after a reconnect; on v2,
+    whose events cover command records, within a connection too); within a connection,
+    a seq that goes back with a part id not seen before is a :class:`ProtocolError`."""
+    reconnected, state.reconnected = state.reconnected, False
+    first = decoded.first_seq
+    if first is None or state.last_seq is None:
+        return
+    expected = state.last_seq + 1
+    if first > expected and (reconnected or shape == "v2"):
+        _report_trim(expected, first, shape, state.options)
+    elif first < expected and not reconnected and _new_content(decoded, expected, state):
+        raise ProtocolError(f"{state.options.path}: seq went back to {first} after {expected - 1}")
+
+
+def _new_content(decoded: Decoded, expected: int, state: _State) -> bool:
+    """Whether a record before ``expected`` has a part id the window does not hold."""
+    old = (r for r in decoded.records if r["seq"] < expected)
+    return any(r["part_id"] and not state.dedup.holds(r["part_id"]) for r in old)
+
+
+def _report_trim(expected: int, first: int, shape: str, options: ReaderOptions) -> None:
+    logger.warning(
+        "%s skipped ahead: expected seq %d, got %d; the records in between were trimmed%s",
+        options.path,
+        expected,
+        first,
+        " (or were command records, which v1 streams never carry)" if shape == "v1" else "",
+    )
+    if options.on_trim is not None:
+        options.on_trim(expected, first)
+
+
+class _ReadGuard:
+    """Runs before each wait for bytes: raises once the deadline has passed, and keeps
+    the socket timeout at the stall timeout, cut to the time left."""
+
+    def __init__(self, response: requests.Response, stall: float, deadline: Deadline) -> None:
+        self.response, self.stall, self.deadline = response, stall, deadline
+        self.current = math.inf  # the socket timeout last set
+
+    def __call__(self) -> None:
+        wanted = min(self.stall, self.deadline.check())
+        if self.current > wanted + DEADLINE_SLACK and _set_read_timeout(self.response, wanted):
+            self.current = wanted
+
+
+def _iter_chunks(response: requests.Response, before_read: Callable[[], None]) -> Iterator[bytes]:
+    """The body as it arrives, ``before_read()`` run before each wait for bytes."""
+    raw: Any = response.raw
+    read1 = getattr(raw, "read1", None)
+    if read1 is None:  # urllib3 1.26: read the http.client response directly
+        read1 = raw._fp.read1
+    while True:
+        before_read()
+        data = read1(READ_SIZE)
+        if not data:
+            return
+        yield data
+
+
+def _set_read_timeout(response: requests.Response, seconds: float) -> bool:
+    """Change the socket timeout of an open streaming response (best effort)."""
+    raw: Any = response.raw
+    connection = getattr(raw, "_connection", None) or getattr(raw, "connection", None)
+    sock: Any = getattr(connection, "sock", None)
+    try:
+        sock.settimeout(max(seconds, 0.001))  # 0 would make the socket non-blocking
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, (urllib3.exceptions.ReadTimeoutError, socket.timeout, requests.Timeout))
+
+
+def _read_error(exc: BaseException, path: str) -> NetworkError:
+    if _is_timeout(exc):
+        return NetworkError(f"stream on {path} stalled: no bytes within the stall timeout")
+    return NetworkError(f"stream on {path} broke: {type(exc).__name__}: {exc}")
