@@ -19,8 +19,9 @@ transport adapter, the documented extension point; the rest is ``HTTPAdapter``'s
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from typing import Any
+from typing import Any, Iterator
 
 import requests
 
@@ -53,6 +54,30 @@ class PoolAdapter(DeadlineAdapter):
         )
         self.slots = pool_maxsize
         self._calls = threading.BoundedSemaphore(pool_maxsize)
+        self._held = threading.local()
+
+    @contextlib.contextmanager
+    def call_slot(self, wait: float) -> Iterator[None]:
+        """Hold one of the ``pool_maxsize`` slots for an ordinary call, waiting at most
+        ``wait`` seconds (else :class:`PoolTimeoutError`). A caller that reads the
+        answer after ``send`` returns (``stream=True``) holds the slot around both, so
+        the connection is back in the pool before the slot is free; ``send`` inside
+        it takes no second slot."""
+        if getattr(self._held, "slot", False):
+            yield
+            return
+        if not self._calls.acquire(timeout=wait):
+            raise PoolTimeoutError(
+                f"no free connection within {wait:g} s: all {self.slots} connections of the "
+                "pool are busy with other calls (open readers use their own); make fewer "
+                "concurrent calls or raise pool_maxsize"
+            )
+        self._held.slot = True
+        try:
+            yield
+        finally:
+            self._held.slot = False
+            self._calls.release()
 
     def send(  # type: ignore[override]
         self,
@@ -64,17 +89,8 @@ class PoolAdapter(DeadlineAdapter):
         """Send ``request``; an ordinary one first waits (bounded) for a free slot."""
         if request.headers.get("Accept") == "text/event-stream":  # a reader
             return super().send(request, stream=stream, timeout=timeout, **kwargs)
-        wait = _connect_timeout(timeout)
-        if not self._calls.acquire(timeout=wait):
-            raise PoolTimeoutError(
-                f"no free connection within {wait:g} s: all {self.slots} connections of the "
-                "pool are busy with other calls (open readers use their own); make fewer "
-                "concurrent calls or raise pool_maxsize"
-            )
-        try:
+        with self.call_slot(_connect_timeout(timeout)):
             response = super().send(request, stream=stream, timeout=timeout, **kwargs)
             if not stream:  # read the body within the slot: the connection goes back now
                 response.content  # noqa: B018
             return response
-        finally:
-            self._calls.release()

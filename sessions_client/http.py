@@ -33,6 +33,7 @@ from typing import (
     Any,
     Callable,
     Collection,
+    ContextManager,
     Dict,
     FrozenSet,
     List,
@@ -725,7 +726,7 @@ class Transport:
         redirects = method in ("GET", "HEAD")
         guard = CallGuard(ends)
         try:
-            with guard:
+            with self._call_slot(timeout, left), guard:
                 response = self.http_session.request(
                     method,
                     self.url(path),
@@ -751,6 +752,15 @@ class Transport:
         if guard.fired:
             raise DeadlineExceededError(f"{method} {path} did not complete before its deadline")
         return outcome
+
+    def _call_slot(self, timeout: TimeoutType, left: float) -> ContextManager[None]:
+        """A slot of the transport's own pool held for one attempt, the answer's body
+        included (waited for at most the connect timeout); nothing for a session the
+        caller gave."""
+        adapter = self.http_session.get_adapter(self.api_url) if self._owns_session else None
+        if not isinstance(adapter, PoolAdapter):
+            return contextlib.nullcontext()
+        return adapter.call_slot(_attempt_timeout(timeout, left)[0])
 
     def _redirect_hooks(self) -> Dict[str, List[Callable[..., Any]]]:
         """The session's response hooks, after one that bounds a redirect's body (given
