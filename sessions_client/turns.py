@@ -1,4 +1,5 @@
-"""Chat turns (PROTOCOL.md §6): send to ``.in``, read ``.out`` until the turn is complete.
+"""Chat turns (docs/protocol.md, "A turn, on the channel level"): send to ``.in``, read
+``.out`` until the turn is complete.
 
 ``Session.read_turn`` and ``Session.ask`` delegate here.
 
