@@ -22,7 +22,10 @@ The drain answers every record after ``afterEventId`` up to the tail in one
 response. An SSE stream sends the backlog as batches without ``tail``, then a ping
 at once on reaching the live edge, then live batches (with ``tail``) and a ping
 after every idle interval drawn at random from ``ping_interval`` (5-15 s by
-default).
+default). A read of ``.out`` with ``X-Peek-Settled: 1`` whose tail is settled (a
+``turn-complete`` under at most one trailing command record, see ``_is_settled``)
+answers ``X-Session-Settled: true``, sends what follows the cursor without a ping and
+ends with ``[DONE]`` at once, as production's ``wait=0`` read.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ PAGE_RECORDS = 1000
 PAGE_BYTES = 1024 * 1024
 STREAM_START_HEADER = "X-Trigger-Stream-Start"
 MAX_SQLITE_INT = 2**63 - 1
+PEEK_RECORDS = 2  # production's peek: tail_offset=2, count=2 (s2realtimeStreams.server.ts)
 
 
 def _error(status: int, message: str) -> Response:
@@ -224,9 +228,13 @@ def _start_seq(request: Request, ctx: ServerContext, target: _Target) -> int:
 
 
 def _is_settled(ctx: ServerContext, target: _Target) -> bool:
+    """Production's settled peek (``X-Peek-Settled: 1``, ``.out`` only): read the
+    channel's last ``PEEK_RECORDS`` records and walk back past command records (the
+    agent's trim after each turn); settled when the first other one is a
+    ``turn-complete``. Two trailing commands, or none but commands, is not settled."""
     if target.io != "out" or target.session is None:
         return False
-    last = ctx.store.last_record(target.session.id, target.io)
+    last = ctx.store.last_record(target.session.id, target.io, within=PEEK_RECORDS)
     return last is not None and last.control == "turn-complete"
 
 

@@ -441,13 +441,14 @@ class Store:
             key = (session_id, io)
             return self._tails.get(key, 0), self._last_ts.get(key)
 
-    def last_record(self, session_id: str, io: str) -> Optional[StoredRecord]:
-        """The most recent record that is not a command record, or None."""
+    def last_record(self, session_id: str, io: str, *, within: int) -> Optional[StoredRecord]:
+        """The most recent record that is not a command record among the channel's
+        last ``within`` records, or None (none there, or all of them commands)."""
         with self._lock:
             rows = self._conn.execute(
                 "SELECT seq, ts, headers, body, frag FROM records WHERE session_id=? AND io=?"
-                " ORDER BY seq DESC LIMIT 16",
-                (session_id, io),
+                " ORDER BY seq DESC LIMIT ?",
+                (session_id, io, within),
             ).fetchall()
         for seq, ts, headers, body, frag in rows:
             record = StoredRecord(seq, ts, json.loads(headers) if headers else [], body, frag)

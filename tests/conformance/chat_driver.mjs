@@ -9,8 +9,9 @@
 // {"ok": true, "value": ...} or {"ok": false, "error": {"name", "message"}}.
 //
 // Steps (every one names its chat with "chat"):
-//   new        {chat, agent?, id?, clientData?, resumeFrom?}  -> {id}   (resumeFrom: the name of
-//              a chat whose id and `session` ({lastEventId}) the new AgentChat hydrates from)
+//   new        {chat, agent?, id?, clientData?, resumeFrom?, session?}  -> {id}   (resumeFrom:
+//              the name of a chat whose id and `session` ({lastEventId}) the new AgentChat
+//              hydrates from; session: a `session` to hydrate from, with `id`)
 //   send       {chat, text, read?}      read: "text" (default), "result", "chunks"
 //   regenerate {chat}                   -> the reply's text
 //   action     {chat, action}           -> the chunks
@@ -19,11 +20,31 @@
 //   close      {chat}                   -> close()'s boolean
 //   preload    {chat}                   -> preload()'s session
 //   session    {chat}                   -> {id, session}
+//   reconnect  {chat}                   -> null (reconnect() gave no stream), else {chunks,
+//              ms: how long until the stream closed, peek: the X-Peek-Settled it sent,
+//              settled: the X-Session-Settled answered} (its last `.out` read)
 import { createInterface } from "node:readline";
 import { configure } from "@trigger.dev/sdk";
 import { AgentChat, ChatStream } from "@trigger.dev/sdk/chat";
 
 const STREAM_TIMEOUT_SECONDS = 30;
+
+// Every AgentChat's `.out` reads: {peek, settled} (the X-Peek-Settled header it sent, the
+// X-Session-Settled header it got), recorded by the fetch it is given.
+const READS = new WeakMap();
+
+function recordingFetch(reads) {
+  return async (url, init) => {
+    const response = await fetch(url, init);
+    if (String(url).endsWith("/out") && (init?.method ?? "GET") === "GET") {
+      reads.push({
+        peek: new Headers(init?.headers).get("X-Peek-Settled"),
+        settled: response.headers.get("X-Session-Settled"),
+      });
+    }
+    return response;
+  };
+}
 
 async function readAll(stream) {
   const chunks = [];
@@ -35,12 +56,15 @@ async function runStep(chats, step) {
   const chat = chats.get(step.chat);
   switch (step.op) {
     case "new": {
+      const reads = [];
       const options = {
         agent: step.agent ?? "echo",
         id: step.id,
         clientData: step.clientData,
         streamTimeoutSeconds: STREAM_TIMEOUT_SECONDS,
+        fetch: recordingFetch(reads),
       };
+      if (step.session !== undefined) options.session = step.session;
       if (step.resumeFrom !== undefined) {
         const source = chats.get(step.resumeFrom);
         options.id = source.id;
@@ -48,6 +72,7 @@ async function runStep(chats, step) {
       }
       const created = new AgentChat(options);
       chats.set(step.chat, created);
+      READS.set(created, reads);
       return { id: created.id };
     }
     case "send": {
@@ -86,6 +111,15 @@ async function runStep(chats, step) {
       return chat.preload();
     case "session":
       return { id: chat.id, session: chat.session };
+    case "reconnect": {
+      const started = Date.now();
+      const stream = await chat.reconnect();
+      if (stream === null) return null;
+      const chunks = await readAll(stream);
+      const reads = READS.get(chat);
+      const read = reads[reads.length - 1] ?? {};
+      return { chunks, ms: Date.now() - started, peek: read.peek, settled: read.settled };
+    }
     default:
       throw new Error(`unknown step ${JSON.stringify(step.op)}`);
   }

@@ -2,15 +2,21 @@
 
 The echo agent of ``LocalServer(echo_agent=True)`` must be a chat agent the official
 client cannot tell from a real ``chat.agent`` task: every turn's text, tool calls and
-results, stop, close, actions and a second ``AgentChat`` resuming from the first's
-``lastEventId``. ``AgentChat`` needs the production wire shape (v2), so only v2 runs.
+results, stop, close, actions, a second ``AgentChat`` resuming from the first's
+``lastEventId``, and ``reconnect()`` (the settled peek, and a turn in flight, where the
+Python ``AgentChat`` must see the same answer). ``AgentChat`` needs the production wire
+shape (v2), so only v2 runs.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any, Callable, Dict, List
 
 import pytest
+
+from sessions_client import AgentChat
 
 pytestmark = [pytest.mark.conformance, pytest.mark.timeout(120)]
 
@@ -170,3 +176,82 @@ def test_messages_without_the_agents_client_data_get_no_text(
     )
     assert ok(results[1]) == [{"type": "error", "errorText": "Invalid client data: missing userId"}]
     assert ok(results[3]) == "echo: me"
+
+
+def python_chat(srv: Any, **options: Any) -> AgentChat:
+    return AgentChat("echo", token=srv.secret_key, api_url=srv.url, stream_timeout=30, **options)
+
+
+def wait_for_trim_tail(srv: Any, chat_id: str) -> None:
+    """Wait (bounded) until ``.out`` ends with the agent's trim, written just after the
+    turn-complete that ended the reply."""
+    deadline = time.monotonic() + 10
+    while srv.records(chat_id, "out")[-1]["headers"] != [["", "trim"]]:
+        assert time.monotonic() < deadline, "the agent wrote no trim after the turn"
+        time.sleep(0.005)
+
+
+def test_reconnect_sees_the_settled_answer(agent: Any, chat_drive: ChatDrive) -> None:
+    # Production's peek walks past the agent's trim to the turn-complete under it: the
+    # official reconnect() gets X-Session-Settled and an empty stream at once (it returns
+    # a stream, never null, once started); Python's reconnect() returns None.
+    results = chat_drive(
+        agent,
+        [
+            {"op": "new", "chat": "a"},
+            {"op": "reconnect", "chat": "a"},
+            {"op": "send", "chat": "a", "text": "one"},
+            {"op": "send", "chat": "a", "text": "two"},
+            {"op": "session", "chat": "a"},
+        ],
+    )
+    assert ok(results[1]) is None, "not started: no stream"
+    first = ok(results[4])
+    wait_for_trim_tail(agent, first["id"])
+    results = chat_drive(
+        agent,
+        [
+            {"op": "new", "chat": "b", "id": first["id"], "session": first["session"]},
+            {"op": "reconnect", "chat": "b"},
+            {"op": "send", "chat": "b", "text": "three"},
+        ],
+    )
+    settled = ok(results[1])
+    assert settled["chunks"] == [] and settled["ms"] < 5000
+    assert (settled["peek"], settled["settled"]) == ("1", "true")
+    assert ok(results[2]) == "echo: three", "the chat goes on"
+    state = {"chat_id": first["id"], "last_event_id": int(first["session"]["lastEventId"])}
+    resumed = python_chat(agent, state=state)
+    again = resumed.reconnect()  # the cursor is before turn "three": its reply comes
+    assert again is not None and again.text() == "echo: three"
+    wait_for_trim_tail(agent, first["id"])
+    assert resumed.reconnect() is None
+
+
+def test_reconnect_mid_turn_gets_the_same_rest_as_python(
+    servers: Servers, chat_drive: ChatDrive
+) -> None:
+    slow = servers("v2", echo_agent=True, name="slow", agent_delay=0.05)
+    words = " ".join(f"w{i}" for i in range(40))
+    chat = python_chat(slow)
+    assert chat.send_message("first").text() == "echo: first"
+    reply = chat.send_message(words)
+    texts = reply.iter_text()
+    head = next(texts) + next(texts)
+    state = json.loads(json.dumps(chat.state))
+    reply.close()
+    session = {"lastEventId": str(state["last_event_id"])}
+    results = chat_drive(
+        slow,
+        [
+            {"op": "new", "chat": "a", "id": chat.chat_id, "session": session},
+            {"op": "reconnect", "chat": "a"},
+        ],
+    )
+    official = ok(results[1])
+    assert (official["peek"], official["settled"]) == ("1", None), "a turn in flight"
+    rest = "".join(c.get("delta", "") for c in official["chunks"])
+    assert head + rest == f"echo: {words}"
+    assert official["chunks"][-1]["type"] == "finish"
+    again = python_chat(slow, state=state).reconnect()
+    assert again is not None and again.text() == rest
