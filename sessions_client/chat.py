@@ -355,13 +355,17 @@ class AgentChat:
         return True
 
     def reconnect(self) -> Optional[ChatStream]:
-        """Resume the reply in flight from the saved cursor (``X-Peek-Settled``), e.g.
-        after a page reload or in a new process; ``None`` when the conversation is
-        settled (or not started). Not for a turn just sent: use the send's stream."""
+        """Resume the reply in flight from the saved cursor, e.g. after a page reload
+        or in a new process; ``None`` when the conversation is settled (or not
+        started). Whether it is settled is asked of the server (``X-Peek-Settled``)
+        unless the state shows a message sent and not yet answered: that turn is
+        read without the probe, which could otherwise answer from the previous
+        turn's end before the agent has started (bounded by ``stream_timeout``)."""
         if not self._started:
             return None
         p = self._position
-        if p.sent_in_seq is not None and (p.in_seq is None or p.in_seq < p.sent_in_seq):
+        pending = p.sent_in_seq is not None and (p.in_seq is None or p.in_seq < p.sent_in_seq)
+        if pending:
             after: Optional[int] = p.sent_in_seq
         else:
             after = None if p.in_seq is None else p.in_seq + 1
@@ -373,10 +377,10 @@ class AgentChat:
             live=True,
             timeout=self.stream_timeout,
             trigger="reconnect",
-            peek_settled=True,
+            peek_settled=not pending,
             on_complete=self._turn_completed,
         )
-        if stream._prime():
+        if not pending and stream._prime():
             return None
         self._current = stream
         return stream

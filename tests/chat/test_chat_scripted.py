@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from typing import Any, Callable, Dict, List
 
 import pytest
@@ -498,3 +499,28 @@ def test_chunks_of_an_earlier_turn_are_never_in_this_turns_reply(
     reply = chat.send_message("two")
     assert reply.text() == "reply to 1"
     assert texts(list(reply)) == "reply to 1"  # not handed out afterwards either
+
+
+def test_reconnect_after_an_unanswered_send_waits_for_that_turn(
+    server: LocalServer, scripted_agent: Make
+) -> None:
+    # The agent has not started the second reply when the new process reconnects:
+    # .out still ends with the first turn's turn-complete, which a settled probe
+    # would take as "settled" and the turn just sent would be lost.
+    release = threading.Event()
+
+    def slow_second(agent: ScriptedAgent, chunk: Dict[str, Any]) -> None:
+        if chunk["_seq"] > 0:
+            assert release.wait(5)
+        echo(agent, chunk)
+
+    chat = new_chat(server, chat_id="c-pending")
+    scripted_agent("c-pending", slow_second)
+    assert chat.send_message("first").text() == "echo: first"
+    chat.send_message("second")  # sent; the reply is not written yet
+    resumed = new_chat(server, state=json.loads(json.dumps(chat.state)))
+    stream = resumed.reconnect()
+    release.set()
+    assert stream is not None
+    assert stream.text() == "echo: second"
+    assert resumed.reconnect() is None  # answered now: settled
