@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
+from _waiting import eventually
 
 from sessions_client.testing import LocalServer
 
@@ -89,17 +89,19 @@ class ScriptedAgent:
         return self.srv.write_control(self.chat_id, "turn-complete", headers)
 
     def wait_received(self, count: int, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.received) < count:
-            assert time.monotonic() < deadline, f"the agent got {len(self.received)} records"
-            time.sleep(0.005)
+        eventually(
+            lambda: len(self.received) >= count,
+            timeout,
+            f"the agent got {len(self.received)} records",
+        )
 
     def wait_out(self, count: int, timeout: float = 5.0) -> None:
         """Wait until ``.out`` holds ``count`` records."""
-        deadline = time.monotonic() + timeout
-        while len(self.srv.records(self.chat_id, "out")) < count:
-            assert time.monotonic() < deadline, "the agent did not write in time"
-            time.sleep(0.005)
+        eventually(
+            lambda: len(self.srv.records(self.chat_id, "out")) >= count,
+            timeout,
+            "the agent did not write in time",
+        )
 
     def close(self) -> None:
         self._stop.set()

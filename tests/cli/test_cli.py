@@ -12,11 +12,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
+from _waiting import eventually
 
 from sessions_client import cli
 from sessions_client.testing import LocalServer, chat_message, reply_text
@@ -618,9 +618,7 @@ def test_tail_follows_flushes_each_line_and_ctrl_c_exits_130(env: LocalServer) -
         env=subprocess_env(env),
     )
     try:
-        deadline = time.monotonic() + 30
-        while env.open_connections == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        eventually(lambda: env.open_connections, 30)
         env.append("chat-1", "in", "first")
         assert proc.stdout is not None
         line = proc.stdout.readline()  # arrives while the process keeps running

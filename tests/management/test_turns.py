@@ -9,6 +9,7 @@ import time
 from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
+from _waiting import eventually
 
 from sessions_client import Client, MemoryCursor, Session
 from sessions_client.errors import (
@@ -44,12 +45,13 @@ def _texts(records: List[Dict[str, Any]]) -> List[Any]:
 
 
 def _wait_for_turn_complete(srv: LocalServer, ext: str) -> None:
-    deadline = time.monotonic() + 5
-    while ["trigger-control", "turn-complete"] not in [
-        h for r in srv.records(ext, "out") for h in r["headers"]
-    ]:
-        assert time.monotonic() < deadline, "the echo agent did not answer"
-        time.sleep(0.01)
+    eventually(
+        lambda: (
+            ["trigger-control", "turn-complete"]
+            in [h for r in srv.records(ext, "out") for h in r["headers"]]
+        ),
+        message="the echo agent did not answer",
+    )
 
 
 # -- ask ------------------------------------------------------------------------------------
