@@ -7,6 +7,10 @@ from typing import Any, List, Tuple
 
 import pytest
 
+#: The project's own pytest plugin: ``sessions_server`` is the one LocalServer fixture;
+#: a directory configures it by overriding ``sessions_server_options``.
+pytest_plugins = ["sessions_client.testing.pytest_plugin"]
+
 #: Test files whose tests take seconds each (measured with ``--durations``), listed
 #: slowest first. They run first: with ``--maxschedchunk 1`` (pyproject.toml) a free
 #: xdist worker takes the next test, so long tests started early overlap the many short

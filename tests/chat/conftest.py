@@ -18,9 +18,13 @@ Respond = Callable[["ScriptedAgent", Dict[str, Any]], None]
 
 
 @pytest.fixture
-def server() -> Iterator[LocalServer]:
-    with LocalServer(secret_key=SECRET) as srv:
-        yield srv
+def sessions_server_options() -> Dict[str, Any]:
+    return {"secret_key": SECRET}
+
+
+@pytest.fixture
+def server(sessions_server: LocalServer) -> LocalServer:
+    return sessions_server
 
 
 @pytest.fixture(autouse=True)

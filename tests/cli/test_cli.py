@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 from _waiting import eventually
@@ -26,9 +26,13 @@ SECRET = "tr_dev_cli_secret_do_not_print"
 
 
 @pytest.fixture
-def server() -> Iterator[LocalServer]:
-    with LocalServer(secret_key=SECRET, echo_agent=True) as srv:
-        yield srv
+def sessions_server_options() -> Dict[str, Any]:
+    return {"secret_key": SECRET, "echo_agent": True}
+
+
+@pytest.fixture
+def server(sessions_server: LocalServer) -> LocalServer:
+    return sessions_server
 
 
 @pytest.fixture

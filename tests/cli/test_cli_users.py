@@ -9,7 +9,7 @@ import json
 import os
 import socket
 import sys
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
@@ -21,9 +21,8 @@ TOKEN = "pat_refreshed_token_never_printed"
 
 
 @pytest.fixture
-def server() -> Iterator[LocalServer]:
-    with LocalServer() as srv:
-        yield srv
+def server(sessions_server: LocalServer) -> LocalServer:
+    return sessions_server
 
 
 @pytest.fixture

@@ -26,9 +26,13 @@ SECRET = "tr_dev_localTestKey"
 
 
 @pytest.fixture(params=["v1", "v2"])
-def srv(request) -> Iterator[LocalServer]:
-    with LocalServer(secret_key=SECRET, wire=request.param, ping_interval=0.5) as server:
-        yield server
+def sessions_server_options(request) -> Dict[str, Any]:
+    return {"secret_key": SECRET, "wire": request.param, "ping_interval": 0.5}
+
+
+@pytest.fixture
+def srv(sessions_server: LocalServer) -> LocalServer:
+    return sessions_server
 
 
 @pytest.fixture

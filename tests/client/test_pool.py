@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Iterator, List
+from typing import List
 
 import pytest
 from _waiting import eventually
@@ -18,9 +18,8 @@ RECORDS = 10
 
 
 @pytest.fixture
-def srv() -> Iterator[LocalServer]:
-    with LocalServer() as server:
-        yield server
+def srv(sessions_server: LocalServer) -> LocalServer:
+    return sessions_server
 
 
 def test_fifty_open_readers_leave_ordinary_calls_free(srv: LocalServer) -> None:

@@ -18,9 +18,8 @@ from ._support import client_connections_to
 
 
 @pytest.fixture
-def srv() -> Iterator[LocalServer]:
-    with LocalServer() as server:
-        yield server
+def srv(sessions_server: LocalServer) -> LocalServer:
+    return sessions_server
 
 
 @pytest.fixture
