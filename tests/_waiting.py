@@ -9,7 +9,7 @@ message after ``timeout`` seconds, so a slow one gets time without hanging the s
 from __future__ import annotations
 
 import time
-from typing import Callable, Optional, TypeVar
+from typing import Any, Callable, TypeVar, Union
 
 T = TypeVar("T")
 
@@ -20,10 +20,13 @@ MAX_PAUSE = 0.05
 
 
 def eventually(
-    condition: Callable[[], T], timeout: float = 5.0, message: Optional[str] = None
+    condition: Callable[[], T],
+    timeout: float = 5.0,
+    message: Union[None, str, Callable[[], Any]] = None,
 ) -> T:
     """Call ``condition`` until it returns a truthy value and return that value; raise
-    ``AssertionError`` (with ``message``, or the condition's repr) after ``timeout`` s."""
+    ``AssertionError`` after ``timeout`` s, with ``message`` (a text, or a callable
+    whose result, computed then, describes the state) or else the condition's repr."""
     deadline = time.monotonic() + timeout
     pause = FIRST_PAUSE
     while True:
@@ -31,6 +34,8 @@ def eventually(
         if value:
             return value
         if time.monotonic() >= deadline:
+            if callable(message):
+                raise AssertionError(message())
             raise AssertionError(message or f"not true within {timeout:g} s: {condition!r}")
         time.sleep(pause)
         pause = min(pause * 2, MAX_PAUSE)
