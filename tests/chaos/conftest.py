@@ -3,7 +3,7 @@
 A test asks for the ``chaos_figures`` fixture and calls it with a scenario name and the
 figures (records, cuts, retries, lost, duplicated, elapsed, ...). The figures are
 
-- printed at once (visible with ``pytest -s``),
+- printed at once (visible with ``pytest -s -n 0``: xdist workers do not show output),
 - attached to the test report with ``record_property`` (JUnit XML, ``--junitxml``),
 - printed again in a "chaos figures" section at the end of every pytest run, so that a plain
   ``python -m pytest`` shows them (the README's Reliability section quotes these lines).
