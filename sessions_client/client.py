@@ -15,7 +15,7 @@ import math
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import requests
 
@@ -174,7 +174,7 @@ class Client:
     ``close_session``, ``list_sessions``, and ``session(id)`` for channel I/O.
 
     ``Client(token=None, api_url=None, *, branch=None, http_session=None, verify=True,
-    timeout=(10, 30), retry=None, pool_maxsize=10)``
+    timeout=(10, 30), retry=None, pool_maxsize=10, sleep=time.sleep)``
 
     - ``token`` defaults to ``TRIGGER_SECRET_KEY`` then ``TRIGGER_ACCESS_TOKEN`` (none →
       :class:`ConfigurationError`); updating and closing need a secret key.
@@ -197,6 +197,7 @@ class Client:
       retries and waits included (default: ``retry.total_timeout``, 60 s); past it
       :class:`~sessions_client.errors.DeadlineExceededError`. Answers are read at most
       32 MiB (``max_response_bytes``); writes never follow redirects.
+    - ``sleep`` waits out retry back-offs (injectable for tests, as in ``Session``).
 
     Bad arguments raise :class:`ConfigurationError` before any request; server errors
     raise the typed errors of :mod:`sessions_client.errors`. The token never appears in
@@ -215,6 +216,7 @@ class Client:
         retry: Optional[RetryPolicy] = None,
         pool_maxsize: int = 10,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.retry = retry if retry is not None else DEFAULT_MANAGEMENT_RETRY
         if not isinstance(self.retry, RetryPolicy):
@@ -230,6 +232,7 @@ class Client:
             pool_maxsize=pool_maxsize,
             retry=self.retry,
             max_response_bytes=max_response_bytes,
+            sleep=sleep,
         )
 
     @property

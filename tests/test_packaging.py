@@ -10,6 +10,7 @@ the wheel needs PyPI for requests and sseclient-py and lives in ``scripts/check_
 from __future__ import annotations
 
 import configparser
+import fcntl
 import importlib.util
 import os
 import re
@@ -42,19 +43,44 @@ def _version() -> str:
     return match.group(1)
 
 
+def _run_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A directory of this test run, shared by its xdist workers (their base temporary
+    directories are siblings), made on first use."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    path = base / name
+    path.mkdir(exist_ok=True)
+    return path
+
+
 @pytest.fixture(scope="module")
 def dists(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
+    """The sdist and wheel, built once per test run (the first worker to ask builds them
+    while the others wait on the lock)."""
     missing = _missing_tools()
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed (pip install -e '.[dev]')")
-    work = tmp_path_factory.mktemp("packaging")
-    src = work / "src"
+    work = _run_dir(tmp_path_factory, "packaging")
+    out = work / "dist"
+    with open(work / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (work / "built").exists():
+            _build(work / "src", out)
+            (work / "built").touch()
+    (wheel,) = out.glob("*.whl")
+    (sdist,) = out.glob("*.tar.gz")
+    return {"wheel": wheel, "sdist": sdist}
+
+
+def _build(src: Path, out: Path) -> None:
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
     src.mkdir()
     for name in SOURCE_FILES:
         if (ROOT / name).exists():
             shutil.copy2(ROOT / name, src / name)
     shutil.copytree(ROOT / "sessions_client", src / "sessions_client", ignore=IGNORED)
-    out = work / "dist"
     subprocess.run(
         [sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel"]
         + ["--outdir", str(out), str(src)],
@@ -62,9 +88,6 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
         capture_output=True,
         timeout=240,
     )
-    (wheel,) = out.glob("*.whl")
-    (sdist,) = out.glob("*.tar.gz")
-    return {"wheel": wheel, "sdist": sdist}
 
 
 def test_version_is_defined_once_in_version_module() -> None:

@@ -49,6 +49,28 @@ def test_each_test_gets_a_new_server(sessions_session):
     _run(pytester, source).assert_outcomes(passed=2)
 
 
+def test_sessions_server_options_configures_every_server_in_its_scope(
+    pytester: pytest.Pytester,
+) -> None:
+    source = """
+import pytest
+
+@pytest.fixture
+def sessions_server_options():
+    return {"wire": "v1", "secret_key": "tr_dev_from_options"}
+
+def test_options(sessions_server):
+    assert sessions_server.wire == "v1"
+    assert sessions_server.secret_key == "tr_dev_from_options"
+
+@pytest.mark.sessions_server(wire="v2")
+def test_the_marker_wins(sessions_server):
+    assert sessions_server.wire == "v2"
+    assert sessions_server.secret_key == "tr_dev_from_options"
+"""
+    _run(pytester, source).assert_outcomes(passed=2)
+
+
 def test_marker_configures_the_server(pytester: pytest.Pytester) -> None:
     source = """
 import pytest

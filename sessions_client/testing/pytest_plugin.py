@@ -28,6 +28,15 @@ Fixtures (each test gets fresh ones; nothing leaves the machine):
                                  indirect=True)
         def test_with_and_without_the_agent(sessions_server): ...
 
+``sessions_server_options``
+    The ``LocalServer`` keyword arguments of every ``sessions_server`` in its scope
+    (default: none). Override it in a ``conftest.py`` or a test module to configure a
+    whole directory's servers; the marker and an indirect parameter still win::
+
+        @pytest.fixture
+        def sessions_server_options():
+            return {"secret_key": "tr_dev_mine", "echo_agent": True}
+
 ``sessions_session``
     A :class:`~sessions_client.Session` on a session freshly created on
     ``sessions_server`` (type ``"chat.agent"``, task ``"echo"``), authenticated with
@@ -58,7 +67,7 @@ from ..client import Client
 from ..session import Session
 from . import LocalServer
 
-__all__ = ["sessions_server", "sessions_session", "sessions_env"]
+__all__ = ["sessions_server", "sessions_server_options", "sessions_session", "sessions_env"]
 
 MARKER = "sessions_server"
 
@@ -73,8 +82,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def _server_options(request: pytest.FixtureRequest) -> Dict[str, Any]:
+def _server_options(request: pytest.FixtureRequest, base: Dict[str, Any]) -> Dict[str, Any]:
     options: Dict[str, Any] = {"db": ":memory:", "port": 0}
+    options.update(base)
     marker = request.node.get_closest_marker(MARKER)
     if marker is not None:
         if marker.args:
@@ -94,9 +104,17 @@ def _server_options(request: pytest.FixtureRequest) -> Dict[str, Any]:
 
 
 @pytest.fixture
-def sessions_server(request: pytest.FixtureRequest) -> Iterator[LocalServer]:
+def sessions_server_options() -> Dict[str, Any]:
+    """LocalServer keyword arguments for ``sessions_server`` (override to configure)."""
+    return {}
+
+
+@pytest.fixture
+def sessions_server(
+    request: pytest.FixtureRequest, sessions_server_options: Dict[str, Any]
+) -> Iterator[LocalServer]:
     """A running LocalServer for one test (see the module docstring for options)."""
-    with LocalServer(**_server_options(request)) as server:
+    with LocalServer(**_server_options(request, sessions_server_options)) as server:
         yield server
 
 

@@ -27,7 +27,8 @@ from sessions_client import Client
 from sessions_client.testing import LocalServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the relay helpers
-from relay._support import RelayApp, serve, wait_for  # noqa: E402
+from _waiting import eventually  # noqa: E402
+from relay._support import RelayApp, serve  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -103,7 +104,7 @@ def test_event_source_gets_every_record_once_through_cuts_and_closing_frees_the_
             def seen() -> List[Any]:  # reports may arrive out of order: the longest is last
                 return max((r["seen"] for r in list(app.reports)), key=len, default=[])
 
-            assert wait_for(lambda: len(seen()) >= RECORDS // 2, 30), seen()
+            eventually(lambda: len(seen()) >= RECORDS // 2, 30, seen)
             stop = threading.Event()
 
             def write_more() -> None:  # the rest arrives while the page is connected
@@ -114,12 +115,12 @@ def test_event_source_gets_every_record_once_through_cuts_and_closing_frees_the_
             writer = threading.Thread(target=write_more)
             writer.start()
             writer.join(30)
-            assert wait_for(lambda: len(seen()) >= RECORDS, 30), seen()
+            eventually(lambda: len(seen()) >= RECORDS, 30, seen)
             assert seen() == [[n, n] for n in range(RECORDS)], "a record was lost or repeated"
             resumed = [value for value in app.last_event_ids if value is not None]
             assert resumed, "the browser never reconnected with Last-Event-ID"
             assert upstream.request_counts.get("read", 0) >= 3
 
             close_browser(page)  # the tab is closed while the channel is idle
-            assert wait_for(lambda: httpd.busy == 0, 10), "a worker is still held"
-            assert wait_for(lambda: all(relay.closed for relay in app.relays), 10)
+            eventually(lambda: httpd.busy == 0, 10, "a worker is still held")
+            eventually(lambda: all(relay.closed for relay in app.relays), 10)

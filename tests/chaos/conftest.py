@@ -3,10 +3,12 @@
 A test asks for the ``chaos_figures`` fixture and calls it with a scenario name and the
 figures (records, cuts, retries, lost, duplicated, elapsed, ...). The figures are
 
-- printed at once (visible with ``pytest -s``),
+- printed at once (visible with ``pytest -s -n 0``: xdist workers do not show output),
 - attached to the test report with ``record_property`` (JUnit XML, ``--junitxml``),
 - printed again in a "chaos figures" section at the end of every pytest run, so that a plain
   ``python -m pytest`` shows them (the README's Reliability section quotes these lines).
+  That section is built in ``tests/conftest.py`` from the reports' ``chaos_*``
+  properties, which xdist workers send back to the process that prints the summary.
 
 Figures are recorded *before* a test asserts, so a failing run still shows what was lost or
 duplicated.
@@ -14,11 +16,9 @@ duplicated.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable
 
 import pytest
-
-_FIGURES = pytest.StashKey[List[Tuple[str, str]]]()
 
 FiguresRecorder = Callable[..., str]
 
@@ -38,9 +38,7 @@ def format_figures(scenario: str, figures: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def chaos_figures(
-    request: pytest.FixtureRequest, record_property: Callable[[str, object], None]
-) -> FiguresRecorder:
+def chaos_figures(record_property: Callable[[str, object], None]) -> FiguresRecorder:
     """Record one scenario's figures; returns the summary line it printed."""
 
     def record(scenario: str, **figures: Any) -> str:
@@ -49,16 +47,6 @@ def chaos_figures(
         record_property("chaos_" + scenario, line)
         for key, value in figures.items():
             record_property(key, value)
-        request.config.stash.setdefault(_FIGURES, []).append((request.node.nodeid, line))
         return line
 
     return record
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    lines = config.stash.get(_FIGURES, [])
-    if not lines:
-        return
-    terminalreporter.section("chaos figures")
-    for _nodeid, line in lines:
-        terminalreporter.write_line(line)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
+from _waiting import eventually
 
 from sessions_client.testing import LocalServer
 
@@ -18,9 +18,13 @@ Respond = Callable[["ScriptedAgent", Dict[str, Any]], None]
 
 
 @pytest.fixture
-def server() -> Iterator[LocalServer]:
-    with LocalServer(secret_key=SECRET) as srv:
-        yield srv
+def sessions_server_options() -> Dict[str, Any]:
+    return {"secret_key": SECRET}
+
+
+@pytest.fixture
+def server(sessions_server: LocalServer) -> LocalServer:
+    return sessions_server
 
 
 @pytest.fixture(autouse=True)
@@ -89,17 +93,19 @@ class ScriptedAgent:
         return self.srv.write_control(self.chat_id, "turn-complete", headers)
 
     def wait_received(self, count: int, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.received) < count:
-            assert time.monotonic() < deadline, f"the agent got {len(self.received)} records"
-            time.sleep(0.005)
+        eventually(
+            lambda: len(self.received) >= count,
+            timeout,
+            f"the agent got {len(self.received)} records",
+        )
 
     def wait_out(self, count: int, timeout: float = 5.0) -> None:
         """Wait until ``.out`` holds ``count`` records."""
-        deadline = time.monotonic() + timeout
-        while len(self.srv.records(self.chat_id, "out")) < count:
-            assert time.monotonic() < deadline, "the agent did not write in time"
-            time.sleep(0.005)
+        eventually(
+            lambda: len(self.srv.records(self.chat_id, "out")) >= count,
+            timeout,
+            "the agent did not write in time",
+        )
 
     def close(self) -> None:
         self._stop.set()

@@ -4,6 +4,7 @@ LocalServer, plus a few subprocess runs for what only a real process shows (Ctrl
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -12,13 +13,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
+from _waiting import eventually
 
 from sessions_client import cli
+from sessions_client import client as client_module
 from sessions_client.testing import LocalServer, chat_message, reply_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,9 +28,13 @@ SECRET = "tr_dev_cli_secret_do_not_print"
 
 
 @pytest.fixture
-def server() -> Iterator[LocalServer]:
-    with LocalServer(secret_key=SECRET, echo_agent=True) as srv:
-        yield srv
+def sessions_server_options() -> Dict[str, Any]:
+    return {"secret_key": SECRET, "echo_agent": True}
+
+
+@pytest.fixture
+def server(sessions_server: LocalServer) -> LocalServer:
+    return sessions_server
 
 
 @pytest.fixture
@@ -46,6 +52,15 @@ def no_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("TRIGGER_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def backoffs(monkeypatch: pytest.MonkeyPatch) -> List[float]:
+    """The CLI's Client records its retry back-offs instead of waiting them out."""
+    delays: List[float] = []
+    real = client_module.Client
+    monkeypatch.setattr(client_module, "Client", functools.partial(real, sleep=delays.append))
+    return delays
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, str, str]:
@@ -214,11 +229,14 @@ def test_unknown_session_exits_4(env: LocalServer, capsys: pytest.CaptureFixture
     assert err.startswith("sessions-client: error: ") and "Traceback" not in err
 
 
-def test_unreachable_server_exits_5(no_env: None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_server_exits_5(
+    no_env: None, capsys: pytest.CaptureFixture[str], backoffs: List[float]
+) -> None:
     url = f"http://127.0.0.1:{closed_port()}"
     code, out, err = run(capsys, "list", "--api-url", url, "--token", SECRET)
     assert code == cli.EXIT_NETWORK == 5
     assert len(err.splitlines()) == 1 and SECRET not in err
+    assert len(backoffs) == 2  # the SDK's 3 attempts, not waited out
 
 
 def test_closed_session_exits_1(env: LocalServer, capsys: pytest.CaptureFixture[str]) -> None:
@@ -618,9 +636,7 @@ def test_tail_follows_flushes_each_line_and_ctrl_c_exits_130(env: LocalServer) -
         env=subprocess_env(env),
     )
     try:
-        deadline = time.monotonic() + 30
-        while env.open_connections == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        eventually(lambda: env.open_connections, 30)
         env.append("chat-1", "in", "first")
         assert proc.stdout is not None
         line = proc.stdout.readline()  # arrives while the process keeps running

@@ -4,16 +4,18 @@ errors, and a note when ``tail`` is given an external id no session has."""
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
 import socket
 import sys
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
 from sessions_client import cli
+from sessions_client import client as client_module
 from sessions_client.config import MAX_RECORD_BYTES
 from sessions_client.testing import LocalServer
 
@@ -21,9 +23,8 @@ TOKEN = "pat_refreshed_token_never_printed"
 
 
 @pytest.fixture
-def server() -> Iterator[LocalServer]:
-    with LocalServer() as srv:
-        yield srv
+def server(sessions_server: LocalServer) -> LocalServer:
+    return sessions_server
 
 
 @pytest.fixture
@@ -120,6 +121,15 @@ def test_controls_are_printed_without_the_refreshed_token(
     assert TOKEN not in out + err
 
 
+@pytest.fixture
+def backoffs(monkeypatch: pytest.MonkeyPatch) -> List[float]:
+    """The CLI's Client records its retry back-offs instead of waiting them out."""
+    delays: List[float] = []
+    real = client_module.Client
+    monkeypatch.setattr(client_module, "Client", functools.partial(real, sleep=delays.append))
+    return delays
+
+
 def _dead_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -127,7 +137,7 @@ def _dead_port() -> int:
 
 
 def test_a_network_error_is_one_short_readable_line(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, backoffs: List[float]
 ) -> None:
     for name in list(os.environ):
         if name.startswith("TRIGGER_"):
@@ -141,6 +151,7 @@ def test_a_network_error_is_one_short_readable_line(
         f"sessions-client: error: GET /api/v1/sessions/chat-1 failed: connection refused "
         f"(127.0.0.1:{port})\n"
     )
+    assert len(backoffs) == 2  # the SDK's 3 attempts, not waited out
 
 
 def test_network_line_keeps_unknown_text_but_bounds_it() -> None:

@@ -8,6 +8,7 @@ import time
 from typing import Any, Dict, Iterator, List
 
 import pytest
+from _waiting import eventually
 
 from sessions_client import Session
 from sessions_client.cursor import FileCursor, MemoryCursor
@@ -25,9 +26,13 @@ SECRET = "tr_dev_localTestKey"
 
 
 @pytest.fixture(params=["v1", "v2"])
-def srv(request) -> Iterator[LocalServer]:
-    with LocalServer(secret_key=SECRET, wire=request.param, ping_interval=0.5) as server:
-        yield server
+def sessions_server_options(request) -> Dict[str, Any]:
+    return {"secret_key": SECRET, "wire": request.param, "ping_interval": 0.5}
+
+
+@pytest.fixture
+def srv(sessions_server: LocalServer) -> LocalServer:
+    return sessions_server
 
 
 @pytest.fixture
@@ -39,15 +44,6 @@ def sid(srv: LocalServer) -> str:
 def session(srv: LocalServer, sid: str) -> Iterator[Session]:
     with Session(sid, token=SECRET, api_url=srv.url) as s:
         yield s
-
-
-def wait_until(predicate, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def strip(records: List[Dict[str, Any]]) -> List[tuple]:
@@ -126,7 +122,7 @@ def test_total_timeout_ends_a_following_reader_on_one_connection(session, srv, s
     assert 1.2 <= time.monotonic() - started < 2.2
     assert got == ["r0", "r1", "r2"]
     assert srv.request_counts["read"] == reads + 1
-    assert wait_until(lambda: srv.open_connections == 0)
+    eventually(lambda: srv.open_connections == 0)
 
 
 def test_connections_are_released_by_break_close_and_gc(session, srv, sid):
@@ -135,21 +131,21 @@ def test_connections_are_released_by_break_close_and_gc(session, srv, sid):
     assert srv.open_connections == 0
 
     for _ in session.iter_out():
-        assert wait_until(lambda: srv.open_connections == 1)
+        eventually(lambda: srv.open_connections == 1)
         break
-    assert wait_until(lambda: srv.open_connections == 0)
+    eventually(lambda: srv.open_connections == 0)
 
     iterator = session.iter_out()
     next(iterator)
     assert srv.open_connections == 1
     iterator.close()
-    assert wait_until(lambda: srv.open_connections == 0)
+    eventually(lambda: srv.open_connections == 0)
 
     iterator = session.iter_out()
     next(iterator)
     assert srv.open_connections == 1
     del iterator
-    assert wait_until(lambda: srv.open_connections == 0)
+    eventually(lambda: srv.open_connections == 0)
 
 
 def test_control_records_and_token_refresh(srv, sid):
@@ -279,7 +275,7 @@ def test_reader_recovers_when_the_server_restarts(tmp_path):
 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
-    assert wait_until(lambda: received == ["before"])
+    eventually(lambda: received == ["before"])
     first.close()
     time.sleep(0.3)
     second = LocalServer(secret_key=SECRET, db=db, wire="v2", port=port, ping_interval=0.5)

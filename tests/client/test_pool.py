@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Iterator, List
+from typing import List
 
 import pytest
+from _waiting import eventually
 
 from sessions_client import Client, PoolTimeoutError
 from sessions_client.testing import LocalServer
@@ -17,18 +18,8 @@ RECORDS = 10
 
 
 @pytest.fixture
-def srv() -> Iterator[LocalServer]:
-    with LocalServer() as server:
-        yield server
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
+def srv(sessions_server: LocalServer) -> LocalServer:
+    return sessions_server
 
 
 def test_fifty_open_readers_leave_ordinary_calls_free(srv: LocalServer) -> None:
@@ -50,7 +41,7 @@ def test_fifty_open_readers_leave_ordinary_calls_free(srv: LocalServer) -> None:
         readers = [threading.Thread(target=read, args=(i,), daemon=True) for i in range(READERS)]
         for thread in readers:
             thread.start()
-        assert _wait_for(lambda: srv.request_counts.get("read", 0) >= READERS, 30)
+        eventually(lambda: srv.request_counts.get("read", 0) >= READERS, 30)
 
         timings: List[float] = []
 
@@ -82,7 +73,7 @@ def test_a_call_that_finds_every_connection_busy_fails_within_its_connect_timeou
         busy = [threading.Thread(target=client.get_session, args=("slow",)) for _ in range(2)]
         for thread in busy:
             thread.start()
-        assert _wait_for(lambda: srv.request_counts.get("sessions", 0) >= 2, 5)
+        eventually(lambda: srv.request_counts.get("sessions", 0) >= 2, 5)
         started = time.monotonic()
         with pytest.raises(PoolTimeoutError) as info:
             client.get_session("slow")

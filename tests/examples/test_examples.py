@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, List
 
 import pytest
 
@@ -26,9 +26,13 @@ EXAMPLES = ROOT / "examples"
 
 
 @pytest.fixture
-def server() -> Iterator[LocalServer]:
-    with LocalServer(echo_agent=True) as srv:
-        yield srv
+def sessions_server_options() -> Dict[str, Any]:
+    return {"echo_agent": True}
+
+
+@pytest.fixture
+def server(sessions_server: LocalServer) -> LocalServer:
+    return sessions_server
 
 
 def _env(server: LocalServer) -> Dict[str, str]:

@@ -395,6 +395,18 @@ def test_default_retry_policy_is_the_sdks() -> None:
     assert policy.should_retry(400, {"x-should-retry": "true"})
 
 
+def test_the_default_back_off_goes_through_the_injected_sleep(server: LocalServer) -> None:
+    delays: List[float] = []
+    with Client(server.secret_key, server.url, sleep=delays.append) as client:
+        created = _create(client, external_id=unique())
+        server.faults.fail_next(2, status=503, route="sessions")
+        try:
+            assert client.get_session(created["id"])["id"] == created["id"]
+        finally:
+            server.faults.clear()
+    assert len(delays) == 2 and 0 < delays[0] < delays[1] <= 5  # the SDK's 1 s then 2 s
+
+
 def test_transient_failures_are_retried(server: LocalServer, fast_client: Client) -> None:
     created = _create(fast_client, external_id=unique())
     try:

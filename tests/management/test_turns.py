@@ -9,6 +9,7 @@ import time
 from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
+from _waiting import eventually
 
 from sessions_client import Client, MemoryCursor, Session
 from sessions_client.errors import (
@@ -44,12 +45,13 @@ def _texts(records: List[Dict[str, Any]]) -> List[Any]:
 
 
 def _wait_for_turn_complete(srv: LocalServer, ext: str) -> None:
-    deadline = time.monotonic() + 5
-    while ["trigger-control", "turn-complete"] not in [
-        h for r in srv.records(ext, "out") for h in r["headers"]
-    ]:
-        assert time.monotonic() < deadline, "the echo agent did not answer"
-        time.sleep(0.01)
+    eventually(
+        lambda: (
+            ["trigger-control", "turn-complete"]
+            in [h for r in srv.records(ext, "out") for h in r["headers"]]
+        ),
+        message="the echo agent did not answer",
+    )
 
 
 # -- ask ------------------------------------------------------------------------------------
@@ -235,34 +237,32 @@ def test_turn_in_seq_reads_headers_and_legacy_data() -> None:
 # -- token refresh ----------------------------------------------------------------------------
 
 
-def test_a_refreshed_token_is_used_by_the_next_request(echo: LocalServer) -> None:
-    ext = unique()
-    echo.create_session(ext)
-    short = echo.mint_token(ext, ttl=2)  # exp is whole seconds: valid for 1-2 s
-    with Session(ext, short, echo.url) as session:
-        sent: List[str] = []
-        session.transport.http_session.hooks["response"].append(
-            lambda r, *a, **k: sent.append(r.request.headers["Authorization"])
-        )
-        reply = session.ask(chat_message("one"), timeout=10)
-        fresh = session.token
-        assert fresh != short
-        assert ["public-access-token", fresh] in reply["control"]["headers"] or (
-            reply["control"]["data"] or {}
-        ).get("publicAccessToken") == fresh
-        deadline = time.monotonic() + 5
-        with Client(short, echo.url) as probe:  # a Client never adopts refreshed tokens
-            while True:  # wait until the original token has expired
-                try:
-                    probe.get_session(ext)
-                except AuthenticationError:
-                    break
-                assert time.monotonic() < deadline, "the short token never expired"
-                time.sleep(0.1)
-        sent.clear()
-        second = session.ask(chat_message("two"), timeout=10)
-        assert reply_text(second["records"]) == "echo: two"
-        assert sent and sent[0] == f"Bearer {fresh}", "the append after the refresh used it"
+@pytest.mark.parametrize("wire", ["v2", "v1"])
+def test_a_refreshed_token_is_used_by_the_next_request(wire: str) -> None:
+    now = [time.time()]  # the server's clock: the short token expires without a wait
+    with LocalServer(echo_agent=True, wire=wire, clock=lambda: now[0]) as echo:
+        ext = unique()
+        echo.create_session(ext)
+        short = echo.mint_token(ext, ttl=2)
+        with Session(ext, short, echo.url) as session:
+            sent: List[str] = []
+            session.transport.http_session.hooks["response"].append(
+                lambda r, *a, **k: sent.append(r.request.headers["Authorization"])
+            )
+            reply = session.ask(chat_message("one"), timeout=10)
+            fresh = session.token
+            assert fresh != short
+            assert ["public-access-token", fresh] in reply["control"]["headers"] or (
+                reply["control"]["data"] or {}
+            ).get("publicAccessToken") == fresh
+            now[0] += 3
+            # A Client never adopts refreshed tokens: the original one has expired.
+            with Client(short, echo.url) as probe, pytest.raises(AuthenticationError):
+                probe.get_session(ext)
+            sent.clear()
+            second = session.ask(chat_message("two"), timeout=10)
+            assert reply_text(second["records"]) == "echo: two"
+            assert sent and sent[0] == f"Bearer {fresh}", "the append after the refresh used it"
 
 
 def test_a_secret_key_is_never_replaced_by_a_refreshed_token(echo_v2: LocalServer) -> None:

@@ -14,7 +14,6 @@ import json
 import socket
 import socketserver
 import threading
-import time
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -152,17 +151,6 @@ def client_connections_to(port: int) -> int:
             if remote_port == port and fields[3] == "01":
                 count += 1
     return count
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` seconds pass; return its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 class Stream:

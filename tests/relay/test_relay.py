@@ -7,19 +7,19 @@ import time
 from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
+from _waiting import eventually
 
 from sessions_client import ConfigurationError, Session
 from sessions_client.redact import HIDDEN, redact_tokens
 from sessions_client.testing import LocalServer
 from sessions_client.wsgi import SSERelay, encode_event, sse_headers, sse_relay
 
-from ._support import client_connections_to, wait_for
+from ._support import client_connections_to
 
 
 @pytest.fixture
-def srv() -> Iterator[LocalServer]:
-    with LocalServer() as server:
-        yield server
+def srv(sessions_server: LocalServer) -> LocalServer:
+    return sessions_server
 
 
 @pytest.fixture
@@ -201,7 +201,7 @@ def test_close_stops_the_reader_thread_and_the_upstream_connection(
     relay = sse_relay(session, heartbeat=0.2, upstream_window=0.5)
     assert ids(pump(relay, until=1)) == [0]  # pump() closes it, as a WSGI server does
     assert relay.join(3), "the reader thread outlived close() by more than its window"
-    assert wait_for(lambda: client_connections_to(srv.port) == 0, 3)
+    eventually(lambda: client_connections_to(srv.port) == 0, 3)
 
 
 def test_close_before_the_first_chunk_reads_nothing(srv: LocalServer, session: Session) -> None:

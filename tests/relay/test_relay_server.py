@@ -7,11 +7,12 @@ import urllib.request
 from typing import Iterator, List
 
 import pytest
+from _waiting import eventually
 
 from sessions_client import Client
 from sessions_client.testing import LocalServer
 
-from ._support import RelayApp, Stream, client_connections_to, open_stream, serve, wait_for
+from ._support import RelayApp, Stream, client_connections_to, open_stream, serve
 
 
 @pytest.fixture
@@ -37,9 +38,9 @@ def test_a_client_that_goes_away_frees_its_worker_and_the_upstream_connection(
         assert b'id: 0\ndata: {"n":0}' in sock.read_until(b"\n\nid: 0")
         assert httpd.busy == 1
         sock.close()  # the tab is closed while the channel is idle
-        assert wait_for(lambda: httpd.busy == 0, 5), "the worker is still held"
-        assert wait_for(lambda: app.relays[0].closed, 5), "the upstream reader still runs"
-        assert wait_for(lambda: client_connections_to(upstream.port) <= 1, 5)
+        eventually(lambda: httpd.busy == 0, 5), "the worker is still held"
+        eventually(lambda: app.relays[0].closed, 5), "the upstream reader still runs"
+        eventually(lambda: client_connections_to(upstream.port) <= 1, 5)
 
 
 def test_eight_closed_clients_leave_an_eight_worker_app_serving(
@@ -55,10 +56,10 @@ def test_eight_closed_clients_leave_an_eight_worker_app_serving(
             sock.close()
         with urllib.request.urlopen(f"{url}/ping", timeout=10) as answer:  # a ninth request
             assert answer.read() == b"pong"
-        assert wait_for(lambda: httpd.busy == 0, 5)
-        assert wait_for(lambda: all(relay.closed for relay in app.relays), 5)
+        eventually(lambda: httpd.busy == 0, 5)
+        eventually(lambda: all(relay.closed for relay in app.relays), 5)
         # Idle pooled keep-alive connections may stay; no reader holds one.
-        assert wait_for(lambda: client_connections_to(upstream.port) <= 2, 5)
+        eventually(lambda: client_connections_to(upstream.port) <= 2, 5)
 
 
 def test_a_reconnecting_client_resumes_after_its_last_event_id(

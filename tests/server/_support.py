@@ -24,10 +24,14 @@ def bearer(token: str) -> Dict[str, str]:
 
 
 @pytest.fixture
-def server() -> Iterator[LocalServer]:
-    """A v2 server with a short ping interval."""
-    with LocalServer(secret_key=SECRET, ping_interval=0.3) as srv:
-        yield srv
+def sessions_server_options() -> Dict[str, Any]:
+    """The server tests' ``sessions_server``: v2, a short ping interval."""
+    return {"secret_key": SECRET, "ping_interval": 0.3}
+
+
+@pytest.fixture
+def server(sessions_server: LocalServer) -> LocalServer:
+    return sessions_server
 
 
 @pytest.fixture

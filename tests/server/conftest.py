@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ._support import http, server
+from ._support import http, server, sessions_server_options
 
-__all__ = ["http", "server"]
+__all__ = ["http", "server", "sessions_server_options"]

@@ -10,9 +10,10 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
+from _waiting import eventually
 
 from sessions_client.testing import LocalServer
 
@@ -43,16 +44,6 @@ def send(srv: LocalServer, chat: str, chunk: Dict[str, Any]) -> int:
     return seq
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "the agent did not get there in time"
-        time.sleep(0.01)
-
-
 def turns(srv: LocalServer, chat: str) -> List[Turn]:
     """The completed turns retained on ``.out``: (data chunks, turn-complete headers)."""
     out: List[Turn] = []
@@ -76,7 +67,7 @@ def turn_for(srv: LocalServer, chat: str, in_seq: int) -> Turn:
                 return chunks, headers
         return None
 
-    found: Turn = wait_for(find)
+    found: Turn = eventually(find)
     return found
 
 
@@ -116,7 +107,7 @@ def test_out_is_trimmed_back_to_the_previous_turn_complete(agent: LocalServer) -
     for word in ("one", "two", "three"):
         seq = send(agent, "trim", message(word))
         turn_for(agent, "trim", seq)
-    wait_for(lambda: agent.records("trim", "out")[-1]["headers"] == [["", "trim"]])
+    eventually(lambda: agent.records("trim", "out")[-1]["headers"] == [["", "trim"]])
     records = agent.records("trim", "out")
     kept = turns(agent, "trim")
     assert len(kept) == 2 and kept[0][0] == [], "only turn two's turn-complete and turn three"
@@ -184,20 +175,20 @@ def test_preload_close_idle_stop_and_foreign_records_write_nothing(agent: LocalS
 def test_sessions_of_another_type_are_left_alone(agent: LocalServer) -> None:
     create(agent, "other", type="something.else")
     send(agent, "other", message("hi"))
-    wait_for(agent_idle)
+    eventually(agent_idle)
     assert agent.records("other", "out") == []
 
 
 def test_a_submit_message_in_the_base_payload_is_answered_at_create(agent: LocalServer) -> None:
     base = message("from create")["payload"]
     create(agent, "base", triggerConfig={"basePayload": base})
-    chunks, headers = wait_for(lambda: turns(agent, "base") and turns(agent, "base")[0])
+    chunks, headers = eventually(lambda: turns(agent, "base") and turns(agent, "base")[0])
     assert text(chunks) == "echo: from create"
     assert "session-in-event-id" not in headers, "no .in record was consumed"
     create(agent, "base", triggerConfig={"basePayload": base}, expect=200)  # cached: no new run
     seq = send(agent, "base", message("next"))
     turn_for(agent, "base", seq)
-    wait_for(lambda: agent.records("base", "out")[-1]["headers"] == [["", "trim"]])
+    eventually(lambda: agent.records("base", "out")[-1]["headers"] == [["", "trim"]])
     kept = turns(agent, "base")  # the first turn's chunks are trimmed, its boundary stays
     assert [text(c) for c, _ in kept] == ["", "echo: next"]
 
@@ -218,7 +209,7 @@ def test_stop_ends_the_reply_early_and_still_completes_the_turn() -> None:
         create(srv, "stop")
         long = " ".join(f"w{i}" for i in range(200))
         sent = send(srv, "stop", message(long))
-        wait_for(lambda: any('"text-delta"' in r["body"] for r in srv.records("stop", "out")))
+        eventually(lambda: any('"text-delta"' in r["body"] for r in srv.records("stop", "out")))
         stop = send(srv, "stop", {"kind": "stop"})
         chunks, headers = turn_for(srv, "stop", sent)
         assert chunks[-1] == {"type": "abort"}
@@ -233,7 +224,7 @@ def test_a_message_during_a_reply_is_answered_after_it() -> None:
         create(srv, "steer")
         started = time.monotonic()
         first = send(srv, "steer", message("a b c d e f"))
-        wait_for(lambda: any('"text-delta"' in r["body"] for r in srv.records("steer", "out")))
+        eventually(lambda: any('"text-delta"' in r["body"] for r in srv.records("steer", "out")))
         second = send(srv, "steer", message("steered"))
         chunks, headers = turn_for(srv, "steer", first)
         assert time.monotonic() - started >= 5 * 0.05, "the waiting message kept the pace"
@@ -253,7 +244,7 @@ def test_the_agent_resumes_after_a_restart_without_repeating_itself(tmp_path: Pa
         seq = send(second, "chat", regen)
         chunks, _ = turn_for(second, "chat", seq)
         assert text(chunks) == "echo: one", "the prompt is found on .in after a restart"
-        wait_for(lambda: second.records("chat", "out")[-1]["headers"] == [["", "trim"]])
+        eventually(lambda: second.records("chat", "out")[-1]["headers"] == [["", "trim"]])
         records = second.records("chat", "out")
         assert records[0]["seq"] == boundary, "trimmed back to the first server's turn"
         assert len(turns(second, "chat")) == 2
@@ -294,7 +285,7 @@ def test_many_sessions_are_answered_by_a_bounded_set_of_workers() -> None:
                 for c in chats
             )
 
-        wait_for(all_answered, timeout=20)
+        eventually(all_answered, timeout=20)
         for chat in chats:
             assert text(turn_for(srv, chat, sent[chat])[0]) == f"echo: hi {chat}"
         assert 1 <= most <= MAX_WORKERS

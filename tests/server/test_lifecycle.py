@@ -13,6 +13,7 @@ from typing import Set
 
 import pytest
 import requests
+from _waiting import eventually
 
 from sessions_client.cli import build_parser, main
 from sessions_client.testing import LocalServer
@@ -32,9 +33,7 @@ def test_close_stops_every_thread_including_open_streams_and_frees_the_port() ->
     streams = [SSE(srv, "c", "out", headers={"Timeout-Seconds": "600"}) for _ in range(5)]
     idle = requests.Session()
     idle.get(f"{srv.url}/nope", timeout=5)
-    deadline = time.monotonic() + 5
-    while srv.open_connections < 6 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    eventually(lambda: srv.open_connections >= 6)
     assert srv.open_connections == 6
     assert len(server_threads() - before) >= 7  # the server thread and 6 connections
     started = time.monotonic()
