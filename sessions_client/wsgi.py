@@ -156,7 +156,7 @@ class _End:
     """The upstream reader reached the end of what it relays (put on the queue)."""
 
 
-Item = Union[Record, Dict[str, Any], _Failed, _End]
+_Item = Union[Record, Dict[str, Any], _Failed, _End]
 
 
 class _Relay:
@@ -172,7 +172,7 @@ class _Relay:
     def __init__(self, *, heartbeat: float, max_duration: Optional[float]) -> None:
         self._heartbeat = heartbeat
         self._max_duration = max_duration
-        self._queue: queue.Queue[Item] = queue.Queue(QUEUE_SIZE)  # novermin
+        self._queue: queue.Queue[_Item] = queue.Queue(QUEUE_SIZE)  # novermin
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._frames = self._generate()
@@ -233,7 +233,7 @@ class _Relay:
         finally:
             self._stop.set()
 
-    def _chunk(self, first: Item) -> Tuple[bytes, bool]:
+    def _chunk(self, first: _Item) -> Tuple[bytes, bool]:
         """``first`` and what else is queued (up to CHUNK_RECORDS) as one write, and
         whether it ends the body (the reader's failure or end: then it is the last)."""
         parts: List[bytes] = []
@@ -274,7 +274,7 @@ class _Relay:
         """Read upstream and ``_put`` each item until stopped or done."""
         raise NotImplementedError
 
-    def _put(self, item: Item) -> bool:
+    def _put(self, item: _Item) -> bool:
         """Queue ``item``, waiting for room while the relay runs; False once stopped."""
         while not self._stop.is_set():
             try:
