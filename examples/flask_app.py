@@ -10,6 +10,9 @@ blocking call, as legacy WSGI code expects.
 through ``AgentChat``: each request rebuilds the chat from ``chat.state`` kept in
 Flask's session cookie (set ``FLASK_SECRET_KEY``), so any worker process can serve
 the next message, with no new agent run and no re-read of earlier replies.
+``POST /chat/stream`` does the same but streams the reply as it is written, with
+``sessions_client.wsgi.chat_relay``: each chunk a ``data:`` event, ``data: [DONE]``
+at the turn's end (the AI SDK's UI message stream, which ``useChat`` reads).
 
 Run it::
 
@@ -19,6 +22,9 @@ Run it::
 
     curl -c jar -b jar -X POST localhost:5000/chat -H 'Content-Type: application/json' \\
          -d '{"text": "hi"}'                      # -> {"reply": "echo: hi", "chat_id": ...}
+    curl -N -c jar -b jar -X POST localhost:5000/chat/stream \\
+         -H 'Content-Type: application/json' -d '{"text": "hi"}'
+                                                  # data: {"type":"start"...} ... data: [DONE]
     curl -X POST localhost:5000/sessions/chat-1/messages -H 'Content-Type: application/json' \\
          -d '{"kind": "message", "payload": {"trigger": "submit-message", "message":
               {"id": "m1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}}}'
@@ -63,7 +69,7 @@ from sessions_client import (
     SessionClosedError,
     SessionsError,
 )
-from sessions_client.wsgi import sse_headers, sse_relay
+from sessions_client.wsgi import chat_relay, sse_headers, sse_relay
 
 PAGE = """<!doctype html>
 <meta charset="utf-8"><title>session</title><pre id="log"></pre>
@@ -106,6 +112,18 @@ def create_app(client: Optional[Client] = None, agent: Optional[str] = None) -> 
         reply = conversation.send_message(text).text()
         browser_session["chat"] = conversation.state
         return jsonify({"reply": reply, "chat_id": conversation.chat_id}), 200
+
+    @app.post("/chat/stream")
+    def chat_stream() -> Response:
+        text = (request.get_json(silent=True) or {}).get("text")
+        if not isinstance(text, str) or not text.strip():
+            return Response('send {"text": "..."}', status=400, mimetype="text/plain")
+        conversation = AgentChat(agent_task, state=browser_session.get("chat"), client=get_client())
+        reply = conversation.send_message(text)
+        # Saved now: the cookie goes out with the headers, before the reply is read. The
+        # next message then finds its own turn after this one (it skips this reply).
+        browser_session["chat"] = conversation.state
+        return Response(chat_relay(reply), headers=sse_headers(chat=True))
 
     @app.post("/sessions/<session_id>/messages")
     def post_message(session_id: str) -> View:

@@ -255,6 +255,7 @@ def read_channel(
     while True:
         if state.deadline.left() <= 0:
             raise state.deadline.expired() from error
+        pause: Optional[float] = None
         try:
             connection = _open_connection(transport, state)
             backoff.reset()
@@ -272,6 +273,13 @@ def read_channel(
                 raise error from failure.__cause__
             pause = _pause(backoff, error, state.deadline)
             logger.info("reader on %s: %s; reconnecting in %.2f s", options.path, error, pause)
+        except KeyboardInterrupt as interrupt:
+            # Ctrl-C (a notebook's interrupt) mostly lands deep in a socket read, which
+            # says nothing to the user: it goes on from here, the same exception, its
+            # connection closed, with no frames below this one and no chained context.
+            raise interrupt.with_traceback(None) from None
+        if pause is not None:
+            # Out of the except block: an interrupt while waiting chains to no failure.
             options.sleep(pause)
 
 

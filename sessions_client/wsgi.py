@@ -21,6 +21,15 @@
 In the page: ``new EventSource("/sessions/chat-1/events")``; each message's
 ``data`` is the record's data as JSON and its ``lastEventId`` the record's seq.
 
+One chat turn, as the AI SDK's ``useChat`` reads it (its UI message stream)::
+
+    @app.post("/chat/stream")
+    def chat_stream():
+        chat = AgentChat("my-agent", state=saved_state, client=client)
+        reply = chat.send_message(request.json["text"])
+        save(chat.state)  # before the body starts: the next message still finds its turn
+        return Response(chat_relay(reply), headers=sse_headers(chat=True))
+
 How it works: a daemon thread reads the channel with the public
 ``iter_out`` / ``iter_in`` (``follow=True``) into a bounded queue; the response
 body waits on that queue at most ``heartbeat`` seconds at a time, so it writes a
@@ -46,6 +55,7 @@ from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
+    Dict,
     Generator,
     Iterator,
     List,
@@ -55,6 +65,7 @@ from typing import (
     Union,
 )
 
+from ._chat_stream import ChatStream
 from ._wire import Record
 from .cursor import MemoryCursor
 from .errors import ConfigurationError, ReaderTimeoutError, SessionsError
@@ -63,7 +74,7 @@ from .redact import redact_tokens
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["SSERelay", "encode_event", "sse_headers", "sse_relay"]
+__all__ = ["ChatRelay", "SSERelay", "chat_relay", "encode_event", "sse_headers", "sse_relay"]
 
 logger = logging.getLogger("sessions_client.wsgi")
 
@@ -73,15 +84,20 @@ QUEUE_SIZE = 256
 CHUNK_RECORDS = 100
 
 
-def sse_headers() -> List[Tuple[str, str]]:
+def sse_headers(*, chat: bool = False) -> List[Tuple[str, str]]:
     """The response headers of an event stream: the content type, no caching, and no
     proxy buffering (``X-Accel-Buffering: no`` for nginx). No hop-by-hop headers, so
-    the list suits every WSGI framework (``start_response``, Flask, Django)."""
-    return [
+    the list suits every WSGI framework (``start_response``, Flask, Django).
+    ``chat=True`` adds ``x-vercel-ai-ui-message-stream: v1``, which the AI SDK's
+    ``useChat`` expects of a :func:`chat_relay` response."""
+    headers = [
         ("Content-Type", "text/event-stream; charset=utf-8"),
         ("Cache-Control", "no-cache"),
         ("X-Accel-Buffering", "no"),
     ]
+    if chat:
+        headers.append(("x-vercel-ai-ui-message-stream", "v1"))
+    return headers
 
 
 def _parse_last_event_id(value: Union[int, str, None]) -> Optional[int]:
@@ -136,9 +152,16 @@ class _Failed:
         self.exc = exc
 
 
-class SSERelay:
-    """A WSGI response body (an iterable of ``bytes`` with ``close()``) that relays one
-    session channel as server-sent events. Build it with :func:`sse_relay`.
+class _End:
+    """The upstream reader reached the end of what it relays (put on the queue)."""
+
+
+_Item = Union[Record, Dict[str, Any], _Failed, _End]
+
+
+class _Relay:
+    """A WSGI response body (an iterable of ``bytes`` with ``close()``) fed by a reader
+    on a daemon thread through a bounded queue, with heartbeats while it is idle.
 
     Iterate it from one thread (the WSGI server's); ``close()`` may be called at any
     time, from any thread, returns at once, and is idempotent (called while another
@@ -146,32 +169,15 @@ class SSERelay:
     ``closed`` tells whether the upstream reader thread has finished.
     """
 
-    def __init__(
-        self,
-        read: Callable[..., Iterator[Record]],
-        *,
-        start: Optional[int],
-        heartbeat: float,
-        max_duration: Optional[float],
-        include_control: bool,
-        retry_ms: int,
-        upstream_window: float,
-    ) -> None:
-        self._read = read
-        self._cursor = MemoryCursor(start)
+    def __init__(self, *, heartbeat: float, max_duration: Optional[float]) -> None:
         self._heartbeat = heartbeat
         self._max_duration = max_duration
-        self._include_control = include_control
-        self._retry_ms = retry_ms
-        self._window = upstream_window
-        self._queue: queue.Queue[Union[Record, _Failed]] = queue.Queue(  # novermin
-            QUEUE_SIZE
-        )
+        self._queue: queue.Queue[_Item] = queue.Queue(QUEUE_SIZE)  # novermin
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._frames = self._generate()
 
-    def __iter__(self) -> SSERelay:
+    def __iter__(self) -> _Relay:
         return self
 
     def __next__(self) -> bytes:
@@ -204,7 +210,7 @@ class SSERelay:
         self._thread = threading.Thread(target=self._pump, name="sessions-relay", daemon=True)
         self._thread.start()
         try:
-            yield f"retry: {self._retry_ms}\n: connected\n\n".encode()
+            yield self._prelude()
             ends = None if self._max_duration is None else time.monotonic() + self._max_duration
             while not self._stop.is_set():
                 wait = (
@@ -227,16 +233,16 @@ class SSERelay:
         finally:
             self._stop.set()
 
-    def _chunk(self, first: Union[Record, _Failed]) -> Tuple[bytes, bool]:
+    def _chunk(self, first: _Item) -> Tuple[bytes, bool]:
         """``first`` and what else is queued (up to CHUNK_RECORDS) as one write, and
-        whether it ends with the reader's failure (then it is the last chunk)."""
+        whether it ends the body (the reader's failure or end: then it is the last)."""
         parts: List[bytes] = []
-        item: Union[Record, _Failed] = first
+        item = first
         while True:
-            if isinstance(item, _Failed):
-                parts.append(_error_event(item.exc))
+            if isinstance(item, (_Failed, _End)):
+                parts.append(self._last_frame(item))
                 return b"".join(parts), True
-            parts.append(encode_event(item))
+            parts.append(self._encode(item))
             if len(parts) >= CHUNK_RECORDS:
                 break
             try:
@@ -245,16 +251,72 @@ class SSERelay:
                 break
         return b"".join(parts), False
 
+    def _prelude(self) -> bytes:
+        return b": connected\n\n"
+
+    def _encode(self, item: Mapping[str, Any]) -> bytes:
+        raise NotImplementedError
+
+    def _last_frame(self, item: Union[_Failed, _End]) -> bytes:
+        return _error_event(item.exc) if isinstance(item, _Failed) else b""
+
     # -- the upstream reader, on its own thread ------------------------------------
 
     def _pump(self) -> None:
         try:
-            while not self._stop.is_set():
-                self._read_window()
+            self._relay()
         except BaseException as exc:  # noqa: BLE001 - reported to the browser, then stop
             if not isinstance(exc, SessionsError):
                 logger.exception("the relay's upstream reader failed")
             self._put(_Failed(exc))
+
+    def _relay(self) -> None:
+        """Read upstream and ``_put`` each item until stopped or done."""
+        raise NotImplementedError
+
+    def _put(self, item: _Item) -> bool:
+        """Queue ``item``, waiting for room while the relay runs; False once stopped."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+
+class SSERelay(_Relay):
+    """The response body of :func:`sse_relay`: one session channel as server-sent
+    events (see :class:`_Relay` for the threading contract: iterate from one thread,
+    ``close()`` from any, ``closed``, ``join()``)."""
+
+    def __init__(
+        self,
+        read: Callable[..., Iterator[Record]],
+        *,
+        start: Optional[int],
+        heartbeat: float,
+        max_duration: Optional[float],
+        include_control: bool,
+        retry_ms: int,
+        upstream_window: float,
+    ) -> None:
+        self._read = read
+        self._cursor = MemoryCursor(start)
+        self._include_control = include_control
+        self._retry_ms = retry_ms
+        self._window = upstream_window
+        super().__init__(heartbeat=heartbeat, max_duration=max_duration)
+
+    def _prelude(self) -> bytes:
+        return f"retry: {self._retry_ms}\n: connected\n\n".encode()
+
+    def _encode(self, item: Mapping[str, Any]) -> bytes:
+        return encode_event(item)
+
+    def _relay(self) -> None:
+        while not self._stop.is_set():
+            self._read_window()
 
     def _read_window(self) -> None:
         """Read for at most ``upstream_window`` seconds, resuming after the cursor."""
@@ -275,15 +337,34 @@ class SSERelay:
             if close is not None:
                 close()
 
-    def _put(self, item: Union[Record, _Failed]) -> bool:
-        """Queue ``item``, waiting for room while the relay runs; False once stopped."""
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.5)
-                return True
-            except queue.Full:
-                continue
-        return False
+
+class ChatRelay(_Relay):
+    """The response body of :func:`chat_relay`: one chat turn as the AI SDK's UI
+    message stream (same threading contract as :class:`SSERelay`)."""
+
+    def __init__(self, stream: ChatStream, *, heartbeat: float) -> None:
+        self._stream = stream
+        super().__init__(heartbeat=heartbeat, max_duration=None)
+
+    def _encode(self, item: Mapping[str, Any]) -> bytes:
+        payload = json.dumps(item, separators=(",", ":"), ensure_ascii=False)
+        return f"data: {payload}\n\n".encode()
+
+    def _last_frame(self, item: Union[_Failed, _End]) -> bytes:
+        if isinstance(item, _Failed):
+            exc = item.exc
+            text = str(exc) if isinstance(exc, SessionsError) else "the relay failed"
+            return self._encode({"type": "error", "errorText": text}) + b"data: [DONE]\n\n"
+        return b"data: [DONE]\n\n"
+
+    def _relay(self) -> None:
+        try:
+            for chunk in self._stream:
+                if not self._put(chunk):
+                    return
+            self._put(_End())
+        finally:
+            self._stream.close()
 
 
 def sse_relay(
@@ -339,3 +420,35 @@ def sse_relay(
         retry_ms=retry_ms,
         upstream_window=window,
     )
+
+
+def chat_relay(stream: ChatStream, *, heartbeat: float = 5.0) -> ChatRelay:
+    """A ``text/event-stream`` response body relaying one chat turn: ``stream`` is what
+    ``AgentChat.send_message`` (``send_raw``, ``regenerate``...) returned.
+
+    - Each ``UIMessageChunk`` of the turn is one ``data:`` event (the chunk as JSON),
+      and ``data: [DONE]`` ends the body at the turn's end: the AI SDK's UI message
+      stream protocol, which ``useChat`` (``DefaultChatTransport``) reads, and any
+      page can parse. Serve it with ``sse_headers(chat=True)``.
+    - A failure (the turn timed out, the session closed...) is sent as an
+      ``{"type": "error", "errorText": ...}`` chunk, then ``[DONE]``; an agent's own
+      ``error`` chunk is relayed as it came.
+    - ``heartbeat``: a comment line whenever that many seconds pass without a chunk,
+      so a closed tab is noticed and the server calls ``close()``, which returns at
+      once. The turn is read on a daemon thread, which closes its connection at the
+      next chunk after ``close()``, or at the turn's end (the chat's
+      ``stream_timeout`` bounds it).
+
+    The chat's state moves as the turn is read, on that thread: save
+    ``AgentChat.state`` before returning the body (the next message then skips this
+    reply on ``.out``), or in ``on_turn_complete``. Nothing is read before the WSGI
+    server first iterates the body.
+    """
+    if not isinstance(stream, ChatStream):
+        raise ConfigurationError(
+            "chat_relay needs the ChatStream that AgentChat.send_message returns, "
+            f"got {type(stream).__name__}"
+        )
+    beat = _positive(heartbeat, "heartbeat")
+    assert beat is not None
+    return ChatRelay(stream, heartbeat=beat)

@@ -214,6 +214,32 @@ def test_flask_chat_view_keeps_the_conversation_in_the_browser_session(
     assert web.post("/chat", json={}).status_code == 400
 
 
+def test_flask_chat_stream_view_streams_the_reply_as_sse(
+    flask_app: Any, server: LocalServer
+) -> None:
+    web = flask_app.test_client()
+
+    def ask(text: str) -> List[Any]:
+        answer = web.post("/chat/stream", json={"text": text}, buffered=True)
+        assert answer.status_code == 200
+        assert answer.headers["Content-Type"].startswith("text/event-stream")
+        assert answer.headers["x-vercel-ai-ui-message-stream"] == "v1"
+        lines = answer.get_data(as_text=True).split("\n")
+        data = [line[len("data: ") :] for line in lines if line.startswith("data: ")]
+        assert data[-1] == "[DONE]"
+        return [json.loads(item) for item in data[:-1]]
+
+    first = ask("hi")
+    assert first[0]["type"] == "start" and first[-1]["type"] == "finish"
+    assert "".join(c["delta"] for c in first if c["type"] == "text-delta") == "echo: hi"
+    second = ask("more")  # the same conversation, from the cookie; only its own reply
+    assert "".join(c["delta"] for c in second if c["type"] == "text-delta") == "echo: more"
+    with web.session_transaction() as cookie:
+        chat_id = cookie["chat"]["chat_id"]
+    assert len(server.records(chat_id, "in")) == 2  # one conversation
+    assert web.post("/chat/stream", json={}).status_code == 400
+
+
 def test_flask_maps_library_errors_to_http_statuses(flask_app: Any) -> None:
     web = flask_app.test_client()
     missing = web.post("/sessions/session_doesnotexist/messages", json={"a": 1})
