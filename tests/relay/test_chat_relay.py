@@ -8,12 +8,11 @@ import time
 from typing import Any, Iterator, List
 
 import pytest
+from _waiting import eventually
 
 from sessions_client import AgentChat, ConfigurationError
 from sessions_client.testing import LocalServer
 from sessions_client.wsgi import ChatRelay, chat_relay, sse_headers
-
-from ._support import wait_for
 
 
 @pytest.fixture
@@ -89,7 +88,7 @@ def test_close_while_the_turn_streams_stops_the_reader() -> None:
         assert first.startswith(b": connected")
         relay.close()
         assert relay.join(5), "the reader thread outlived close()"
-        assert wait_for(lambda: relay.closed, 5)
+        eventually(lambda: relay.closed, 5, "the relay did not close")
 
 
 def test_bad_arguments_fail_at_once(srv: LocalServer) -> None:
