@@ -104,7 +104,10 @@ def test_shapes(sessions_server, sessions_session):
     result.stdout.fnmatch_lines(["*WIRE v1*", "*WIRE v2*"])
 
 
-def test_sessions_env_points_library_defaults_at_the_server(pytester: pytest.Pytester) -> None:
+def test_sessions_env_points_library_defaults_at_the_server(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VERCEL_GIT_COMMIT_REF", "feature-x")
     source = """
 import os
 from sessions_client import Session
@@ -115,6 +118,7 @@ def test_env(sessions_env):
     assert os.environ["TRIGGER_API_URL"] == sessions_env.url
     SEEN.append(sessions_env.url)
     assert "TRIGGER_ACCESS_TOKEN" not in os.environ
+    assert "VERCEL_GIT_COMMIT_REF" not in os.environ  # no preview branch header
     sessions_env.create_session("chat-1")
     with Session("chat-1") as session:
         assert session.append_in("x")["seq"] == 0

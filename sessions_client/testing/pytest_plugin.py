@@ -46,7 +46,8 @@ Fixtures (each test gets fresh ones; nothing leaves the machine):
 
 ``sessions_env``
     Sets ``TRIGGER_API_URL`` and ``TRIGGER_SECRET_KEY`` to ``sessions_server``'s
-    values (and removes ``TRIGGER_ACCESS_TOKEN`` and ``TRIGGER_PREVIEW_BRANCH``) for
+    values (and removes ``TRIGGER_ACCESS_TOKEN`` and the branch variables
+    ``TRIGGER_PREVIEW_BRANCH`` and ``VERCEL_GIT_COMMIT_REF``) for
     the duration of the test, for code that reads its configuration from the
     environment the way ``Session()`` and ``Client()`` do. Returns the server.
 
@@ -142,4 +143,5 @@ def sessions_env(
     monkeypatch.setenv("TRIGGER_SECRET_KEY", sessions_server.secret_key)
     monkeypatch.delenv("TRIGGER_ACCESS_TOKEN", raising=False)
     monkeypatch.delenv("TRIGGER_PREVIEW_BRANCH", raising=False)
+    monkeypatch.delenv("VERCEL_GIT_COMMIT_REF", raising=False)
     yield sessions_server

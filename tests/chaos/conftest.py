@@ -6,7 +6,7 @@ figures (records, cuts, retries, lost, duplicated, elapsed, ...). The figures ar
 - printed at once (visible with ``pytest -s -n 0``: xdist workers do not show output),
 - attached to the test report with ``record_property`` (JUnit XML, ``--junitxml``),
 - printed again in a "chaos figures" section at the end of every pytest run, so that a plain
-  ``python -m pytest`` shows them (the README's Reliability section quotes these lines).
+  ``python -m pytest`` shows them (docs/reliability.md quotes these lines).
   That section is built in ``tests/conftest.py`` from the reports' ``chaos_*``
   properties, which xdist workers send back to the process that prints the summary.
 

@@ -222,7 +222,7 @@ def test_concurrent_appends_exactly_once_under_failures(wire: str, chaos_figures
 def test_ambiguous_append_failure_then_replay_stores_once(chaos_figures: Any) -> None:
     """Every answer comes too late: each append raises after its retries, yet the server
     stored it (once). Replaying it with the same part id stores nothing more and answers
-    the original seq: the recipe the README gives for an append that raised."""
+    the original seq: the recipe docs/reliability.md gives for an append that raised."""
     appends = 15
     session_id = "chaos-ambiguous"
     errors: List[str] = []

@@ -262,7 +262,7 @@ def test_end_to_end_writer_under_failures_follower_under_cuts(
         def arm_cut(r: random.Random) -> None:
             # Mostly short-lived connections, sometimes a longer one. Only short cuts would
             # livelock v2: once the follower is ~170 records behind, the catch-up batch event
-            # is longer than any cut and no connection makes progress (see README).
+            # is longer than any cut and no connection makes progress (see docs/reliability.md).
             limit = 25_000 if r.random() < 0.9 else 600_000
             srv.faults.cut_stream(after_bytes=r.randint(1, limit), count=1)
 
@@ -339,7 +339,7 @@ def test_short_lived_token_refreshed_by_turn_complete_survives_cuts(
     30 records (~0.6 s). Every reconnect after the first token expired must use a refreshed
     one (else 401 → AuthenticationError at once). Tokens carry whole-second expiries, so a
     token may die up to 1 s early: the cuts leave the reader well inside that margin (a
-    v2 reader far behind on short cuts would make no progress, see README).
+    v2 reader far behind on short cuts would make no progress, see docs/reliability.md).
     """
     total, ttl = 240, 3
     seed = {"v1": 16016, "v2": 17017}[wire]
