@@ -142,6 +142,11 @@ class Deadline:
         message = f"reader on {self.path} ran past its total_timeout of {self.seconds:g} s"
         return ReaderTimeoutError(message)
 
+    def poll(self) -> None:
+        """Raise :class:`ReaderTimeoutError` when there is a deadline and it has passed."""
+        if self.seconds is not None and self.at <= self.clock():
+            raise self.expired()
+
     def check(self) -> float:
         """The seconds left; raises :class:`ReaderTimeoutError` once none are."""
         left = self.at - self.clock()
@@ -208,8 +213,9 @@ class _Transient(Exception):
 
 class _State:
     """One reader's state: its options, deadline, dedup window and cursor store, the
-    last seq processed, whether no records event has come since the last connect, and
-    the consecutive failures (without an event; to open the stream)."""
+    last seq processed, whether no records event has come since the last connect,
+    whether the last connection ended the reader, and the consecutive failures (without
+    an event; to open the stream)."""
 
     def __init__(self, options: ReaderOptions, last_seq: Optional[int]) -> None:
         self.options = options
@@ -218,6 +224,7 @@ class _State:
         self.store = options.store or _store_nothing
         self.last_seq = last_seq
         self.reconnected = True
+        self.done = False  # the last connection ended the reader
         self.failures = 0  # consecutive failures without an event
         self.open_failures = 0  # consecutive failures to open the stream
 
@@ -260,8 +267,14 @@ def read_channel(
             backoff.reset()
             error, state.open_failures = None, 0
             with closing(connection.response):
-                done = yield from _read_connection(connection, state)
-            if done:
+                for run in _read_connection(connection, state):
+                    for record in run:
+                        try:
+                            yield record
+                        finally:
+                            state.store(record["seq"])
+                        state.deadline.poll()
+            if state.done:
                 return
         except _Transient as failure:
             error = failure.error
@@ -320,26 +333,30 @@ def _open_connection(transport: Transport, state: _State) -> _Connection:
     return _Connection(response, shape, settled)
 
 
-def _read_connection(connection: _Connection, state: _State) -> Generator[Record, None, bool]:
-    """Yield the new records of one open connection. Returns True when the reader is
-    done (settled, caught up, or ``[DONE]`` when not following), False to reconnect
-    after ``[DONE]``; an error event or a body that stops early is :class:`_Transient`."""
+def _read_connection(connection: _Connection, state: _State) -> Iterator[List[Record]]:
+    """The new records of one open connection, in runs (:func:`_runs`). Sets
+    ``state.done`` when the reader is done (settled, caught up, or ``[DONE]`` when not
+    following), clears it to reconnect after ``[DONE]``; an error event or a body that
+    stops early is :class:`_Transient`."""
     follow, path = state.options.follow, state.options.path
     progress = _Progress(state)
+    state.done = False
     for decoded in _connection_events(connection, state):
         state.failures = 0
         if decoded.kind == "records":
-            yield from _deliver(decoded, connection.shape, state)
+            yield from _runs(decoded, connection.shape, state)
         elif decoded.kind == "done":
-            return connection.settled or not follow
+            state.done = connection.settled or not follow
+            return
         elif decoded.kind == "error":
             raise _Transient(NetworkError(f"server error event on {path}: {decoded.error}"))
         if not follow and (_caught_up(state.last_seq, decoded.tail) or progress.stuck()):
-            return True
-    if connection.settled:
-        logger.debug("%s is settled; ending the reader", path)
-        return True
-    raise _Transient(NetworkError(f"stream on {path} ended without [DONE]"))
+            state.done = True
+            return
+    if not connection.settled:
+        raise _Transient(NetworkError(f"stream on {path} ended without [DONE]"))
+    logger.debug("%s is settled; ending the reader", path)
+    state.done = True
 
 
 def _caught_up(last_seq: Optional[int], tail: Optional[int]) -> bool:
@@ -388,29 +405,35 @@ def _connection_events(connection: _Connection, state: _State) -> Iterator[Decod
         raise _Transient(_read_error(exc, options.path)) from exc
 
 
-def _deliver(decoded: Decoded, shape: str, state: _State) -> Iterator[Record]:
-    """Yield the records of one event the consumer has not had (no replay, no repeated
-    part id, control records only when asked for). The cursor is stored once per record:
-    when the consumer is done with it, or at once for a record it never sees."""
+def _runs(decoded: Decoded, shape: str, state: _State) -> Iterator[List[Record]]:
+    """The records of one event the consumer has not had (no replay, no repeated part
+    id, control records only when asked for), as runs of records to deliver in order.
+
+    The loop in :func:`read_channel` stores each delivered record's seq once the
+    consumer is done with it; a record the consumer never sees is stored here, and a
+    control record routed here, only after the run before it has been consumed.
+    """
     _check_order(decoded, shape, state)
     check_each = not state.dedup.add_all(decoded.records)
-    store, deadline = state.store, state.deadline
+    run: List[Record] = []
     for record in decoded.records:
         seq = record["seq"]
         if state.last_seq is not None and seq <= state.last_seq:
             continue  # a replay: processed (and stored) before
         state.last_seq = seq
-        if (check_each and state.dedup.seen(record["part_id"])) or (
-            record["control"] is not None and not _route_control(record, state.options)
-        ):
-            store(seq)
+        repeat = check_each and state.dedup.seen(record["part_id"])
+        if not repeat and record["control"] is None:
+            run.append(record)
             continue
-        try:
-            yield record
-        finally:
-            store(seq)
-        if deadline.seconds is not None:
-            deadline.check()
+        if run:
+            yield run
+            run = []
+        if not repeat and _route_control(record, state.options):
+            run.append(record)
+        else:
+            state.store(seq)
+    if run:
+        yield run
     _pass_commands(decoded.last_seq, state)
 
 
