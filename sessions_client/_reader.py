@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import logging
 import math
+import operator
 import random
 import socket
 import time
@@ -155,6 +156,10 @@ class Deadline:
         return left
 
 
+_part_id_of = operator.itemgetter("part_id")
+_control_of = operator.itemgetter("control")
+
+
 class DedupWindow:
     """The part ids of recent records: at least the last ``size`` (0: none), at most
     twice that (trimmed in bulk)."""
@@ -165,14 +170,12 @@ class DedupWindow:
         self._order: List[str] = []
 
     def add_all(self, records: List[Record]) -> bool:
-        """Remember the part ids of several ``records`` at once when none is a repeat.
-        False (nothing remembered) for one record or a possible repeat: the caller then
-        asks :meth:`seen` for each record."""
+        """Remember the part ids of ``records`` at once when none is a repeat. False
+        (nothing remembered) for a possible repeat: the caller then asks :meth:`seen`
+        for each record."""
         if not self.size:
             return True
-        if len(records) < 2:
-            return False
-        ids = [r["part_id"] for r in records if r["part_id"]]
+        ids = list(filter(None, map(_part_id_of, records)))
         fresh = set(ids)
         if len(fresh) != len(ids) or not self._ids.isdisjoint(fresh):
             return False
@@ -257,11 +260,12 @@ def read_channel(
     deadline (counted from the first ``next()``), or when the consumer stops.
     """
     state = _State(options, last_seq)
+    store, deadline = state.store, state.deadline
     backoff = Backoff()
     error: Optional[SessionsError] = None  # why the last connection failed
     while True:
-        if state.deadline.left() <= 0:
-            raise state.deadline.expired() from error
+        if deadline.left() <= 0:
+            raise deadline.expired() from error
         try:
             connection = _open_connection(transport, state)
             backoff.reset()
@@ -272,8 +276,8 @@ def read_channel(
                         try:
                             yield record
                         finally:
-                            state.store(record["seq"])
-                        state.deadline.poll()
+                            store(record["seq"])
+                        deadline.poll()
             if state.done:
                 return
         except _Transient as failure:
@@ -283,7 +287,7 @@ def read_channel(
                 state.open_failures += 1
             if state.gives_up():
                 raise error from failure.__cause__
-            pause = _pause(backoff, error, state.deadline)
+            pause = _pause(backoff, error, deadline)
             logger.info("reader on %s: %s; reconnecting in %.2f s", options.path, error, pause)
             options.sleep(pause)
 
@@ -414,27 +418,51 @@ def _runs(decoded: Decoded, shape: str, state: _State) -> Iterator[List[Record]]
     control record routed here, only after the run before it has been consumed.
     """
     _check_order(decoded, shape, state)
-    check_each = not state.dedup.add_all(decoded.records)
+    records = decoded.records
+    check_each = not state.dedup.add_all(records)
+    if not check_each and _all_new_data(records, state.last_seq):
+        state.last_seq = records[-1]["seq"]
+        yield records
+    else:
+        yield from _selected(records, check_each, state)
+    _pass_commands(decoded.last_seq, state)
+
+
+def _selected(records: List[Record], check_each: bool, state: _State) -> Iterator[List[Record]]:
+    """The runs of :func:`_runs`, record by record (``check_each``: ask the dedup window
+    about each part id)."""
     run: List[Record] = []
-    for record in decoded.records:
+    last = -1 if state.last_seq is None else state.last_seq  # seqs are never negative
+    for record in records:
         seq = record["seq"]
-        if state.last_seq is not None and seq <= state.last_seq:
+        if seq <= last:
             continue  # a replay: processed (and stored) before
-        state.last_seq = seq
+        state.last_seq = last = seq
         repeat = check_each and state.dedup.seen(record["part_id"])
         if not repeat and record["control"] is None:
             run.append(record)
             continue
         if run:
             yield run
-            run = []
-        if not repeat and _route_control(record, state.options):
-            run.append(record)
-        else:
-            state.store(seq)
+        run = _set_aside(record, repeat, state)
     if run:
         yield run
-    _pass_commands(decoded.last_seq, state)
+
+
+def _set_aside(record: Record, repeat: bool, state: _State) -> List[Record]:
+    """A control record or a repeated part id: ``[record]`` when the consumer gets it (a
+    control record asked for), else ``[]`` with its seq stored."""
+    if not repeat and _route_control(record, state.options):
+        return [record]
+    state.store(record["seq"])
+    return []
+
+
+def _all_new_data(records: List[Record], last_seq: Optional[int]) -> bool:
+    """Whether ``records`` (in seq order) are all data records after ``last_seq``."""
+    if not records or (last_seq is not None and records[0]["seq"] <= last_seq):
+        return False
+    return list(map(_control_of, records)).count(None) == len(records)
 
 
 def _pass_commands(last: Optional[int], state: _State) -> None:
