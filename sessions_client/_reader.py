@@ -175,6 +175,8 @@ class DedupWindow:
         for each record."""
         if not self.size:
             return True
+        if len(records) == 1:
+            return not self.seen(records[0]["part_id"])
         ids = list(filter(None, map(_part_id_of, records)))
         fresh = set(ids)
         if len(fresh) != len(ids) or not self._ids.isdisjoint(fresh):
@@ -400,7 +402,7 @@ def _connection_events(connection: _Connection, state: _State) -> Iterator[Decod
         chunks = _iter_chunks(connection.response, guard)
         for event in iter_sse_events(chunks, max_event_bytes=options.max_event_bytes):
             yield decode_event(event, connection.shape)
-            deadline.check()
+            deadline.poll()
     except ReaderTimeoutError:
         raise
     except _STREAM_ERRORS as exc:
