@@ -256,14 +256,13 @@ def read_channel(
 ) -> Generator[Record, None, None]:
     """Yield the records of one channel after ``last_seq``; see ``Session.iter_out``.
 
-    Back off, open the stream with ``Last-Event-ID`` = the seq of the last record
-    processed, read that connection's records, and on a transient failure remember why
-    and go round. Stops on a permanent status, at the end when not following, at the
-    deadline (counted from the first ``next()``), or when the consumer stops.
+    Back off, open the stream with ``Last-Event-ID`` = the last seq processed, deliver
+    its records (each seq stored once the consumer is done with it), and on a transient
+    failure remember why and go round. Stops on a permanent status, at the end when not
+    following, at the deadline (from the first ``next()``), or when the consumer stops.
     """
     state = _State(options, last_seq)
-    store, deadline = state.store, state.deadline
-    backoff = Backoff()
+    store, deadline, backoff = state.store, state.deadline, Backoff()
     error: Optional[SessionsError] = None  # why the last connection failed
     while True:
         if deadline.left() <= 0:
