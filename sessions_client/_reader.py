@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import logging
 import math
+import operator
 import random
 import socket
 import time
@@ -142,12 +143,21 @@ class Deadline:
         message = f"reader on {self.path} ran past its total_timeout of {self.seconds:g} s"
         return ReaderTimeoutError(message)
 
+    def poll(self) -> None:
+        """Raise :class:`ReaderTimeoutError` when there is a deadline and it has passed."""
+        if self.seconds is not None and self.at <= self.clock():
+            raise self.expired()
+
     def check(self) -> float:
         """The seconds left; raises :class:`ReaderTimeoutError` once none are."""
         left = self.at - self.clock()
         if left <= 0:
             raise self.expired()
         return left
+
+
+_part_id_of = operator.itemgetter("part_id")
+_control_of = operator.itemgetter("control")
 
 
 class DedupWindow:
@@ -160,14 +170,14 @@ class DedupWindow:
         self._order: List[str] = []
 
     def add_all(self, records: List[Record]) -> bool:
-        """Remember the part ids of several ``records`` at once when none is a repeat.
-        False (nothing remembered) for one record or a possible repeat: the caller then
-        asks :meth:`seen` for each record."""
+        """Remember the part ids of ``records`` at once when none is a repeat. False
+        (nothing remembered) for a possible repeat: the caller then asks :meth:`seen`
+        for each record."""
         if not self.size:
             return True
-        if len(records) < 2:
-            return False
-        ids = [r["part_id"] for r in records if r["part_id"]]
+        if len(records) == 1:
+            return not self.seen(records[0]["part_id"])
+        ids = list(filter(None, map(_part_id_of, records)))
         fresh = set(ids)
         if len(fresh) != len(ids) or not self._ids.isdisjoint(fresh):
             return False
@@ -208,8 +218,9 @@ class _Transient(Exception):
 
 class _State:
     """One reader's state: its options, deadline, dedup window and cursor store, the
-    last seq processed, whether no records event has come since the last connect, and
-    the consecutive failures (without an event; to open the stream)."""
+    last seq processed, whether no records event has come since the last connect,
+    whether the last connection ended the reader, and the consecutive failures (without
+    an event; to open the stream)."""
 
     def __init__(self, options: ReaderOptions, last_seq: Optional[int]) -> None:
         self.options = options
@@ -218,6 +229,7 @@ class _State:
         self.store = options.store or _store_nothing
         self.last_seq = last_seq
         self.reconnected = True
+        self.done = False  # the last connection ended the reader
         self.failures = 0  # consecutive failures without an event
         self.open_failures = 0  # consecutive failures to open the stream
 
@@ -244,25 +256,31 @@ def read_channel(
 ) -> Generator[Record, None, None]:
     """Yield the records of one channel after ``last_seq``; see ``Session.iter_out``.
 
-    Back off, open the stream with ``Last-Event-ID`` = the seq of the last record
-    processed, read that connection's records, and on a transient failure remember why
-    and go round. Stops on a permanent status, at the end when not following, at the
-    deadline (counted from the first ``next()``), or when the consumer stops.
+    Back off, open the stream with ``Last-Event-ID`` = the last seq processed, deliver
+    its records (each seq stored once the consumer is done with it), and on a transient
+    failure remember why and go round. Stops on a permanent status, at the end when not
+    following, at the deadline (from the first ``next()``), or when the consumer stops.
     """
     state = _State(options, last_seq)
-    backoff = Backoff()
+    store, deadline, backoff = state.store, state.deadline, Backoff()
     error: Optional[SessionsError] = None  # why the last connection failed
     while True:
-        if state.deadline.left() <= 0:
-            raise state.deadline.expired() from error
+        if deadline.left() <= 0:
+            raise deadline.expired() from error
         pause: Optional[float] = None
         try:
             connection = _open_connection(transport, state)
             backoff.reset()
             error, state.open_failures = None, 0
             with closing(connection.response):
-                done = yield from _read_connection(connection, state)
-            if done:
+                for run in _read_connection(connection, state):
+                    for record in run:
+                        try:
+                            yield record
+                        finally:
+                            store(record["seq"])
+                        deadline.poll()
+            if state.done:
                 return
         except _Transient as failure:
             error = failure.error
@@ -271,7 +289,7 @@ def read_channel(
                 state.open_failures += 1
             if state.gives_up():
                 raise error from failure.__cause__
-            pause = _pause(backoff, error, state.deadline)
+            pause = _pause(backoff, error, deadline)
             logger.info("reader on %s: %s; reconnecting in %.2f s", options.path, error, pause)
         except KeyboardInterrupt as interrupt:
             # Ctrl-C (a notebook's interrupt) mostly lands deep in a socket read, which
@@ -328,26 +346,30 @@ def _open_connection(transport: Transport, state: _State) -> _Connection:
     return _Connection(response, shape, settled)
 
 
-def _read_connection(connection: _Connection, state: _State) -> Generator[Record, None, bool]:
-    """Yield the new records of one open connection. Returns True when the reader is
-    done (settled, caught up, or ``[DONE]`` when not following), False to reconnect
-    after ``[DONE]``; an error event or a body that stops early is :class:`_Transient`."""
+def _read_connection(connection: _Connection, state: _State) -> Iterator[List[Record]]:
+    """The new records of one open connection, in runs (:func:`_runs`). Sets
+    ``state.done`` when the reader is done (settled, caught up, or ``[DONE]`` when not
+    following), clears it to reconnect after ``[DONE]``; an error event or a body that
+    stops early is :class:`_Transient`."""
     follow, path = state.options.follow, state.options.path
     progress = _Progress(state)
+    state.done = False
     for decoded in _connection_events(connection, state):
         state.failures = 0
         if decoded.kind == "records":
-            yield from _deliver(decoded, connection.shape, state)
+            yield from _runs(decoded, connection.shape, state)
         elif decoded.kind == "done":
-            return connection.settled or not follow
+            state.done = connection.settled or not follow
+            return
         elif decoded.kind == "error":
             raise _Transient(NetworkError(f"server error event on {path}: {decoded.error}"))
         if not follow and (_caught_up(state.last_seq, decoded.tail) or progress.stuck()):
-            return True
-    if connection.settled:
-        logger.debug("%s is settled; ending the reader", path)
-        return True
-    raise _Transient(NetworkError(f"stream on {path} ended without [DONE]"))
+            state.done = True
+            return
+    if not connection.settled:
+        raise _Transient(NetworkError(f"stream on {path} ended without [DONE]"))
+    logger.debug("%s is settled; ending the reader", path)
+    state.done = True
 
 
 def _caught_up(last_seq: Optional[int], tail: Optional[int]) -> bool:
@@ -387,7 +409,7 @@ def _connection_events(connection: _Connection, state: _State) -> Iterator[Decod
         chunks = _iter_chunks(connection.response, guard)
         for event in iter_sse_events(chunks, max_event_bytes=options.max_event_bytes):
             yield decode_event(event, connection.shape)
-            deadline.check()
+            deadline.poll()
     except ReaderTimeoutError:
         raise
     except _STREAM_ERRORS as exc:
@@ -396,30 +418,60 @@ def _connection_events(connection: _Connection, state: _State) -> Iterator[Decod
         raise _Transient(_read_error(exc, options.path)) from exc
 
 
-def _deliver(decoded: Decoded, shape: str, state: _State) -> Iterator[Record]:
-    """Yield the records of one event the consumer has not had (no replay, no repeated
-    part id, control records only when asked for). The cursor is stored once per record:
-    when the consumer is done with it, or at once for a record it never sees."""
+def _runs(decoded: Decoded, shape: str, state: _State) -> Iterator[List[Record]]:
+    """The records of one event the consumer has not had (no replay, no repeated part
+    id, control records only when asked for), as runs of records to deliver in order.
+
+    The loop in :func:`read_channel` stores each delivered record's seq once the
+    consumer is done with it; a record the consumer never sees is stored here, and a
+    control record routed here, only after the run before it has been consumed.
+    """
     _check_order(decoded, shape, state)
-    check_each = not state.dedup.add_all(decoded.records)
-    store, deadline = state.store, state.deadline
-    for record in decoded.records:
-        seq = record["seq"]
-        if state.last_seq is not None and seq <= state.last_seq:
-            continue  # a replay: processed (and stored) before
-        state.last_seq = seq
-        if (check_each and state.dedup.seen(record["part_id"])) or (
-            record["control"] is not None and not _route_control(record, state.options)
-        ):
-            store(seq)
-            continue
-        try:
-            yield record
-        finally:
-            store(seq)
-        if deadline.seconds is not None:
-            deadline.check()
+    records = decoded.records
+    check_each = not state.dedup.add_all(records)
+    if not check_each and _all_new_data(records, state.last_seq):
+        state.last_seq = records[-1]["seq"]
+        yield records
+    else:
+        yield from _selected(records, check_each, state)
     _pass_commands(decoded.last_seq, state)
+
+
+def _selected(records: List[Record], check_each: bool, state: _State) -> Iterator[List[Record]]:
+    """The runs of :func:`_runs`, record by record (``check_each``: ask the dedup window
+    about each part id)."""
+    run: List[Record] = []
+    last = -1 if state.last_seq is None else state.last_seq  # seqs are never negative
+    for record in records:
+        seq = record["seq"]
+        if seq <= last:
+            continue  # a replay: processed (and stored) before
+        state.last_seq = last = seq
+        repeat = check_each and state.dedup.seen(record["part_id"])
+        if not repeat and record["control"] is None:
+            run.append(record)
+            continue
+        if run:
+            yield run
+        run = _set_aside(record, repeat, state)
+    if run:
+        yield run
+
+
+def _set_aside(record: Record, repeat: bool, state: _State) -> List[Record]:
+    """A control record or a repeated part id: ``[record]`` when the consumer gets it (a
+    control record asked for), else ``[]`` with its seq stored."""
+    if not repeat and _route_control(record, state.options):
+        return [record]
+    state.store(record["seq"])
+    return []
+
+
+def _all_new_data(records: List[Record], last_seq: Optional[int]) -> bool:
+    """Whether ``records`` (in seq order) are all data records after ``last_seq``."""
+    if not records or (last_seq is not None and records[0]["seq"] <= last_seq):
+        return False
+    return list(map(_control_of, records)).count(None) == len(records)
 
 
 def _pass_commands(last: Optional[int], state: _State) -> None:

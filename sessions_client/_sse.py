@@ -18,7 +18,7 @@ and the rules fit in the few lines below.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, List, NamedTuple, Optional, Union
+from typing import Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 from .errors import ProtocolError
 
@@ -80,7 +80,7 @@ def _normalised(chunks: Iterable[Chunk]) -> Iterator[bytes]:
         yield chunk
 
 
-def iter_event_blocks(chunks: Iterable[Chunk], max_event_bytes: int) -> Iterator[bytes]:
+def iter_event_blocks(chunks: Iterable[Chunk], max_event_bytes: int) -> Iterator[bytearray]:
     """The complete events of a byte stream: each event's lines, ``\\n``-terminated.
 
     Line endings are normalised first (:func:`_normalised`). An event is yielded as soon
@@ -98,7 +98,7 @@ def iter_event_blocks(chunks: Iterable[Chunk], max_event_bytes: int) -> Iterator
         while end >= 0:
             if end + 1 - start > max_event_bytes:
                 raise _too_large(max_event_bytes)
-            yield bytes(buffer[start : end + 1])
+            yield buffer[start : end + 1]  # a copy: the buffer moves on
             start = end + 2
             end = buffer.find(b"\n\n", start)
         del buffer[:start]
@@ -107,7 +107,7 @@ def iter_event_blocks(chunks: Iterable[Chunk], max_event_bytes: int) -> Iterator
             raise _too_large(max_event_bytes)
 
 
-def parse_event(block: bytes) -> Optional[SSEEvent]:
+def parse_event(block: Union[bytes, bytearray]) -> Optional[SSEEvent]:
     """The event whose lines are ``block`` (``\\n``-separated), or ``None`` when it has no
     ``data`` field (not dispatched).
 
@@ -117,18 +117,11 @@ def parse_event(block: bytes) -> Optional[SSEEvent]:
     means ``"message"``; an ``id`` holding NUL is ignored; ``retry`` counts only when
     all ASCII digits. Raises :class:`ProtocolError` when the block is not UTF-8.
     """
-    try:
-        text = block.decode()
-    except UnicodeDecodeError as exc:
-        raise ProtocolError(f"event stream is not valid UTF-8 ({exc.reason})") from None
     kind = ""
     data: List[str] = []
     ident: Optional[str] = None
     retry: Optional[int] = None
-    for line in text.split("\n"):
-        name, _, value = line.partition(":")
-        if value[:1] == " ":
-            value = value[1:]
+    for name, value in _fields(block):
         if name == "data":
             data.append(value)
         elif name == "event":
@@ -140,6 +133,29 @@ def parse_event(block: bytes) -> Optional[SSEEvent]:
     if not data:
         return None
     return SSEEvent(kind or "message", "\n".join(data), ident, retry)
+
+
+def _fields(block: Union[bytes, bytearray]) -> List[Tuple[str, str]]:
+    """The ``(name, value)`` of each ``\\n``-separated line of ``block``: split at the
+    first colon, one space after it stripped, the value empty when there is no colon.
+    :class:`ProtocolError` when ``block`` is not UTF-8."""
+    try:
+        text = block.decode()
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"event stream is not valid UTF-8 ({exc.reason})") from None
+    fields: List[Tuple[str, str]] = []
+    start, size = 0, len(text)
+    while start < size:
+        stop = text.find("\n", start)
+        stop = size if stop < 0 else stop
+        colon = text.find(":", start, stop)
+        if colon < 0:
+            fields.append((text[start:stop], ""))
+        else:
+            skip = colon + 2 if text.startswith(" ", colon + 1) else colon + 1
+            fields.append((text[start:colon], text[skip:stop]))
+        start = stop + 1
+    return fields
 
 
 def _ident(value: str, current: Optional[str]) -> Optional[str]:

@@ -101,6 +101,10 @@ def _parse_json(text: str, what: str, seq: Optional[int] = None) -> Any:
         raise ProtocolError(f"{what.format(seq)} is not valid JSON ({exc})") from None
 
 
+#: The characters a JSON text can start with (a value, or JSON whitespace before one).
+_JSON_FIRST = frozenset('{["-0123456789tfn \t\n\r')
+
+
 def decode_payload(data: Any) -> Any:
     """Decode an envelope's ``data`` (PROTOCOL.md 3.3).
 
@@ -109,7 +113,7 @@ def decode_payload(data: Any) -> Any:
     ``Infinity`` are not JSON), and returned unchanged otherwise (also when too deeply
     nested or holding an integer too long for Python); any other value is returned as is.
     """
-    if type(data) is not str:
+    if type(data) is not str or data[:1] not in _JSON_FIRST:
         return data
     try:
         value, end = _raw_decode(data)
