@@ -1,7 +1,7 @@
 """The reader: one SSE channel, read across reconnects, exactly once and in order.
 
 :func:`read_channel` is the explicit reconnect loop behind ``Session.iter_out`` /
-``iter_in`` (DESIGN.md). Everything else here is a piece it calls: opening one
+``iter_in`` (docs/reading.md). Everything else here is a piece it calls: opening one
 connection, reading one connection (events -> records, stall), the dedup window, the
 deadline, control routing, order and trim checks, and the cursor store (once per record).
 """
@@ -32,13 +32,14 @@ from .errors import (
     ReaderTimeoutError,
     SessionsError,
 )
-from .http import Transport, is_certificate_error
+from .http import MAX_SERVER_DELAY, Transport, is_certificate_error
 
 __all__ = ["Backoff", "Deadline", "DedupWindow", "ReaderOptions", "read_channel"]
 
 logger = logging.getLogger("sessions_client.reader")
 
-#: Statuses after which a reader gives up at once (PROTOCOL.md §7, plus 501: no backend).
+#: Statuses after which a reader gives up at once (docs/protocol.md, "Reconnecting";
+#: plus 501: no backend).
 PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 409, 410, 422, 501})
 READ_SIZE = 65536  #: ``read1`` returns whatever has arrived, up to this many bytes.
 #: Default stall window of a v2 stream: production pings every 5-15 s at the live edge,
@@ -83,6 +84,7 @@ class ReaderOptions:
     peek_settled: bool = False
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     total_timeout: Optional[float] = None
+    max_server_delay: float = MAX_SERVER_DELAY
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
 
@@ -289,7 +291,7 @@ def read_channel(
                 state.open_failures += 1
             if state.gives_up():
                 raise error from failure.__cause__
-            pause = _pause(backoff, error, deadline)
+            pause = _pause(backoff, error, state)
             logger.info("reader on %s: %s; reconnecting in %.2f s", options.path, error, pause)
         except KeyboardInterrupt as interrupt:
             # Ctrl-C (a notebook's interrupt) mostly lands deep in a socket read, which
@@ -301,12 +303,16 @@ def read_channel(
             options.sleep(pause)
 
 
-def _pause(backoff: Backoff, error: SessionsError, deadline: Deadline) -> float:
-    """The backoff delay, at least a 429's ``Retry-After``, at most the time left."""
+def _pause(backoff: Backoff, error: SessionsError, state: _State) -> float:
+    """The backoff delay, at least a 429's ``Retry-After``, at most the time left; a
+    server asking for longer than ``max_server_delay`` gets its error raised at once
+    (it carries the server's value) instead of a wait of hours."""
     pause = backoff.next_delay()
     if isinstance(error, RateLimitedError) and error.retry_after is not None:
+        if error.retry_after > state.options.max_server_delay:
+            raise error
         pause = max(pause, error.retry_after)
-    return max(0.0, min(pause, deadline.left()))
+    return max(0.0, min(pause, state.deadline.left()))
 
 
 def _open_connection(transport: Transport, state: _State) -> _Connection:
@@ -325,6 +331,7 @@ def _open_connection(transport: Transport, state: _State) -> _Connection:
             headers=headers,
             connect_timeout=min(options.connect_timeout, left),
             read_timeout=min(options.stall(None), left),
+            deadline=None if math.isinf(left) else time.monotonic() + left,
         )
     except APIError as exc:
         if exc.status in PERMANENT_STATUSES:

@@ -2,7 +2,8 @@
 
 :func:`decode_event` turns one event of a channel stream into a :class:`Decoded`;
 :func:`decode_drain_item` one item of a drain answer into a record. Every record dict is
-built by :func:`_record` (DESIGN.md: ``seq, data, part_id, timestamp, headers, control``).
+built by :func:`_record` (docs/channels.md, "The record dict": ``seq, data, part_id, timestamp,
+headers, control``).
 
 Anything that could change which records are delivered, what they contain, or the
 cursor raises :class:`ProtocolError` (invalid JSON in a batch, a v1 event or a body; no
@@ -38,7 +39,7 @@ _LEGACY_CONTROL_TYPES = {
 
 
 class Record(TypedDict):
-    """The record dict every reader yields (DESIGN.md); a plain ``dict`` at runtime."""
+    """The record dict every reader yields (docs/channels.md); a plain ``dict`` at runtime."""
 
     seq: int
     data: Any
@@ -106,7 +107,7 @@ _JSON_FIRST = frozenset('{["-0123456789tfn \t\n\r')
 
 
 def decode_payload(data: Any) -> Any:
-    """Decode an envelope's ``data`` (PROTOCOL.md 3.3).
+    """Decode an envelope's ``data`` (docs/protocol.md, "Decoding").
 
     A string is parsed as JSON when it is valid JSON, judged like JavaScript's
     ``JSON.parse`` in the official SDK (surrounding JSON whitespace allowed; ``NaN`` and
@@ -187,7 +188,8 @@ def _check_headers(value: Any, where: str) -> List[List[str]]:
 
 
 def _classify(headers: List[List[str]]) -> Tuple[bool, Optional[str]]:
-    """Return ``(is_command, control_subtype)`` for a record's headers (PROTOCOL 3.2)."""
+    """Return ``(is_command, control_subtype)`` for a record's headers (docs/protocol.md,
+    "Data, control and command records")."""
     if headers and headers[0][0] == "":
         return True, None
     for name, value in headers:

@@ -518,6 +518,7 @@ class Session:
             peek_settled=bool(peek_settled),
             max_event_bytes=self.max_event_bytes,
             total_timeout=None if total_timeout is None else float(total_timeout),
+            max_server_delay=self.read_retry.max_server_delay,
             sleep=self._sleep,
         )
         return read_channel(self.transport, options, start)

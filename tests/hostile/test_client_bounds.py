@@ -17,6 +17,7 @@ from sessions_client import (
     Client,
     DeadlineExceededError,
     RateLimitedError,
+    ReaderTimeoutError,
     RedirectError,
     ResponseTooLargeError,
     RetryPolicy,
@@ -249,3 +250,34 @@ def test_json_nested_deeper_than_the_stack_is_a_protocol_error(
     server = raw_server(handle)
     with pytest.raises(ProtocolError):
         CALLS[call](server.url)
+
+
+def test_a_reader_told_to_wait_longer_than_the_cap_raises_at_once(
+    raw_server: Callable[..., RawServer],
+) -> None:
+    # Before: a reader slept for any Retry-After (27.8 hours with max_retries=1).
+    server = raw_server(_always("429 Too Many Requests", {"Retry-After": "100000"}))
+    slept: List[float] = []
+    started = time.monotonic()
+    with _session(server.url, sleep=slept.append) as session, pytest.raises(
+        RateLimitedError
+    ) as info:
+        next(session.iter_out(max_retries=1))
+    assert time.monotonic() - started < SLACK
+    assert info.value.retry_after == 100000.0
+    assert slept == []  # not a single wait
+
+
+def test_a_readers_total_timeout_covers_trickling_headers(
+    raw_server: Callable[..., RawServer],
+) -> None:
+    # Before: total_timeout=5 took 60 s against headers sent at one byte a second.
+    def trickled_headers(conn: Conn) -> None:
+        conn.read_request()
+        conn.trickle(head("200 OK", {"Content-Type": "text/event-stream"}), every=0.2)
+
+    server = raw_server(trickled_headers)
+    started = time.monotonic()
+    with _session(server.url) as session, pytest.raises(ReaderTimeoutError):
+        next(session.iter_out(total_timeout=DEADLINE))
+    assert time.monotonic() - started < DEADLINE + SLACK
