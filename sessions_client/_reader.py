@@ -420,7 +420,7 @@ def _connection_events(connection: _Connection, state: _State) -> Iterator[Decod
     except ReaderTimeoutError:
         raise
     except _STREAM_ERRORS as exc:
-        if deadline.left() <= 0 and _is_timeout(exc):
+        if deadline.left() <= 0:  # a socket wait cut to the time left, or cut at the deadline
             raise deadline.expired() from None
         raise _Transient(_read_error(exc, options.path)) from exc
 
