@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._http import RetryPolicy
 from ._version import __version__
 from .chat import AgentChat, ChatStream
 from .client import Client
@@ -30,7 +31,6 @@ from .errors import (
     SessionsError,
     TurnTimeoutError,
 )
-from .http import RetryPolicy
 from .session import Session
 
 __all__ = [

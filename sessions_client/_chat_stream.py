@@ -22,6 +22,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
 
+from ._turns import TURN_COMPLETE, turn_in_seq
 from ._ui_message import assemble_message
 from ._wire import Record
 from .errors import (
@@ -33,7 +34,6 @@ from .errors import (
     SessionsError,
     TurnTimeoutError,
 )
-from .turns import TURN_COMPLETE, turn_in_seq
 
 if TYPE_CHECKING:
     from .session import Session

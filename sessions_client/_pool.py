@@ -25,7 +25,7 @@ from typing import Any, Iterator
 
 import requests
 
-from .deadline import DeadlineAdapter
+from ._deadline import DeadlineAdapter
 from .errors import PoolTimeoutError
 
 __all__ = ["PoolAdapter"]

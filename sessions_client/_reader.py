@@ -22,6 +22,7 @@ from typing import Any, Callable, Generator, Iterator, List, NamedTuple, Optiona
 import requests
 import urllib3
 
+from ._http import MAX_SERVER_DELAY, Transport, is_certificate_error
 from ._sse import DEFAULT_MAX_EVENT_BYTES, iter_sse_events
 from ._wire import Decoded, Record, decode_event, wire_shape
 from .errors import (
@@ -32,7 +33,6 @@ from .errors import (
     ReaderTimeoutError,
     SessionsError,
 )
-from .http import MAX_SERVER_DELAY, Transport, is_certificate_error
 
 __all__ = ["Backoff", "Deadline", "DedupWindow", "ReaderOptions", "read_channel"]
 

@@ -22,9 +22,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
 from ._chat_stream import ChatPosition, ChatStream
 from ._chat_wire import message_id, now_ms, slim, trigger_config
+from ._config import is_secret_key, resolve_token
 from ._ui_message import assemble_message
 from .client import Client
-from .config import is_secret_key, resolve_token
 from .errors import AgentError, ConfigurationError, EmptyReplyError, SessionsError
 
 __all__ = ["AgentChat", "ChatStream", "AgentError", "EmptyReplyError", "assemble_message"]

@@ -36,8 +36,8 @@ from typing import (
     Union,
 )
 
+from ._config import DEFAULT_API_URL, MAX_RECORD_BYTES
 from ._version import __version__
-from .config import DEFAULT_API_URL, MAX_RECORD_BYTES
 from .errors import (
     AuthenticationError,
     ConfigurationError,
@@ -322,7 +322,7 @@ def _printable(record: Mapping[str, Any]) -> Mapping[str, Any]:
     """A record as printed: control records with their tokens hidden."""
     if record.get("control") is None:
         return record
-    from .redact import redact_tokens
+    from ._redact import redact_tokens
 
     return redact_tokens(record)
 

@@ -19,9 +19,8 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 
 import requests
 
-from .config import is_secret_key
-from .errors import ConfigurationError, ProtocolError
-from .http import (
+from ._config import is_secret_key
+from ._http import (
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_TIMEOUT,
     RetryPolicy,
@@ -29,8 +28,9 @@ from .http import (
     Transport,
     quote_segment,
 )
+from ._tokens import flatten_scopes, public_token_claims, sign_jwt
+from .errors import ConfigurationError, ProtocolError
 from .session import Session
-from .tokens import flatten_scopes, public_token_claims, sign_jwt
 
 logger = logging.getLogger("sessions_client.client")
 
@@ -220,7 +220,7 @@ class Client:
     ) -> None:
         self.retry = retry if retry is not None else DEFAULT_MANAGEMENT_RETRY
         if not isinstance(self.retry, RetryPolicy):
-            raise TypeError("retry must be a sessions_client.http.RetryPolicy")
+            raise TypeError("retry must be a sessions_client._http.RetryPolicy")
         self._create_retry = _without_409(self.retry)
         self.transport = Transport.configured(
             token,
@@ -493,7 +493,7 @@ class Client:
 
         ``scopes`` has the SDK's shape, e.g. ``{"read": {"sessions": "chat-1"},
         "write": {"sessions": ["a", "b"]}}`` (see
-        ``sessions_client.tokens.flatten_scopes``); ``expires_in`` is the lifetime
+        ``sessions_client._tokens.flatten_scopes``); ``expires_in`` is the lifetime
         in seconds (default 15 minutes). The token's ``sub`` and ``pub`` come from
         ``POST /api/v1/auth/jwt/claims``; it is signed HS256 with the client's secret
         key, locally. Hand it to a browser so it can read (or write) those sessions

@@ -22,19 +22,9 @@ from typing import (
 
 import requests
 
-from . import turns
-from ._reader import ReaderOptions, read_channel
-from ._sse import DEFAULT_MAX_EVENT_BYTES
-from ._wire import Record, decode_drain_item
-from .config import MAX_RECORD_BYTES, is_secret_key
-from .errors import (
-    ConfigurationError,
-    DeadlineExceededError,
-    ProtocolError,
-    RecordTooLargeError,
-    SessionsError,
-)
-from .http import (
+from . import _turns as turns
+from ._config import MAX_RECORD_BYTES, is_secret_key
+from ._http import (
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_TIMEOUT,
     RetryPolicy,
@@ -42,7 +32,17 @@ from .http import (
     Transport,
     quote_segment,
 )
-from .turns import TurnPosition
+from ._reader import ReaderOptions, read_channel
+from ._sse import DEFAULT_MAX_EVENT_BYTES
+from ._turns import TurnPosition
+from ._wire import Record, decode_drain_item
+from .errors import (
+    ConfigurationError,
+    DeadlineExceededError,
+    ProtocolError,
+    RecordTooLargeError,
+    SessionsError,
+)
 
 if TYPE_CHECKING:
     from .cursor import Cursor
@@ -159,12 +159,12 @@ class Session:
     ``https://api.trigger.dev``; ``branch`` to ``TRIGGER_PREVIEW_BRANCH``.
 
     Keyword options: ``http_session`` shares a ``requests.Session`` (its pool is
-    used as is); ``transport`` uses a ready :class:`~sessions_client.http.Transport`
+    used as is); ``transport`` uses a ready :class:`~sessions_client._http.Transport`
     (then ``token``, ``api_url``, ``branch``, ``verify``, ``timeout`` and
     ``pool_maxsize`` are ignored, and :meth:`close` leaves it open); ``verify``
     is ``True``, ``False`` or a CA bundle path; ``timeout`` is ``(connect, read)``
     seconds for non-streaming calls; ``append_retry`` is the
-    :class:`~sessions_client.http.RetryPolicy` of appends (default: 5 attempts,
+    :class:`~sessions_client._http.RetryPolicy` of appends (default: 5 attempts,
     0.2 s doubling to 5 s, 60 s in total) and ``read_retry`` that of drains;
     ``pool_maxsize`` bounds the connections ordinary calls of a session-owned pool
     use at once (each open reader has one more of its own); a server-sent event
@@ -217,7 +217,7 @@ class Session:
             self._owns_transport = True
         else:
             if not isinstance(transport, Transport):
-                raise TypeError("transport must be a sessions_client.http.Transport")
+                raise TypeError("transport must be a sessions_client._http.Transport")
             self._owns_transport = False
         self.transport = transport
         self._known_seq: Dict[str, int] = {}  # the highest seq appended per channel
@@ -665,7 +665,7 @@ class Session:
             cursor.set(last)
         return records
 
-    # -- chat turns (sessions_client.turns) ----------------------------------------
+    # -- chat turns (sessions_client._turns) ----------------------------------------
 
     def read_turn(
         self,

@@ -66,10 +66,10 @@ from typing import (
 )
 
 from ._chat_stream import ChatStream
+from ._redact import redact_tokens
 from ._wire import Record
 from .cursor import MemoryCursor
 from .errors import ConfigurationError, ReaderTimeoutError, SessionsError
-from .redact import redact_tokens
 
 if TYPE_CHECKING:
     from .session import Session

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from sessions_client.config import is_secret_key, resolve_api_url, resolve_branch, resolve_token
+from sessions_client._config import is_secret_key, resolve_api_url, resolve_branch, resolve_token
 from sessions_client.errors import ConfigurationError
 
 

@@ -30,7 +30,7 @@ import math
 import time
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
-from ..tokens import AUDIENCE, ISSUER, public_token_claims, sign_jwt
+from .._tokens import AUDIENCE, ISSUER, public_token_claims, sign_jwt
 
 ENVIRONMENT_ID = "env_local"
 """The ``sub`` of every token: the id of the one environment a local server serves."""

@@ -20,7 +20,7 @@ from typing import Any, Dict, List
 import pytest
 from _chaoslib import Rearmer, Tally, collect, n_of, payloads, run_bounded
 
-from sessions_client.http import RetryPolicy
+from sessions_client._http import RetryPolicy
 from sessions_client.session import Session
 from sessions_client.testing import LocalServer
 

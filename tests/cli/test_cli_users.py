@@ -16,7 +16,7 @@ import pytest
 
 from sessions_client import cli
 from sessions_client import client as client_module
-from sessions_client.config import MAX_RECORD_BYTES
+from sessions_client._config import MAX_RECORD_BYTES
 from sessions_client.testing import LocalServer
 
 TOKEN = "pat_refreshed_token_never_printed"

@@ -9,7 +9,8 @@ from typing import List
 import pytest
 
 from sessions_client import Session
-from sessions_client.config import MAX_RECORD_BYTES
+from sessions_client._config import MAX_RECORD_BYTES
+from sessions_client._http import RetryPolicy
 from sessions_client.errors import (
     ConfigurationError,
     PermissionDeniedError,
@@ -17,7 +18,6 @@ from sessions_client.errors import (
     RecordTooLargeError,
     SessionClosedError,
 )
-from sessions_client.http import RetryPolicy
 
 from .scripted import Conn, Request, keep_alive
 
@@ -271,7 +271,7 @@ def test_closed_session_refuses_calls(scripted):
 
 
 def test_a_given_transport_is_used_and_left_open(scripted):
-    from sessions_client.http import Transport
+    from sessions_client._http import Transport
 
     srv = ok_server(scripted)
     transport = Transport(srv.url, "eyJ.shared.token")
@@ -284,7 +284,7 @@ def test_a_given_transport_is_used_and_left_open(scripted):
 
 
 def test_read_turn_and_ask_delegate_to_turns(monkeypatch):
-    from sessions_client import turns
+    from sessions_client import _turns as turns
 
     calls = []
     monkeypatch.setattr(turns, "read_turn", lambda session, **kw: calls.append(("rt", kw)) or [])

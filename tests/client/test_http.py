@@ -13,6 +13,14 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
+from sessions_client._http import (
+    USER_AGENT,
+    RetryPolicy,
+    Transport,
+    error_from_response,
+    is_loopback_host,
+    quote_segment,
+)
 from sessions_client.errors import (
     APIError,
     AuthenticationError,
@@ -25,14 +33,6 @@ from sessions_client.errors import (
     RecordTooLargeError,
     ServerError,
     SessionClosedError,
-)
-from sessions_client.http import (
-    USER_AGENT,
-    RetryPolicy,
-    Transport,
-    error_from_response,
-    is_loopback_host,
-    quote_segment,
 )
 
 from .scripted import Conn, Request, keep_alive

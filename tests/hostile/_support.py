@@ -135,7 +135,7 @@ def status_of(answer: bytes) -> int:
 def legitimate_append(url: str, text: str = "hello") -> int:
     """One append through the library; returns its seq (raises on failure)."""
     from sessions_client import Session
-    from sessions_client.http import RetryPolicy
+    from sessions_client._http import RetryPolicy
 
     policy = RetryPolicy(max_attempts=20, initial_delay=0.05, max_delay=0.5, total_timeout=15)
     with Session("victim", token=SECRET, api_url=url, append_retry=policy) as session:

@@ -10,7 +10,7 @@ from typing import Callable, Iterator, List
 import pytest
 
 from sessions_client import ConfigurationError, RetryPolicy
-from sessions_client.http import Transport
+from sessions_client._http import Transport
 from sessions_client.testing import ServerLimits
 
 from ._hostile import Conn, RawServer, head

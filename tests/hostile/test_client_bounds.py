@@ -24,7 +24,7 @@ from sessions_client import (
     ServerError,
     Session,
 )
-from sessions_client.http import Transport
+from sessions_client._http import Transport
 
 from ._hostile import Conn, RawServer, bomb_handler, endless_handler, head
 from ._support import HERE

@@ -8,8 +8,8 @@ from typing import Iterator, List
 import pytest
 import requests
 
+from sessions_client._http import RetryPolicy
 from sessions_client.client import Client
-from sessions_client.http import RetryPolicy
 from sessions_client.testing import LocalServer
 
 #: The SDK policy with tiny delays, so retry tests stay fast.

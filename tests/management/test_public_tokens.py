@@ -13,9 +13,9 @@ import pytest
 import requests
 
 from sessions_client import Client, Session
+from sessions_client._tokens import flatten_scopes
 from sessions_client.errors import ConfigurationError, PermissionDeniedError
 from sessions_client.testing import LocalServer
-from sessions_client.tokens import flatten_scopes
 
 from .conftest import unique
 

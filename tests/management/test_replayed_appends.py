@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from sessions_client import Session
-from sessions_client.http import RetryPolicy
+from sessions_client._http import RetryPolicy
 from sessions_client.testing import LocalServer, chat_message, reply_text
 
 from .conftest import unique

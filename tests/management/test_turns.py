@@ -12,6 +12,7 @@ import pytest
 from _waiting import eventually
 
 from sessions_client import Client, MemoryCursor, Session
+from sessions_client._turns import turn_in_seq
 from sessions_client.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -22,7 +23,6 @@ from sessions_client.errors import (
     TurnTimeoutError,
 )
 from sessions_client.testing import LocalServer, chat_message, reply_text
-from sessions_client.turns import turn_in_seq
 
 from .conftest import unique
 

@@ -10,7 +10,7 @@ import pytest
 from _waiting import eventually
 
 from sessions_client import ConfigurationError, Session
-from sessions_client.redact import HIDDEN, redact_tokens
+from sessions_client._redact import HIDDEN, redact_tokens
 from sessions_client.testing import LocalServer
 from sessions_client.wsgi import SSERelay, encode_event, sse_headers, sse_relay
 

@@ -9,7 +9,7 @@ TLS verification, retries with capped jittered exponential backoff
 :mod:`sessions_client.errors`.
 
 Every non-streaming call is bounded: one deadline covers connecting, the answer's
-headers and body, each retry and each wait (:mod:`sessions_client.deadline` cuts a
+headers and body, each retry and each wait (:mod:`sessions_client._deadline` cuts a
 connection that outlives it), the answer is read at most ``max_response_bytes``
 before and after decompression (error answers at most :data:`MAX_ERROR_BODY`), a
 server's ``Retry-After`` is obeyed up to :attr:`RetryPolicy.max_server_delay`, and
@@ -49,10 +49,10 @@ import requests
 import requests.auth
 import urllib3.exceptions
 
+from ._config import is_secret_key, resolve_api_url, resolve_branch, resolve_token
+from ._deadline import CallGuard
 from ._pool import PoolAdapter
 from ._version import __version__
-from .config import is_secret_key, resolve_api_url, resolve_branch, resolve_token
-from .deadline import CallGuard
 from .errors import (
     APIError,
     AuthenticationError,
@@ -72,7 +72,7 @@ from .errors import (
     SessionsError,
 )
 
-logger = logging.getLogger("sessions_client.http")
+logger = logging.getLogger("sessions_client._http")
 
 TimeoutType = Union[float, Tuple[float, Optional[float]]]
 DEFAULT_TIMEOUT: Tuple[float, float] = (10.0, 30.0)
@@ -502,7 +502,7 @@ class Transport:
     (or one number for both); ``verify`` is ``True`` (default), ``False`` or the
     path of a CA bundle. Give ``http_session`` to share a connection pool: the
     transport then leaves its adapters alone and never closes it (and a deadline
-    cannot cut a server that trickles bytes: see :mod:`sessions_client.deadline`).
+    cannot cut a server that trickles bytes: see :mod:`sessions_client._deadline`).
     Otherwise the transport makes its own session whose pool holds at most
     ``pool_maxsize`` connections (callers beyond that wait for a free connection), and
     reads the proxy and CA-bundle environment variables once, when it is made.
@@ -594,7 +594,7 @@ class Transport:
         **options: Any,
     ) -> Transport:
         """A transport whose unset ``token``, ``api_url`` and ``branch`` come from the
-        environment, as the official SDK reads it (see :mod:`sessions_client.config`)."""
+        environment, as the official SDK reads it (see :mod:`sessions_client._config`)."""
         return cls(
             resolve_api_url(api_url),
             resolve_token(token),

@@ -54,7 +54,7 @@ __all__ = [
     "ask",
 ]
 
-logger = logging.getLogger("sessions_client.turns")
+logger = logging.getLogger("sessions_client._turns")
 
 TURN_COMPLETE = "turn-complete"
 IN_EVENT_ID_HEADER = "session-in-event-id"

@@ -9,7 +9,7 @@ with a ``requests`` connection error, and :attr:`CallGuard.fired` tells the call
 why.
 
 Connections are noted by :class:`DeadlineAdapter`, the ``requests`` adapter that a
-:class:`~sessions_client.http.Transport` mounts on the ``requests.Session`` it makes.
+:class:`~sessions_client._http.Transport` mounts on the ``requests.Session`` it makes.
 A session given by the caller keeps its own adapters: the deadline then holds
 between attempts and lowers each attempt's socket timeouts, but cannot cut a server
 that trickles bytes. Proxied connections are guarded too (SOCKS ones are not).
