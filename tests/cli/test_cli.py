@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 import pytest
+from _cli_env import point_env_at, run
 from _waiting import eventually
 
 from sessions_client import cli
@@ -39,12 +40,7 @@ def server(sessions_server: LocalServer) -> LocalServer:
 
 @pytest.fixture
 def env(server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> LocalServer:
-    for name in list(os.environ):
-        if name.startswith("TRIGGER_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("TRIGGER_API_URL", server.url)
-    monkeypatch.setenv("TRIGGER_SECRET_KEY", server.secret_key)
-    return server
+    return point_env_at(server, monkeypatch)
 
 
 @pytest.fixture
@@ -61,12 +57,6 @@ def backoffs(monkeypatch: pytest.MonkeyPatch) -> List[float]:
     real = client_module.Client
     monkeypatch.setattr(client_module, "Client", functools.partial(real, sleep=delays.append))
     return delays
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, str, str]:
-    code = cli.main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def lines(text: str) -> List[Dict[str, Any]]:

@@ -9,9 +9,10 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Iterator, Tuple
+from typing import Dict, Iterator
 
 import pytest
+from _cli_env import point_env_at, run
 
 from sessions_client import cli
 from sessions_client.testing import LocalServer
@@ -23,18 +24,7 @@ SECRET = "tr_dev_cli_chat_secret_do_not_print"
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalServer]:
     with LocalServer(secret_key=SECRET, echo_agent=True, agent_client_data=["userId"]) as srv:
-        for name in list(os.environ):
-            if name.startswith("TRIGGER_"):
-                monkeypatch.delenv(name)
-        monkeypatch.setenv("TRIGGER_API_URL", srv.url)
-        monkeypatch.setenv("TRIGGER_SECRET_KEY", srv.secret_key)
-        yield srv
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, str, str]:
-    code = cli.main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+        yield point_env_at(srv, monkeypatch)
 
 
 USER = ("--client-data", '{"userId": "u1"}')

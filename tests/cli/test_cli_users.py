@@ -10,9 +10,10 @@ import json
 import os
 import socket
 import sys
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List
 
 import pytest
+from _cli_env import point_env_at, run
 
 from sessions_client import cli
 from sessions_client import client as client_module
@@ -29,18 +30,7 @@ def server(sessions_server: LocalServer) -> LocalServer:
 
 @pytest.fixture
 def env(server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> LocalServer:
-    for name in list(os.environ):
-        if name.startswith("TRIGGER_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("TRIGGER_API_URL", server.url)
-    monkeypatch.setenv("TRIGGER_SECRET_KEY", server.secret_key)
-    return server
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, str, str]:
-    code = cli.main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return point_env_at(server, monkeypatch)
 
 
 def lines(text: str) -> List[Dict[str, Any]]:

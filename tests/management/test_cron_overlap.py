@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any, Dict, Iterator, List
 
 import pytest
+from _cli_env import point_env_at
 
 from sessions_client import CursorLockedError, FileCursor, Session, cli
 from sessions_client.testing import LocalServer
@@ -22,12 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def env(server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> LocalServer:
-    for name in list(os.environ):
-        if name.startswith("TRIGGER_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("TRIGGER_API_URL", server.url)
-    monkeypatch.setenv("TRIGGER_SECRET_KEY", server.secret_key)
-    return server
+    return point_env_at(server, monkeypatch)
 
 
 def _load_cron_example() -> ModuleType:
