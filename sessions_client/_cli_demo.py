@@ -9,6 +9,7 @@ and fault-injection steps are skipped there).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -16,13 +17,74 @@ import tempfile
 import textwrap
 import time
 import uuid
-from typing import Any, Callable, Dict, Optional, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, TextIO
 
+from ._cli_args import PROG, add_command
 from .chat import AgentChat, ChatStream
 from .client import Client
 
+if TYPE_CHECKING:
+    from ._cli_args import Commands
+
 WIDTH = 88
 INDENT = "      "
+
+
+def add_demo(commands: Commands, common: argparse.ArgumentParser) -> None:
+    demo = add_command(
+        commands,
+        "demo",
+        "a short narrated tour on an embedded server (offline, seconds)",
+        "Start the embedded Sessions server with its echo agent (database in a temporary "
+        "directory, 127.0.0.1 only), create a session, send a message with ask() and print "
+        "the reply, stop a read part-way and resume it from its cursor, and recover from a "
+        "cut connection, explaining each step. Needs no network and no account.\n\n"
+        "With --task and a configured server (--api-url or $TRIGGER_API_URL), the same "
+        "conversation runs against that server's agent task instead, in a new session that "
+        "is closed at the end.",
+        "examples:\n  sessions-client demo\n"
+        "  sessions-client demo --api-url https://api.trigger.dev --task my-chat-agent",
+        cmd_demo,
+        common,
+    )
+    demo.add_argument(
+        "--wire", choices=["v1", "v2"], default="v2", help="wire shape of the local server"
+    )
+    demo.add_argument(
+        "--local",
+        action="store_true",
+        help="use the embedded server even when a server is configured",
+    )
+    demo.add_argument("--task", help="agent task id on the configured server (remote demo)")
+    demo.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait for a reply (default 60)"
+    )
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """The remote demo with --task and a configured server, else the local one."""
+    configured = args.api_url or os.environ.get("TRIGGER_API_URL")
+    if configured and not args.local:
+        if args.task:
+            return run_remote(
+                out,
+                api_url=args.api_url,
+                token=args.token,
+                branch=args.branch,
+                task=args.task,
+                timeout=args.timeout,
+            )
+        err.write(
+            f"{PROG}: note: a server is configured ({configured}), but the demo needs an "
+            "agent there that answers; pass --task TASK_ID to run it there. "
+            "Using the embedded local server instead.\n"
+        )
+    elif args.task and not args.local:
+        err.write(
+            f"{PROG}: note: --task needs a configured server (--api-url or TRIGGER_API_URL); "
+            "using the embedded local server and its echo agent.\n"
+        )
+    return run_local(out, wire=args.wire, timeout=args.timeout)
 
 
 class _Narrator:

@@ -20,7 +20,7 @@ import pytest
 from _cli_env import point_env_at, run
 from _waiting import eventually
 
-from sessions_client import cli
+from sessions_client import _cli_records, cli
 from sessions_client import client as client_module
 from sessions_client.testing import LocalServer, chat_message, reply_text
 
@@ -177,7 +177,7 @@ def test_unexpected_errors_are_one_line_and_ctrl_c_is_130(
     def boom(args: Any) -> Any:
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr(cli, "_session", boom)
+    monkeypatch.setattr(_cli_records, "open_session", boom)
     code, _, err = run(capsys, "tail", "chat-1")
     assert code == 1
     expected = "RuntimeError: boom second line (run with --debug for the traceback)"
@@ -186,7 +186,7 @@ def test_unexpected_errors_are_one_line_and_ctrl_c_is_130(
     def interrupted(args: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_session", interrupted)
+    monkeypatch.setattr(_cli_records, "open_session", interrupted)
     code, _, err = run(capsys, "drain", "chat-1")
     assert code == cli.EXIT_INTERRUPTED == 130
     assert err.strip() == "sessions-client: interrupted"

@@ -145,12 +145,13 @@ def test_a_network_error_is_one_short_readable_line(
 
 
 def test_network_line_keeps_unknown_text_but_bounds_it() -> None:
+    from sessions_client._cli_errors import network_line
     from sessions_client.errors import NetworkError
 
-    assert cli._network_line(NetworkError("GET /x failed: something odd")) == (
+    assert network_line(NetworkError("GET /x failed: something odd")) == (
         "GET /x failed: something odd"
     )
-    assert len(cli._network_line(NetworkError("y" * 1000))) == 200
+    assert len(network_line(NetworkError("y" * 1000))) == 200
 
 
 def test_tail_says_so_when_no_session_has_the_external_id(
