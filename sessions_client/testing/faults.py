@@ -27,6 +27,12 @@ the order they were added.
   then end without ``[DONE]`` (as production passes a storage error on).
 - ``set_latency(seconds, route="*")``: every answer on ``route`` is delayed by
   ``seconds`` (``0`` removes it). A route-specific latency wins over ``"*"``.
+- ``on_request(route, arm)``: call ``arm()`` each time a request on ``route`` arrives
+  (once it is counted in ``request_counts``, before it takes any fault), so that a
+  test can arm the fault of every request deterministically, e.g. a new cut for each
+  reconnect (``arm=None`` removes it). Hooks run one at a time, in the server's
+  connection threads; ``arm`` may arm nothing. Pending faults armed by a hook are
+  cleared by ``clear()``; the hook itself stays until removed.
 - ``clear()``: forget every pending fault and latency.
 
 Waits inside faults end early when the server closes.
@@ -36,7 +42,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 ROUTES = ("append", "read", "records", "sessions", "claims", "*")
 
@@ -88,6 +94,8 @@ class FaultInjector:
         self._stalls: List[StreamPlan] = []
         self._errors: List[StreamPlan] = []
         self._latency: Dict[str, float] = {}
+        self._hooks: Dict[str, Callable[[], None]] = {}
+        self._hook_lock = threading.Lock()  # hooks run one at a time
 
     # ------------------------------------------------------------ public API
 
@@ -150,6 +158,16 @@ class FaultInjector:
             else:
                 self._latency.pop(route, None)
 
+    def on_request(self, route: str, arm: Optional[Callable[[], None]]) -> None:
+        """Call ``arm()`` as each new request on ``route`` arrives, before it takes its
+        faults (``None``: stop calling it). One hook per route; a new one replaces it."""
+        _check_route(route)
+        with self._hook_lock:
+            if arm is None:
+                self._hooks.pop(route, None)
+            else:
+                self._hooks[route] = arm
+
     def clear(self) -> None:
         """Forget every pending fault and latency."""
         with self._lock:
@@ -161,6 +179,14 @@ class FaultInjector:
             self._latency.clear()
 
     # ------------------------------------------------------- server-side use
+
+    def request_arrived(self, route: str) -> None:
+        """Run the ``on_request`` hooks of ``route`` (and of ``"*"``) for a new request."""
+        with self._hook_lock:
+            for key in (route, "*"):
+                hook = self._hooks.get(key)
+                if hook is not None:
+                    hook()
 
     @staticmethod
     def _take(queue: List[_Pending], route: str) -> Optional[_Pending]:

@@ -50,8 +50,13 @@ DONE = b"data: [DONE]\n\n"
 V1_PING = b": ping\n\n"
 
 
+# One shared encoder: json.dumps with options builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON, UTF-8 as is (what ``json.dumps`` with those options gives)."""
+    return _ENCODER.encode(value)
 
 
 def _tail(next_seq: int, last_ts: Optional[int]) -> str:
