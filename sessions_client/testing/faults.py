@@ -29,10 +29,10 @@ the order they were added.
   ``seconds`` (``0`` removes it). A route-specific latency wins over ``"*"``.
 - ``on_request(route, arm)``: call ``arm()`` each time a request on ``route`` arrives
   (once it is counted in ``request_counts``, before it takes any fault), so that a
-  test can arm the fault of every request deterministically, e.g. a new cut for each
-  reconnect (``arm=None`` removes it). Hooks run one at a time, in the server's
-  connection threads; ``arm`` may arm nothing. Pending faults armed by a hook are
-  cleared by ``clear()``; the hook itself stays until removed.
+  test arms the fault of every request deterministically, e.g. a new cut for each
+  reconnect, whatever the client's timing (``arm=None`` removes it; one hook per
+  route, ``"*"`` for every request). Hooks run one at a time, in the server's
+  connection threads, and may arm nothing. ``clear()`` leaves hooks in place.
 - ``clear()``: forget every pending fault and latency.
 
 Waits inside faults end early when the server closes.

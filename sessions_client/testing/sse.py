@@ -126,6 +126,7 @@ def v1_events(records: List[StoredRecord]) -> bytes:
     for record in records:
         if record.is_command:
             continue
-        payload = _dumps({"data": v1_payload(record), "id": record.seq})
-        out.append(f"id: {record.seq}\ndata: {payload}\n\n")
+        # the text of {"data": <payload>, "id": <seq>}, built without the dict
+        data = _dumps(v1_payload(record))
+        out.append(f'id: {record.seq}\ndata: {{"data":{data},"id":{record.seq}}}\n\n')
     return "".join(out).encode("utf-8")
