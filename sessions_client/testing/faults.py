@@ -32,7 +32,8 @@ the order they were added.
   test arms the fault of every request deterministically, e.g. a new cut for each
   reconnect, whatever the client's timing (``arm=None`` removes it; one hook per
   route, ``"*"`` for every request). Hooks run one at a time, in the server's
-  connection threads, and may arm nothing. ``clear()`` leaves hooks in place.
+  connection threads, and may arm nothing; one that raises is logged and the
+  request goes on. ``clear()`` leaves hooks in place.
 - ``clear()``: forget every pending fault and latency.
 
 Waits inside faults end early when the server closes.
@@ -40,9 +41,12 @@ Waits inside faults end early when the server closes.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
+
+logger = logging.getLogger("sessions_client.testing")
 
 ROUTES = ("append", "read", "records", "sessions", "claims", "*")
 
@@ -181,12 +185,17 @@ class FaultInjector:
     # ------------------------------------------------------- server-side use
 
     def request_arrived(self, route: str) -> None:
-        """Run the ``on_request`` hooks of ``route`` (and of ``"*"``) for a new request."""
+        """Run the ``on_request`` hooks of ``route`` (and of ``"*"``) for a new request;
+        an exception from a hook is logged and the request goes on."""
         with self._hook_lock:
             for key in (route, "*"):
                 hook = self._hooks.get(key)
-                if hook is not None:
+                if hook is None:
+                    continue
+                try:
                     hook()
+                except Exception:
+                    logger.exception("fault injection hook on %r failed", key)
 
     @staticmethod
     def _take(queue: List[_Pending], route: str) -> Optional[_Pending]:

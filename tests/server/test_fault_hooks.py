@@ -78,3 +78,14 @@ def test_append_many_stores_what_single_appends_store() -> None:
         return (record["headers"], list(envelope), envelope["data"], len(envelope["id"]))
 
     assert [shape(r) for r in stored[1:5]] == [shape(r) for r in single]
+
+
+def test_a_failing_hook_is_logged_and_the_request_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    def broken() -> None:
+        raise RuntimeError("bug in a test's hook")
+
+    with LocalServer() as srv:
+        srv.create_session("hooks")
+        srv.faults.on_request("append", broken)
+        assert _append(srv, '"x"') == 200
+    assert "fault injection hook on 'append' failed" in caplog.text
