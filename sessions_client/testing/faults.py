@@ -27,6 +27,13 @@ the order they were added.
   then end without ``[DONE]`` (as production passes a storage error on).
 - ``set_latency(seconds, route="*")``: every answer on ``route`` is delayed by
   ``seconds`` (``0`` removes it). A route-specific latency wins over ``"*"``.
+- ``on_request(route, arm)``: call ``arm()`` each time a request on ``route`` arrives
+  (once it is counted in ``request_counts``, before it takes any fault), so that a
+  test arms the fault of every request deterministically, e.g. a new cut for each
+  reconnect, whatever the client's timing (``arm=None`` removes it; one hook per
+  route, ``"*"`` for every request). Hooks run one at a time, in the server's
+  connection threads, and may arm nothing; one that raises is logged and the
+  request goes on. ``clear()`` leaves hooks in place.
 - ``clear()``: forget every pending fault and latency.
 
 Waits inside faults end early when the server closes.
@@ -34,9 +41,12 @@ Waits inside faults end early when the server closes.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
+
+logger = logging.getLogger("sessions_client.testing")
 
 ROUTES = ("append", "read", "records", "sessions", "claims", "*")
 
@@ -88,6 +98,8 @@ class FaultInjector:
         self._stalls: List[StreamPlan] = []
         self._errors: List[StreamPlan] = []
         self._latency: Dict[str, float] = {}
+        self._hooks: Dict[str, Callable[[], None]] = {}
+        self._hook_lock = threading.Lock()  # hooks run one at a time
 
     # ------------------------------------------------------------ public API
 
@@ -150,6 +162,16 @@ class FaultInjector:
             else:
                 self._latency.pop(route, None)
 
+    def on_request(self, route: str, arm: Optional[Callable[[], None]]) -> None:
+        """Call ``arm()`` as each new request on ``route`` arrives, before it takes its
+        faults (``None``: stop calling it). One hook per route; a new one replaces it."""
+        _check_route(route)
+        with self._hook_lock:
+            if arm is None:
+                self._hooks.pop(route, None)
+            else:
+                self._hooks[route] = arm
+
     def clear(self) -> None:
         """Forget every pending fault and latency."""
         with self._lock:
@@ -161,6 +183,19 @@ class FaultInjector:
             self._latency.clear()
 
     # ------------------------------------------------------- server-side use
+
+    def request_arrived(self, route: str) -> None:
+        """Run the ``on_request`` hooks of ``route`` (and of ``"*"``) for a new request;
+        an exception from a hook is logged and the request goes on."""
+        with self._hook_lock:
+            for key in (route, "*"):
+                hook = self._hooks.get(key)
+                if hook is None:
+                    continue
+                try:
+                    hook()
+                except Exception:
+                    logger.exception("fault injection hook on %r failed", key)
 
     @staticmethod
     def _take(queue: List[_Pending], route: str) -> Optional[_Pending]:

@@ -609,6 +609,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.send(json_response(200, {}, preflight))
             return
         self.ctx.count(route)
+        self.ctx.faults.request_arrived(route)
         allowed = _ALLOWED.get(route)
         if allowed is not None and method not in allowed:
             allow = ", ".join(allowed)

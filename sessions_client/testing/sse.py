@@ -50,8 +50,13 @@ DONE = b"data: [DONE]\n\n"
 V1_PING = b": ping\n\n"
 
 
+# One shared encoder: json.dumps with options builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON, UTF-8 as is (what ``json.dumps`` with those options gives)."""
+    return _ENCODER.encode(value)
 
 
 def _tail(next_seq: int, last_ts: Optional[int]) -> str:
@@ -121,6 +126,7 @@ def v1_events(records: List[StoredRecord]) -> bytes:
     for record in records:
         if record.is_command:
             continue
-        payload = _dumps({"data": v1_payload(record), "id": record.seq})
-        out.append(f"id: {record.seq}\ndata: {payload}\n\n")
+        # the text of {"data": <payload>, "id": <seq>}, built without the dict
+        data = _dumps(v1_payload(record))
+        out.append(f'id: {record.seq}\ndata: {{"data":{data},"id":{record.seq}}}\n\n')
     return "".join(out).encode("utf-8")

@@ -91,8 +91,13 @@ def new_id(prefix: str) -> str:
     return prefix + "".join(secrets.choice(alphabet) for _ in range(25))
 
 
+# One shared encoder: json.dumps with options builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON, UTF-8 as is (what ``json.dumps`` with those options gives)."""
+    return _ENCODER.encode(value)
 
 
 def encode_fragment(seq: int, ts: int, headers: Optional[Headers], body: str) -> str:
@@ -406,6 +411,41 @@ class Store:
         for listener in list(self._listeners):
             listener(session_id, io, seq)
         return seq, True
+
+    def append_many(self, session_id: str, io: str, bodies: Sequence[str]) -> List[int]:
+        """Append one record per body (no headers, no part id claim) in one transaction,
+        each stored as :meth:`append` stores it; return their seqs."""
+        key = (session_id, io)
+        with self._lock:
+            first = self._tails.get(key, 0)
+            ts = now_ms()
+            rows = [
+                (session_id, io, seq, ts, body, encode_fragment(seq, ts, None, body))
+                for seq, body in enumerate(bodies, start=first)
+            ]
+            if not rows:
+                return []
+            conn = self._conn
+            conn.execute("BEGIN")
+            try:
+                conn.executemany(
+                    "INSERT INTO records (session_id, io, seq, ts, headers, body, frag)"
+                    " VALUES (?,?,?,?,NULL,?,?)",
+                    rows,
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            with self._cond:
+                self._tails[key] = first + len(rows)
+                self._last_ts[key] = ts
+                self._cond.notify_all()
+        seqs = list(range(first, first + len(rows)))
+        for seq in seqs:
+            for listener in list(self._listeners):
+                listener(session_id, io, seq)
+        return seqs
 
     def read(
         self,

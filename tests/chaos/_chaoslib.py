@@ -6,7 +6,6 @@ import json
 import random
 import string
 import threading
-import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
 
 T = TypeVar("T")
@@ -17,20 +16,36 @@ T = TypeVar("T")
 _PAD_ALPHABET = string.ascii_letters + string.digits + " " + '\u00e9\u6f22\U0001f642"\\/\u2028'
 
 
+def payload_values(
+    count: int, seed: int, *, low: int = 60, high: int = 160
+) -> List[Dict[str, Any]]:
+    """``count`` records ``{"n": <n>, "pad": "<low..high chars>"}``: a unique sequential
+    ``n`` and a seeded random pad (the values :func:`payloads` encodes)."""
+    rng = random.Random(seed)
+    pool = "".join(rng.choice(_PAD_ALPHABET) for _ in range(4096 + high))
+    out: List[Dict[str, Any]] = []
+    for n in range(count):
+        start = rng.randrange(4096)
+        out.append({"n": n, "pad": pool[start : start + rng.randint(low, high)]})
+    return out
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def encode(value: Dict[str, Any]) -> str:
+    """A payload value as compact JSON text, UTF-8 as is (not ASCII-escaped): what
+    ``json.dumps(value, separators=(",", ":"), ensure_ascii=False)`` gives."""
+    return '{"n":' + str(value["n"]) + ',"pad":' + _ENCODER.encode(value["pad"]) + "}"
+
+
 def payloads(count: int, seed: int, *, low: int = 60, high: int = 160) -> List[str]:
     """``count`` JSON records, each with a unique sequential ``n`` and a seeded random pad.
 
     A record is ``{"n":<n>,"pad":"<low..high chars>"}`` (UTF-8, not ASCII-escaped): about
     80-200 bytes.
     """
-    rng = random.Random(seed)
-    pool = "".join(rng.choice(_PAD_ALPHABET) for _ in range(4096 + high))
-    out: List[str] = []
-    for n in range(count):
-        start = rng.randrange(4096)
-        pad = pool[start : start + rng.randint(low, high)]
-        out.append(json.dumps({"n": n, "pad": pad}, separators=(",", ":"), ensure_ascii=False))
-    return out
+    return [encode(value) for value in payload_values(count, seed, low=low, high=high)]
 
 
 class Tally:
@@ -75,10 +90,11 @@ def n_of(record: Dict[str, Any]) -> int:
 class Rearmer:
     """Keeps one fault armed for every new request on ``route`` (default: SSE reads).
 
-    ``arm(rng)`` arms the fault for the next request. A background thread polls
-    ``srv.request_counts[route]``; each time a new request arrives (it consumes the armed
-    fault) the next fault is armed, well before the client's reconnect backoff ends.
-    ``arm`` may arm nothing (a probabilistic schedule).
+    ``arm(rng)`` arms the fault of one request: the server calls it as each new request
+    on ``route`` arrives, before the request takes its faults
+    (``srv.faults.on_request``), so request k meets the k-th armed fault whatever the
+    timing: no polling, and the client's reconnect needs no backoff to leave time for
+    it. ``arm`` may arm nothing (a probabilistic schedule); ``limit`` caps the calls.
     """
 
     def __init__(
@@ -88,7 +104,6 @@ class Rearmer:
         rng: random.Random,
         *,
         limit: Optional[int] = None,
-        poll: float = 0.001,
         route: str = "read",
     ) -> None:
         self.srv = srv
@@ -96,18 +111,10 @@ class Rearmer:
         self._arm = arm
         self.rng = rng
         self.limit = limit
-        self.poll = poll
         self.armed = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="chaos-rearmer", daemon=True)
-
-    def reads(self) -> int:
-        return int(self.srv.request_counts.get(self.route, 0))
 
     def start(self) -> Rearmer:
-        self._seen = self.reads()
-        self._arm_one()
-        self._thread.start()
+        self.srv.faults.on_request(self.route, self._arm_one)
         return self
 
     def _arm_one(self) -> None:
@@ -116,17 +123,8 @@ class Rearmer:
         self._arm(self.rng)
         self.armed += 1
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            now = self.reads()
-            for _ in range(now - self._seen):  # one per new request, even if several came
-                self._arm_one()
-            self._seen = now
-            time.sleep(self.poll)
-
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
+        self.srv.faults.on_request(self.route, None)
         self.srv.faults.clear()
 
     def __enter__(self) -> Rearmer:
@@ -134,6 +132,70 @@ class Rearmer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class Pauses:
+    """An injected ``sleep`` (``Session(..., sleep=pauses)``): records every pause the
+    client asks for and returns at once. Time is injected, not waited.
+
+    An outage (a server restart) lasts a given amount of *requested* time instead of
+    wall time: after :meth:`start_outage` ``(seconds)``, the pause that brings the
+    pauses asked for since then to ``seconds`` blocks until :meth:`end_outage` (the
+    server is back), as a real sleep of that length would have overlapped the outage.
+    """
+
+    def __init__(self) -> None:
+        self.delays: List[float] = []
+        self._cond = threading.Condition()
+        self._outage_from: Optional[int] = None
+        self._outage_s = 0.0
+        self.outage_delays: List[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        with self._cond:
+            self.delays.append(seconds)
+            self._cond.notify_all()
+            if self._outage_from is None or not self._outage_over():
+                return
+            if not self._cond.wait_for(lambda: self._outage_from is None, 30):
+                raise AssertionError("the outage did not end within 30 s")
+
+    def _outage_over(self) -> bool:
+        assert self._outage_from is not None
+        return sum(self.delays[self._outage_from :]) >= self._outage_s
+
+    def start_outage(self, seconds: float) -> None:
+        """From now on, the pauses that add up to ``seconds`` pass before the server is
+        back (see :meth:`wait_outage`, :meth:`end_outage`)."""
+        with self._cond:
+            self._outage_from, self._outage_s = len(self.delays), seconds
+
+    def wait_outage(self, timeout: float = 30.0) -> None:
+        """Block until the client has asked for the outage's seconds of pauses."""
+        with self._cond:
+            if not self._cond.wait_for(self._outage_over, timeout):
+                raise AssertionError(f"the client did not retry within {timeout:g} s")
+
+    def end_outage(self) -> None:
+        """The server is back: release the client's blocked pause."""
+        with self._cond:
+            assert self._outage_from is not None
+            self.outage_delays = self.delays[self._outage_from :]
+            self._outage_from = None
+            self._cond.notify_all()
+
+
+class ManualClock:
+    """An injected Unix clock (``LocalServer(clock=...)``) that moves only when told."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def run_bounded(

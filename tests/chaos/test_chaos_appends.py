@@ -5,7 +5,8 @@ route (each further failure with probability FAIL_P, so ~30% of all requests fai
 429 with a small ``Retry-After``, connections dropped before the record is stored, and
 connections dropped after it was stored (only the answer is lost: the case ``X-Part-Id``
 idempotency exists for). The Session retries with the same ``X-Part-Id``; the channel must
-then hold each payload once, in append order.
+then hold each payload once, in append order. Retry pauses are injected (recorded, not
+waited): one per failed request, each within the retry policy or the ``Retry-After`` asked.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from collections import Counter
 from typing import Any, Dict, List
 
 import pytest
-from _chaoslib import Rearmer, Tally, collect, n_of, payloads, run_bounded
+from _chaoslib import Pauses, Rearmer, Tally, collect, n_of, payloads, run_bounded
+from _waiting import eventually
 
 from sessions_client._http import RetryPolicy
 from sessions_client.session import Session
@@ -66,8 +68,13 @@ def test_appends_exactly_once_under_failures(wire: str, chaos_figures: Any) -> N
     errors: List[str] = []
     with LocalServer(wire=wire, db=":memory:") as srv:
         srv.create_session(session_id)
+        pauses = Pauses()
         session = Session(
-            session_id, token=srv.secret_key, api_url=srv.url, append_retry=fast_policy()
+            session_id,
+            token=srv.secret_key,
+            api_url=srv.url,
+            append_retry=fast_policy(),
+            sleep=pauses,
         )
         started = time.monotonic()
         for body in bodies:
@@ -106,6 +113,7 @@ def test_appends_exactly_once_under_failures(wire: str, chaos_figures: Any) -> N
         failure_rate=failed / max(requests_made, 1),
         by_kind=dict(sorted(injected.items())),
         retries=requests_made - APPENDS,
+        retry_pauses_s=sum(pauses.delays),
         errors=len(errors),
         stored=len(stored),
         lost=tally.lost,
@@ -122,6 +130,8 @@ def test_appends_exactly_once_under_failures(wire: str, chaos_figures: Any) -> N
     assert [r["seq"] for r in results] == [rec["seq"] for rec in stored]
     assert requests_made == APPENDS + failed  # every armed fault hit exactly one request
     assert 0.2 < failed / requests_made < 0.4
+    assert len(pauses.delays) == failed  # one pause before each retry
+    assert all(0 <= d <= 0.01 for d in pauses.delays)  # max_delay, or Retry-After 0 / 0.01
     part_ids = [r["part_id"] for r in results]
     assert len(set(part_ids)) == APPENDS
     assert [rec["part_id"] for rec in stored] == part_ids
@@ -131,9 +141,10 @@ def test_appends_exactly_once_under_failures(wire: str, chaos_figures: Any) -> N
 def test_concurrent_appends_exactly_once_under_failures(wire: str, chaos_figures: Any) -> None:
     """8 threads share one Session and append 150 records each while ~30% of requests fail.
 
-    A background thread arms, with probability FAIL_P, one fault of a random kind each
-    time a new append request arrives; the faults land on whichever thread's request
-    comes next (pooled keep-alive connections get dropped under other threads' feet).
+    As each new append request arrives, the server arms (with probability FAIL_P) one
+    fault of a random kind; the faults land on whichever thread's request takes them
+    first (pooled keep-alive connections get dropped under other threads' feet). Retry
+    pauses are injected.
     """
     threads, per_thread = 8, 150
     total = threads * per_thread
@@ -150,11 +161,13 @@ def test_concurrent_appends_exactly_once_under_failures(wire: str, chaos_figures
         # Here nothing caps the faults one append meets: each request fails with p ~ FAIL_P,
         # so with 8 attempts an append ran out with p = 0.3**8 ~ 7e-5: in ~8 % of runs of
         # 1,200 appends (seen in CI). 25 attempts: 1,200 * 0.3**25 ~ 1e-10 per run.
+        pauses = Pauses()
         session = Session(
             session_id,
             token=srv.secret_key,
             api_url=srv.url,
             append_retry=fast_policy(max_attempts=25),
+            sleep=pauses,
         )
 
         def arm(r: random.Random) -> None:
@@ -204,6 +217,7 @@ def test_concurrent_appends_exactly_once_under_failures(wire: str, chaos_figures
         injected_failures=failed,
         failure_rate=failed / max(requests_made, 1),
         armed_by_kind=dict(sorted(injected.items())),
+        retry_pauses=len(pauses.delays),
         errors=len(errors),
         stored=len(stored),
         lost=lost,
@@ -217,6 +231,7 @@ def test_concurrent_appends_exactly_once_under_failures(wire: str, chaos_figures
     assert streamed == [n_of(rec) for rec in stored]
     assert {n: r["seq"] for n, r in results.items()} == {n_of(r): r["seq"] for r in stored}
     assert 0.2 < failed / requests_made < 0.4
+    assert len(pauses.delays) == failed  # one pause before each retry
 
 
 def test_ambiguous_append_failure_then_replay_stores_once(chaos_figures: Any) -> None:
@@ -245,7 +260,13 @@ def test_ambiguous_append_failure_then_replay_stores_once(chaos_figures: Any) ->
                 session.append_in({"n": n}, part_id=part_id)
             except Exception as exc:  # noqa: BLE001 - expected: every attempt times out
                 errors.append(type(exc).__name__)
-        time.sleep(0.3)  # let the late attempts finish on the server
+        # every late attempt reached the server, and the first of each stored its record
+        eventually(
+            lambda: (
+                srv.request_counts.get("append", 0) >= 3 * appends
+                and len(srv.records(session_id, "in")) == appends
+            )
+        )
         srv.faults.clear()
         late_requests = int(srv.request_counts.get("append", 0))
         replays = [session.append_in({"n": n}, part_id=part_ids[n]) for n in range(appends)]
@@ -275,25 +296,38 @@ def test_ambiguous_append_failure_then_replay_stores_once(chaos_figures: Any) ->
 
 def test_appends_across_a_server_restart_stored_once(tmp_path: Any, chaos_figures: Any) -> None:
     """A writer appends 1,500 records while the server is closed mid-way (in-flight
-    requests and answers are lost), stays down 1 s and comes back on the same port and
-    database file: the part ids stored before the restart must still dedupe the retries."""
+    requests and answers are lost), stays down for 1 s of the writer's (injected) retry
+    pauses and comes back on the same port and database file: the part ids stored before
+    the restart must still dedupe the retries."""
     total, down_for = 1_500, 1.0
     db = str(tmp_path / "sessions.sqlite3")
     session_id = "chaos-append-restart"
     servers: List[Any] = [LocalServer(db=db)]
     port = servers[0].port
     errors: List[str] = []
+    restart_errors: List[BaseException] = []
     policy = RetryPolicy(max_attempts=40, initial_delay=0.05, max_delay=0.2, total_timeout=20)
+    pauses = Pauses()
     try:
         servers[0].create_session(session_id)
         session = Session(
-            session_id, token=servers[0].secret_key, api_url=servers[0].url, append_retry=policy
+            session_id,
+            token=servers[0].secret_key,
+            api_url=servers[0].url,
+            append_retry=policy,
+            sleep=pauses,
         )
 
         def restart() -> None:
-            servers[0].close()
-            time.sleep(down_for)
-            servers.append(LocalServer(db=db, port=port))
+            try:
+                pauses.start_outage(down_for)
+                servers[0].close()
+                pauses.wait_outage()  # the writer asked for down_for s of pauses meanwhile
+                servers.append(LocalServer(db=db, port=port))
+            except BaseException as exc:  # noqa: BLE001 - reported by the test
+                restart_errors.append(exc)
+            finally:
+                pauses.end_outage()
 
         restarter = threading.Thread(target=restart, name="chaos-restart", daemon=True)
         started = time.monotonic()
@@ -320,7 +354,8 @@ def test_appends_across_a_server_restart_stored_once(tmp_path: Any, chaos_figure
         "appends-restart",
         appends=total,
         restarts=len(servers) - 1,
-        down_s=down_for,
+        down_s=sum(pauses.outage_delays),
+        retries_while_down=len(pauses.outage_delays),
         errors=len(errors),
         stored=len(stored),
         lost=tally.lost,
@@ -328,6 +363,9 @@ def test_appends_across_a_server_restart_stored_once(tmp_path: Any, chaos_figure
         out_of_order=tally.out_of_order,
         elapsed_s=elapsed,
     )
+    assert restart_errors == []
     assert errors == []
     assert len(servers) == 2 and requests_after > 0
+    assert sum(pauses.outage_delays) >= down_for
+    assert all(0 <= d <= policy.max_delay for d in pauses.delays)
     assert tally.seen == list(range(total))

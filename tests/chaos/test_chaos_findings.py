@@ -55,8 +55,10 @@ class _PingFirstHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def ping_first_url() -> Iterator[str]:
+    # serve_forever polls for shutdown every 0.01 s (its default, 0.5 s, is what a
+    # shutdown would wait)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _PingFirstHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -109,7 +111,7 @@ def test_non_following_reader_reconnects_after_a_clean_close_without_done() -> N
     """F5 (chaos_findings.md, fixed in 9f33faa): only [DONE] ends a window."""
     _CleanCloseFirstHandler.calls = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _CleanCloseFirstHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"

@@ -1,20 +1,21 @@
 """Chaos: 50,000 records read exactly once, in order, while SSE connections are cut.
 
 The server cuts every read connection abruptly at a seeded random byte offset (a new offset
-is armed for each new connection), so records, events, UTF-8 sequences and chunk framing
-get split at arbitrary places. The reader must resume from its cursor every time.
+is armed as each new connection arrives), so records, events, UTF-8 sequences and chunk
+framing get split at arbitrary places. The reader must resume from its cursor every time.
+Its reconnect pauses are injected (recorded, not waited): each must be a first backoff step
+(0.05-0.1 s), since every cut connection had connected.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 import time
 from typing import Any, List
 
 import pytest
-from _chaoslib import Rearmer, Tally, collect, payloads, run_bounded
+from _chaoslib import Pauses, Rearmer, Tally, collect, encode, payload_values, run_bounded
 from _waiting import eventually
 
 from sessions_client.session import Session
@@ -41,15 +42,15 @@ def test_reads_exactly_once_under_random_cuts(wire: str, chaos_figures: Any) -> 
     with LocalServer(wire=wire, db=":memory:") as srv:
         srv.create_session(session_id)
         started = time.monotonic()
-        bodies = payloads(RECORDS, seed)
-        for body in bodies:
-            srv.append(session_id, "out", body)
+        expected = payload_values(RECORDS, seed)
+        srv.append_many(session_id, "out", [encode(value) for value in expected])
         preload = time.monotonic() - started
 
         def arm(r: random.Random) -> None:
             srv.faults.cut_stream(after_bytes=r.randint(1, MAX_CUT_BYTES[wire]), count=1)
 
-        session = Session(session_id, token=srv.secret_key, api_url=srv.url)
+        pauses = Pauses()
+        session = Session(session_id, token=srv.secret_key, api_url=srv.url, sleep=pauses)
         tally = Tally(RECORDS)
         received: List[Any] = []
         trims: List[Any] = []  # a reconnect must never look like a trim
@@ -75,7 +76,6 @@ def test_reads_exactly_once_under_random_cuts(wire: str, chaos_figures: Any) -> 
         leaked = srv.open_connections  # every cut connection was closed by the client too
 
     cuts = connections - 1  # a non-following reader reconnects only after a failure
-    expected = [json.loads(body) for body in bodies]
     corrupted = sum(1 for got, want in zip(received, expected) if got != want)
     chaos_figures(
         f"reads-{wire}",
@@ -90,6 +90,7 @@ def test_reads_exactly_once_under_random_cuts(wire: str, chaos_figures: Any) -> 
         open_connections_after_close=leaked,
         seed=seed,
         armed=rearmer.armed,
+        backoff_s=sum(pauses.delays),
         preload_s=preload,
         elapsed_s=elapsed,
     )
@@ -99,3 +100,6 @@ def test_reads_exactly_once_under_random_cuts(wire: str, chaos_figures: Any) -> 
     assert trims == []
     assert leaked == 0
     assert cuts >= MIN_CUTS
+    # one pause per cut, each the first step of the backoff (reset by every connect)
+    assert len(pauses.delays) == cuts
+    assert all(0.05 <= d <= 0.1 for d in pauses.delays), max(pauses.delays)

@@ -1,6 +1,12 @@
 """Chaos: stalled streams, a server restart mid-read, end to end (a failing writer racing a
 cut follower), a short-lived token refreshed across cuts, a trim while reading; plus the
-regression tests of chaos findings F1 and F2 (/work/coord/chaos_findings.md)."""
+regression tests of chaos findings F1 and F2 (/work/coord/chaos_findings.md).
+
+Reconnect and retry pauses are injected (``Pauses``: recorded, not waited), and so is the
+server's clock where token lifetimes matter. What stays real is what is under test: a
+stall is silence on a socket until the reader's stall timeout, and a long-poll window
+ends on the server after its seconds.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,17 @@ import time
 from typing import Any, List
 
 import pytest
-from _chaoslib import Rearmer, Tally, collect, n_of, payloads, run_bounded
+from _chaoslib import (
+    ManualClock,
+    Pauses,
+    Rearmer,
+    Tally,
+    collect,
+    n_of,
+    payloads,
+    run_bounded,
+)
+from _waiting import eventually
 
 from sessions_client._http import RetryPolicy
 from sessions_client.session import Session
@@ -26,7 +42,8 @@ def test_stalled_streams_reconnect_exactly_once(wire: str, chaos_figures: Any) -
     """Read connections stall (open, silent) at a random offset; stall_timeout fires.
 
     1.5 s is the shortest stall timeout the reader accepts as given (it is never below its
-    long-poll window, at least 1 s, plus 0.5 s).
+    long-poll window, at least 1 s, plus 0.5 s). The stalls are waited for real (the
+    reader's socket timeout is what is tested); the reconnect pauses are injected.
     """
     total, stalls, stall_timeout = 5_000, 4, 1.5
     seed = {"v1": 5005, "v2": 6006}[wire]
@@ -34,13 +51,13 @@ def test_stalled_streams_reconnect_exactly_once(wire: str, chaos_figures: Any) -
     session_id = f"chaos-stall-{wire}"
     with LocalServer(wire=wire, db=":memory:", ping_interval=30.0) as srv:
         srv.create_session(session_id)
-        for body in payloads(total, seed):
-            srv.append(session_id, "out", body)
+        srv.append_many(session_id, "out", payloads(total, seed))
 
         def arm(r: random.Random) -> None:
             srv.faults.stall_stream(5.0, after_bytes=r.randint(1, 150_000), count=1)
 
-        session = Session(session_id, token=srv.secret_key, api_url=srv.url)
+        pauses = Pauses()
+        session = Session(session_id, token=srv.secret_key, api_url=srv.url, sleep=pauses)
         tally = Tally(total)
         started = time.monotonic()
         with Rearmer(srv, arm, rng, limit=stalls):
@@ -68,6 +85,8 @@ def test_stalled_streams_reconnect_exactly_once(wire: str, chaos_figures: Any) -
     )
     assert tally.seen == list(range(total))
     assert connections - 1 >= stalls - 1  # the last armed stall may fall past the end
+    assert len(pauses.delays) == connections - 1  # one pause per stall dropped
+    assert all(0.05 <= d <= 0.1 for d in pauses.delays)  # each after a good connect
 
 
 @pytest.mark.parametrize("wire", WIRES)
@@ -135,9 +154,11 @@ def test_server_restart_mid_read(wire: str, tmp_path: Any, chaos_figures: Any) -
     """The server dies mid-stream and comes back on the same port and database file.
 
     A follower has read 1,000 of 2,000 preloaded records when the server is closed (its
-    stream breaks); the server is down for ``down_for`` s (connections refused), then a new
-    server opens the same database on the same port and 1,000 more records are appended
-    there. The follower must reconnect to the new server and get all 3,000, once, in order.
+    stream breaks); the server is down (connections refused) for ``down_for`` s of the
+    follower's reconnect pauses (injected: the pause that reaches them lasts until the
+    server is back), then a new server opens the same database on the same port and 1,000
+    more records are appended there. The follower must reconnect to the new server and
+    get all 3,000, once, in order.
     """
     before, after, restart_at, down_for = 2_000, 1_000, 1_000, 1.0
     total = before + after
@@ -151,24 +172,28 @@ def test_server_restart_mid_read(wire: str, tmp_path: Any, chaos_figures: Any) -
     restarted_at: List[float] = []
     first_after_restart: List[float] = []
     restart_errors: List[BaseException] = []
+    pauses = Pauses()
     try:
         servers[0].create_session(session_id)
-        for body in bodies[:before]:
-            servers[0].append(session_id, "out", body)
-        session = Session(session_id, token=key, api_url=servers[0].url)
+        servers[0].append_many(session_id, "out", bodies[:before])
+        session = Session(session_id, token=key, api_url=servers[0].url, sleep=pauses)
         tally = Tally(total)
 
         def restart() -> None:
             try:
+                pauses.start_outage(down_for)
                 servers[0].close()
-                time.sleep(down_for)
+                pauses.wait_outage()  # the follower asked for down_for s of pauses meanwhile
                 again = LocalServer(secret_key=key, db=db, wire=wire, port=port)
                 servers.append(again)
                 restarted_at.append(time.monotonic())
-                for body in bodies[before:]:
-                    again.append(session_id, "out", body)
             except BaseException as exc:  # noqa: BLE001 - reported by the test
                 restart_errors.append(exc)
+                return
+            finally:
+                pauses.end_outage()
+            for body in bodies[before:]:  # live records on the new server
+                again.append(session_id, "out", body)
 
         restarter = threading.Thread(target=restart, name="chaos-restart", daemon=True)
 
@@ -202,7 +227,8 @@ def test_server_restart_mid_read(wire: str, tmp_path: Any, chaos_figures: Any) -
         f"restart-{wire}",
         records=len(tally.seen),
         restarts=len(servers) - 1,
-        down_s=down_for,
+        down_s=sum(pauses.outage_delays),
+        reconnects_while_down=len(pauses.outage_delays),
         reads_on_new_server=new_reads,
         recovery_s=recovery,
         lost=tally.lost,
@@ -214,7 +240,9 @@ def test_server_restart_mid_read(wire: str, tmp_path: Any, chaos_figures: Any) -
     assert len(servers) == 2
     assert new_reads >= 1
     assert tally.seen == list(range(total))
-    assert 0 <= recovery < 10  # backoff is capped at 5 s (jittered)
+    assert sum(pauses.outage_delays) >= down_for
+    assert all(0 <= d <= 5.0 for d in pauses.delays)  # backoff is capped at 5 s
+    assert 0 <= recovery < 10  # the follower is back on the new server at once
 
 
 @pytest.mark.parametrize("wire", WIRES)
@@ -226,7 +254,9 @@ def test_end_to_end_writer_under_failures_follower_under_cuts(
     while its connections are cut: every record is stored once and read once, in order.
 
     Half-way the writer goes idle for longer than the follower's 1-s long-poll window, so
-    normal window ends ([DONE], immediate reconnect) mix with the cuts.
+    normal window ends ([DONE], immediate reconnect) mix with the cuts: that idle time is
+    real (the server's window is what it exercises); retry and reconnect pauses are
+    injected.
     """
     total = 2_000
     seed = {"v1": 9009, "v2": 10010}[wire]
@@ -240,10 +270,17 @@ def test_end_to_end_writer_under_failures_follower_under_cuts(
         # ~30% of append requests fail independently: 25 attempts make running out
         # negligible (2,000 * 0.3**25 ~ 2e-10 per run; 12 attempts were ~1e-3).
         fast = RetryPolicy(max_attempts=25, initial_delay=0.001, max_delay=0.01)
+        writer_pauses, reader_pauses = Pauses(), Pauses()
         writer_session = Session(
-            session_id, token=srv.secret_key, api_url=srv.url, append_retry=fast
+            session_id,
+            token=srv.secret_key,
+            api_url=srv.url,
+            append_retry=fast,
+            sleep=writer_pauses,
         )
-        reader_session = Session(session_id, token=srv.secret_key, api_url=srv.url)
+        reader_session = Session(
+            session_id, token=srv.secret_key, api_url=srv.url, sleep=reader_pauses
+        )
         tally = Tally(total)
         trims: List[Any] = []
         write_errors: List[BaseException] = []
@@ -317,6 +354,7 @@ def test_end_to_end_writer_under_failures_follower_under_cuts(
         stored=len(stored),
         stored_duplicated=stored_tally.duplicated,
         reconnects=connections - 1,
+        reconnect_pauses=len(reader_pauses.delays),
         lost=tally.lost,
         duplicated=tally.duplicated,
         out_of_order=tally.out_of_order,
@@ -330,6 +368,8 @@ def test_end_to_end_writer_under_failures_follower_under_cuts(
     assert tally.seen == list(range(total))
     assert 0.2 < failed / append_requests < 0.4
     assert connections - 1 >= 5
+    assert len(writer_pauses.delays) == failed  # one pause before each retry
+    assert all(0 <= d <= 5.0 for d in reader_pauses.delays)  # backoff is capped at 5 s
 
 
 @pytest.mark.parametrize("wire", WIRES)
@@ -339,36 +379,47 @@ def test_short_lived_token_refreshed_by_turn_complete_survives_cuts(
     """A follower on a read-only public token that lives 3 s, across cuts.
 
     The task side writes a ``turn-complete`` carrying a fresh ``public-access-token`` every
-    30 records (~0.6 s). Every reconnect after the first token expired must use a refreshed
-    one (else 401 → AuthenticationError at once). Tokens carry whole-second expiries, so a
-    token may die up to 1 s early: the cuts leave the reader well inside that margin (a
-    v2 reader far behind on short cuts would make no progress, see docs/reliability.md).
+    30 records (0.6 s: the server's clock is injected and moves 20 ms per record written).
+    Every reconnect after the first token expired must use a refreshed one (else 401 →
+    AuthenticationError at once). Tokens carry whole-second expiries, so a token may die
+    up to 1 s early: the writer waits while the follower is more than ``LAG`` records
+    (0.1 s) behind, which keeps the reader well inside that margin (a v2 reader far
+    behind on short cuts would make no progress, see docs/reliability.md).
     """
-    total, ttl = 240, 3
+    total, ttl, step, lag = 240, 3, 0.02, 5
     seed = {"v1": 16016, "v2": 17017}[wire]
     rng = random.Random(seed)
     bodies = payloads(total, seed)
     session_id = f"chaos-token-{wire}"
-    with LocalServer(wire=wire, db=":memory:") as srv:
+    clock = ManualClock(time.time())
+    clock_start = clock()
+    with LocalServer(wire=wire, db=":memory:", clock=clock) as srv:
         srv.create_session(session_id)
         first_token = srv.mint_token(session_id, read=True, write=False, ttl=ttl)
-        session = Session(session_id, token=first_token, api_url=srv.url)
+        pauses = Pauses()
+        session = Session(session_id, token=first_token, api_url=srv.url, sleep=pauses)
         tally = Tally(total)
         controls: List[Any] = []
         reads_once_first_expired: List[int] = []
+        write_errors: List[BaseException] = []
 
         def write() -> None:
-            started = time.monotonic()
-            for n, body in enumerate(bodies):
-                srv.append(session_id, "out", body)
-                if n % 30 == 29:
-                    fresh = srv.mint_token(session_id, read=True, write=False, ttl=ttl)
-                    srv.write_control(
-                        session_id, "turn-complete", headers=[["public-access-token", fresh]]
+            try:
+                for n, body in enumerate(bodies):
+                    srv.append(session_id, "out", body)
+                    if n % 30 == 29:
+                        fresh = srv.mint_token(session_id, read=True, write=False, ttl=ttl)
+                        srv.write_control(
+                            session_id, "turn-complete", headers=[["public-access-token", fresh]]
+                        )
+                    if not reads_once_first_expired and clock() - clock_start > ttl + 0.5:
+                        reads_once_first_expired.append(int(srv.request_counts.get("read", 0)))
+                    eventually(
+                        lambda k=n - lag: len(tally.seen) > k, 30, "the follower fell behind"
                     )
-                if not reads_once_first_expired and time.monotonic() - started > ttl + 0.5:
-                    reads_once_first_expired.append(int(srv.request_counts.get("read", 0)))
-                time.sleep(0.02)
+                    clock.advance(step)
+            except BaseException as exc:  # noqa: BLE001 - reported by the test
+                write_errors.append(exc)
 
         def arm(r: random.Random) -> None:
             limit = 12_000 if r.random() < 0.9 else 100_000
@@ -402,11 +453,13 @@ def test_short_lived_token_refreshed_by_turn_complete_survives_cuts(
         refreshes_seen=len(controls),
         reconnects=connections - 1,
         reconnects_after_first_token_expired=after_expiry,
+        server_clock_s=clock() - clock_start,
         lost=tally.lost,
         duplicated=tally.duplicated,
         out_of_order=tally.out_of_order,
         elapsed_s=elapsed,
     )
+    assert write_errors == []
     assert tally.seen == list(range(total))
     assert refreshed
     assert after_expiry >= 1  # reconnected on a refreshed token once the first one was dead
@@ -423,9 +476,9 @@ def test_trim_while_reading_under_cuts_is_reported_once(wire: str, chaos_figures
     session_id = f"chaos-trim-{wire}"
     with LocalServer(wire=wire, db=":memory:") as srv:
         srv.create_session(session_id)
-        for body in payloads(total, seed):
-            srv.append(session_id, "out", body)
-        session = Session(session_id, token=srv.secret_key, api_url=srv.url)
+        srv.append_many(session_id, "out", payloads(total, seed))
+        pauses = Pauses()
+        session = Session(session_id, token=srv.secret_key, api_url=srv.url, sleep=pauses)
         seen: List[int] = []
         trims: List[Any] = []
 
@@ -464,3 +517,4 @@ def test_trim_while_reading_under_cuts_is_reported_once(wire: str, chaos_figures
     assert [n for n in seen if n >= trim_before] == list(range(trim_before, total))
     assert seen == sorted(set(seen))  # once, in order
     assert trims == ([(len(before), trim_before)] if len(before) < trim_before else [])
+    assert len(pauses.delays) == connections - 1  # one pause per cut, none for the trim

@@ -3,17 +3,21 @@
 A cron-style consumer reads a random number of records, ``break``s out of its loop (which
 stores the cursor) and is started again later with a fresh Session and the same
 ``FileCursor``; meanwhile the server cuts every connection at a seeded random byte offset.
-Across all runs every record must be seen exactly once, in order.
+Across all runs every record must be seen exactly once, in order. Reconnect pauses are
+injected (recorded, not waited).
 """
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
+import tempfile
 import time
-from typing import Any, List
+from typing import Any, Iterator, List
 
 import pytest
-from _chaoslib import Rearmer, Tally, n_of, payloads, run_bounded
+from _chaoslib import Pauses, Rearmer, Tally, n_of, payloads, run_bounded
 
 from sessions_client.cursor import FileCursor
 from sessions_client.session import Session
@@ -21,21 +25,40 @@ from sessions_client.testing import LocalServer
 
 pytestmark = pytest.mark.chaos
 
+SHM = "/dev/shm"
+
+
+@pytest.fixture
+def cursor_dir(tmp_path: Any) -> Iterator[str]:
+    """A directory for the cursor file, in memory (tmpfs) where the system has one.
+
+    The consumer stores its cursor after every record (thousands of atomic replaces): on
+    a journaling disk file system each costs milliseconds of waiting for the journal,
+    which is not what this test is about (see the FileCursor tests for durability).
+    """
+    if os.path.isdir(SHM) and os.access(SHM, os.W_OK):
+        path = tempfile.mkdtemp(prefix="chaos-cursor-", dir=SHM)
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+    else:
+        yield str(tmp_path)
+
 
 @pytest.mark.parametrize("wire", ["v1", "v2"])
 def test_consumer_restarts_from_file_cursor_exactly_once(
-    wire: str, tmp_path: Any, chaos_figures: Any
+    wire: str, cursor_dir: str, chaos_figures: Any
 ) -> None:
     total = 5_000
     seed = {"v1": 13013, "v2": 14014}[wire]
     rng = random.Random(seed)
     runs_rng = random.Random(seed + 1)
     session_id = f"chaos-resume-{wire}"
-    cursor_path = str(tmp_path / "cursor")
+    cursor_path = os.path.join(cursor_dir, "cursor")
     with LocalServer(wire=wire, db=":memory:") as srv:
         srv.create_session(session_id)
-        for body in payloads(total, seed):
-            srv.append(session_id, "out", body)
+        srv.append_many(session_id, "out", payloads(total, seed))
 
         def arm(r: random.Random) -> None:
             limit = {"v1": 40_000, "v2": 480_000}[wire]
@@ -44,6 +67,7 @@ def test_consumer_restarts_from_file_cursor_exactly_once(
         tally = Tally(total)
         runs = 0
         current: List[Session] = []
+        pauses = Pauses()  # shared by every run's Session
 
         def close_current() -> None:
             for session in current:
@@ -54,7 +78,9 @@ def test_consumer_restarts_from_file_cursor_exactly_once(
             while len(tally.seen) < total and runs < 200:
                 runs += 1
                 quota = runs_rng.randint(1, 800)
-                with Session(session_id, token=srv.secret_key, api_url=srv.url) as session:
+                with Session(
+                    session_id, token=srv.secret_key, api_url=srv.url, sleep=pauses
+                ) as session:
                     current[:] = [session]
                     # fsync=False: the cursor semantics are under test here, not durability
                     cursor = FileCursor(cursor_path, fsync=False)
@@ -78,6 +104,7 @@ def test_consumer_restarts_from_file_cursor_exactly_once(
         consumer_runs=runs,
         connections=connections,
         cuts_at_least=connections - runs,
+        reconnect_pauses=len(pauses.delays),
         lost=tally.lost,
         duplicated=tally.duplicated,
         out_of_order=tally.out_of_order,
@@ -87,3 +114,4 @@ def test_consumer_restarts_from_file_cursor_exactly_once(
     assert final_cursor == total - 1
     assert runs >= 5
     assert connections - runs >= 10
+    assert all(0.05 <= d <= 0.1 for d in pauses.delays)  # each after a good connect
