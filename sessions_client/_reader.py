@@ -291,7 +291,10 @@ def _read_connection(response: requests.Response, state: _State) -> Iterator[Lis
     settled = response.headers.get("X-Session-Settled", "").lower() == "true"
     logger.debug("connected to %s (%s), after seq %s", path, shape, state.last_seq)
     state.reconnected, state.done = True, False
-    for decoded in _connection_events(response, shape, state):
+    chunks = _iter_chunks(response, state.options.stall(shape), state.deadline, path)
+    for event in iter_sse_events(chunks, max_event_bytes=state.options.max_event_bytes):
+        decoded = decode_event(event, shape)
+        state.deadline.check()
         state.failures = 0
         if decoded.kind == "records":
             yield from _runs(decoded, shape, state)
@@ -329,29 +332,6 @@ class _Progress:
         if self.since is None:
             self.since = now
         return now - self.since > self.state.options.window + STALL_MARGIN
-
-
-def _connection_events(response: requests.Response, shape: str, state: _State) -> Iterator[Decoded]:
-    """The decoded events of one stream, the deadline checked after each; a broken or
-    stalled stream is :class:`_Transient`, a wait cut at the deadline the deadline's
-    :class:`ReaderTimeoutError`."""
-    deadline, options = state.deadline, state.options
-    guard = _ReadGuard(response, options.stall(shape), deadline)
-    try:
-        events = iter_sse_events(
-            _iter_chunks(response, guard), max_event_bytes=options.max_event_bytes
-        )
-        for event in events:
-            yield decode_event(event, shape)
-            deadline.check()
-    except ReaderTimeoutError:
-        raise
-    except _STREAM_ERRORS as exc:
-        deadline.check()  # a socket wait cut to the time left, or cut at the deadline
-        why = f"broke: {type(exc).__name__}: {exc}"
-        if isinstance(exc, _STALLS):
-            why = "stalled: no bytes within the stall timeout"
-        raise _Transient(NetworkError(f"stream on {options.path} {why}")) from exc
 
 
 def _runs(decoded: Decoded, shape: str, state: _State) -> Iterator[List[Record]]:
@@ -445,36 +425,38 @@ def _report_trim(expected: int, first: int, shape: str, options: ReaderOptions) 
         options.on_trim(expected, first)
 
 
-class _ReadGuard:
-    """Runs before each wait for bytes: raises once the deadline has passed, and keeps
-    the socket timeout at the stall timeout, cut to the time left (best effort)."""
-
-    def __init__(self, response: requests.Response, stall: float, deadline: Deadline) -> None:
-        self.response, self.stall, self.deadline = response, stall, deadline
-        self.current = math.inf  # the socket timeout last set
-
-    def __call__(self) -> None:
-        wanted = min(self.stall, self.deadline.check())
-        if self.current > wanted + DEADLINE_SLACK:
-            sock: Any = getattr(getattr(self.response.raw, "connection", None), "sock", None)
-            try:
-                sock.settimeout(max(wanted, 0.001))  # 0 would make it non-blocking
-            except (AttributeError, OSError):
-                return
-            self.current = wanted
-
-
-def _iter_chunks(response: requests.Response, before_read: Callable[[], None]) -> Iterator[bytes]:
-    """The body as it arrives, ``before_read()`` run before each wait for bytes."""
+def _iter_chunks(
+    response: requests.Response, stall: float, deadline: Deadline, path: str
+) -> Iterator[bytes]:
+    """The body of one stream as it arrives. Before each wait for bytes the deadline is
+    checked and the socket timeout kept at ``stall``, cut to the time left; a broken or
+    stalled stream is :class:`_Transient` (a wait cut at the deadline: the deadline's)."""
     raw: Any = response.raw
-    read1 = getattr(raw, "read1", None)
-    if read1 is None:
-        # urllib3 1.26 (requests >= 2.25 allows it) has no read1, and its public read(n)
-        # waits for n bytes: read the http.client response under it instead.
-        read1 = raw._fp.read1
+    # urllib3 1.26 (requests >= 2.25 allows it) has no read1, and its read(n) waits for n
+    # bytes: there, read the http.client response under it.
+    read1 = getattr(raw, "read1", None) or raw._fp.read1
+    timeout = math.inf  # the socket timeout last set
     while True:
-        before_read()
-        data = read1(READ_SIZE)
+        wanted = min(stall, deadline.check())
+        if timeout > wanted + DEADLINE_SLACK and _set_timeout(raw, wanted):
+            timeout = wanted
+        try:
+            data = read1(READ_SIZE)
+        except _STREAM_ERRORS as exc:
+            deadline.check()  # a socket wait cut to the time left, or cut at the deadline
+            why = f"broke: {type(exc).__name__}: {exc}"
+            if isinstance(exc, _STALLS):
+                why = "stalled: no bytes within the stall timeout"
+            raise _Transient(NetworkError(f"stream on {path} {why}")) from exc
         if not data:
             return
         yield data
+
+
+def _set_timeout(raw: Any, seconds: float) -> bool:
+    """Set the socket timeout of a streaming response (best effort)."""
+    try:
+        raw.connection.sock.settimeout(max(seconds, 0.001))  # 0 would make it non-blocking
+    except (AttributeError, OSError):
+        return False
+    return True
