@@ -12,9 +12,9 @@ import math
 import operator
 import socket
 import time
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
-from typing import Any, Callable, Generator, Iterator, List, Optional, Set
+from typing import Any, Callable, Generator, Iterator, List, Optional, Set, Union
 
 import requests
 import urllib3
@@ -22,21 +22,13 @@ import urllib3
 from ._http import MAX_SERVER_DELAY, RetryPolicy, Transport, is_certificate_error
 from ._sse import DEFAULT_MAX_EVENT_BYTES, iter_sse_events
 from ._wire import Decoded, Record, decode_event, wire_shape
-from .errors import (
-    APIError,
-    NetworkError,
-    ProtocolError,
-    RateLimitedError,
-    ReaderTimeoutError,
-    SessionsError,
-)
+from .errors import APIError, NetworkError, ProtocolError, RateLimitedError, ReaderTimeoutError
 
 __all__ = ["BACKOFF", "Deadline", "DedupWindow", "ReaderOptions", "read_channel"]
 
 logger = logging.getLogger("sessions_client.reader")
 
-#: Statuses after which a reader gives up at once (docs/protocol.md, "Reconnecting";
-#: plus 501: no backend).
+#: Statuses after which a reader gives up at once (docs/protocol.md; 501: no backend).
 PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 409, 410, 422, 501})
 #: Reconnect delays: 0.1 s doubling to 5 s, each less up to half at random.
 BACKOFF = RetryPolicy(initial_delay=0.1, max_delay=5.0, jitter=0.5)
@@ -50,17 +42,15 @@ NON_FOLLOW_WINDOW = 1
 DEADLINE_SLACK = 0.05  #: A wait for bytes ends at most this late after the deadline.
 _STREAM_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
 _STALLS = (urllib3.exceptions.ReadTimeoutError, socket.timeout)
+_Failure = Union[APIError, NetworkError]  #: what a transient failure raises once retries are spent
 _control_of = operator.itemgetter("control")
 _part_id_of = operator.itemgetter("part_id")
 
 
 @dataclass(frozen=True)
 class ReaderOptions:
-    """What one reader was asked for (``Session.iter_out`` documents each option).
-
-    ``handle_control`` sees every control record first (token refresh); ``store(seq)``
-    persists the cursor; ``sleep`` and ``clock`` are injectable for tests.
-    """
+    """What one reader was asked for (``Session.iter_out`` documents each option), plus
+    ``handle_control`` (sees control records first), ``store(seq)``, ``sleep``, ``clock``."""
 
     path: str
     follow: bool = True
@@ -84,8 +74,7 @@ class ReaderOptions:
 
     @property
     def window(self) -> int:
-        """The long-poll window (``Timeout-Seconds``), below an explicit stall timeout so
-        that an idle window ends with ``[DONE]`` before a stall."""
+        """``Timeout-Seconds``; below a stall timeout, so an idle window ends before a stall."""
         window = (
             self.timeout_seconds if self.follow else min(self.timeout_seconds, NON_FOLLOW_WINDOW)
         )
@@ -94,8 +83,7 @@ class ReaderOptions:
         return window
 
     def stall(self, shape: Optional[str]) -> float:
-        """Seconds without a byte before a ``shape`` stream (``None``: not known yet) counts
-        as stalled; never less than the window plus a margin."""
+        """Seconds without a byte before a ``shape`` stream (``None``: unknown) is stalled."""
         if self.stall_timeout is not None:
             return max(self.stall_timeout, self.window + STALL_MARGIN)
         return V2_STALL_TIMEOUT if shape == "v2" else self.window + V1_STALL_SLACK
@@ -122,8 +110,7 @@ class Deadline:
 
 
 class DedupWindow:
-    """The part ids of recent records: at least the last ``size`` (0: none), at most
-    twice that (trimmed in bulk)."""
+    """The part ids of recent records: the last ``size`` (0: none) to twice that."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -169,29 +156,28 @@ class DedupWindow:
 class _Transient(Exception):
     """A transient failure of one connection (``opening``: of opening the stream)."""
 
-    def __init__(self, error: SessionsError, opening: bool = False) -> None:
+    def __init__(self, error: _Failure, opening: bool = False) -> None:
         super().__init__(str(error))
         self.error, self.opening = error, opening
 
 
 class _State:
-    """One reader's progress (the last seq processed, whether no records event has come
-    since the last connect, whether the last connection ended the reader) and its
-    consecutive failures: without an event, to open the stream, since a stream opened."""
+    """One reader's progress and its consecutive failures (without an event, to open the
+    stream, since a stream opened)."""
 
     def __init__(self, options: ReaderOptions, last_seq: Optional[int]) -> None:
         self.options, self.last_seq = options, last_seq
         self.deadline = Deadline(options.total_timeout, options.path, options.clock)
         self.dedup = DedupWindow(options.dedup_window)
         self.store = options.store or (lambda seq: None)
-        self.reconnected, self.done = True, False
+        self.reconnected = True  # no records event since the last connect
+        self.done = False  # the last connection ended the reader
         self.failures = self.open_failures = self.retries = 0
 
     def failed(self, failure: _Transient) -> float:
-        """Count ``failure``; raise its error once ``max_retries``/``max_open_retries``
-        are spent or a 429 asks for more than ``max_server_delay``, else return the pause
-        before the next attempt: the backoff, at least a 429's ``Retry-After``, at most
-        the time left."""
+        """Count ``failure`` and return the pause before the next attempt (the backoff, at
+        least a 429's ``Retry-After``, at most the time left); raise its error once the
+        retries are spent or a 429 asks for more than ``max_server_delay``."""
         error, options = failure.error, self.options
         self.failures, self.retries = self.failures + 1, self.retries + 1
         if failure.opening:
@@ -214,14 +200,15 @@ def read_channel(
 ) -> Generator[Record, None, None]:
     """Yield the records of one channel after ``last_seq``; see ``Session.iter_out``.
 
-    Back off, open the stream with ``Last-Event-ID`` = the last seq processed, deliver
-    its records (each seq stored once the consumer is done with it), and on a transient
-    failure remember why and go round. Stops on a permanent status, at the end when not
-    following, at the deadline (from the first ``next()``), or when the consumer stops.
+    Back off, open the stream with ``Last-Event-ID``, deliver its records (each seq stored
+    once the consumer is done with it), on a transient failure remember why and go round.
+    Stops on a permanent status, at the end when not following, at the deadline (from the
+    first ``next()``), or when the consumer stops.
     """
     state = _State(options, last_seq)
     store, deadline = state.store, state.deadline
-    error: Optional[SessionsError] = None  # why the last connection failed
+    timed = deadline.seconds is not None
+    error: Optional[_Failure] = None  # why the last connection failed
     while True:
         deadline.check(error)
         pause: Optional[float] = None
@@ -235,7 +222,8 @@ def read_channel(
                             yield record
                         finally:
                             store(record["seq"])
-                        deadline.check()
+                        if timed:
+                            deadline.check()
             if state.done:
                 return
         except _Transient as failure:
@@ -243,9 +231,8 @@ def read_channel(
             pause = state.failed(failure)
             logger.info("reader on %s: %s; reconnecting in %.2f s", options.path, error, pause)
         except KeyboardInterrupt as interrupt:
-            # Ctrl-C (a notebook's interrupt) mostly lands deep in a socket read, which
-            # says nothing to the user: it goes on from here, the same exception, its
-            # connection closed, with no frames below this one and no chained context.
+            # Ctrl-C mostly lands deep in a socket read, which says nothing to the user: it
+            # goes on from here, the connection closed, no frames below, no chained context.
             raise interrupt.with_traceback(None) from None
         if pause is not None:
             # Out of the except block: an interrupt while waiting chains to no failure.
@@ -253,9 +240,8 @@ def read_channel(
 
 
 def _open_connection(transport: Transport, state: _State) -> requests.Response:
-    """The stream after the last seq. A permanent status or a certificate failure raises,
-    any other failure is :class:`_Transient`; a body that is not an event stream is a
-    :class:`ProtocolError`."""
+    """The stream after the last seq. A permanent status, a certificate failure or a body
+    that is not an event stream raises; any other failure is :class:`_Transient`."""
     options, left = state.options, state.deadline.left()
     headers = {"Accept": "text/event-stream", "Timeout-Seconds": str(options.window)}
     if state.last_seq is not None:
@@ -283,18 +269,19 @@ def _open_connection(transport: Transport, state: _State) -> requests.Response:
 
 
 def _read_connection(response: requests.Response, state: _State) -> Iterator[List[Record]]:
-    """The new records of one open stream, in runs (:func:`_runs`). Sets ``state.done``
-    when the reader is done (settled, caught up, or ``[DONE]`` when not following); an
-    error event or a body that stops early is :class:`_Transient`."""
+    """The new records of one open stream, in runs; ``state.done`` once the reader is done.
+    An error event or a body that stops early is :class:`_Transient`."""
     follow, path = state.options.follow, state.options.path
     shape, progress = wire_shape(response.headers), _Progress(state)
     settled = response.headers.get("X-Session-Settled", "").lower() == "true"
     logger.debug("connected to %s (%s), after seq %s", path, shape, state.last_seq)
     state.reconnected, state.done = True, False
-    chunks = _iter_chunks(response, state.options.stall(shape), state.deadline, path)
-    for event in iter_sse_events(chunks, max_event_bytes=state.options.max_event_bytes):
+    deadline, options = state.deadline, state.options
+    chunks = _iter_chunks(response, options.stall(shape), deadline, path)
+    for event in iter_sse_events(chunks, max_event_bytes=options.max_event_bytes):
         decoded = decode_event(event, shape)
-        state.deadline.check()
+        if deadline.seconds is not None:
+            deadline.check()
         state.failures = 0
         if decoded.kind == "records":
             yield from _runs(decoded, shape, state)
@@ -313,9 +300,9 @@ def _read_connection(response: requests.Response, state: _State) -> Iterator[Lis
 
 
 class _Progress:
-    """Whether a non-following reader is done: it has every record (``tail``, the next
-    seq to be written, says so), or neither a new record nor ``[DONE]`` came for longer
-    than the window plus the margin (pings and unknown events are no progress)."""
+    """Whether a non-following reader is done: it has every record (``tail`` is the next
+    seq to be written), or no new record came for longer than the window plus the margin
+    (pings and unknown events are no progress)."""
 
     def __init__(self, state: _State) -> None:
         self.state, self.seq = state, state.last_seq
@@ -335,10 +322,9 @@ class _Progress:
 
 
 def _runs(decoded: Decoded, shape: str, state: _State) -> Iterator[List[Record]]:
-    """The records of one event the consumer has not had (no replay, no repeated part
-    id, control records only when asked for), in runs to deliver in order. A record the
-    consumer never sees is stored, and a control record routed, only after the run
-    before it has been consumed."""
+    """The records of one event the consumer has not had (no replay, no repeated part id,
+    control records only when asked for), in runs; a record the consumer never sees is
+    stored, a control record routed, once the run before it has been consumed."""
     _check_order(decoded, shape, state)
     records = decoded.records
     check_each = not state.dedup.add_all(records)
@@ -361,8 +347,7 @@ def _all_new_data(records: List[Record], last_seq: Optional[int]) -> bool:
 
 
 def _selected(records: List[Record], check_each: bool, state: _State) -> Iterator[List[Record]]:
-    """The runs of :func:`_runs`, record by record (``check_each``: ask the dedup window
-    about each part id)."""
+    """The runs of :func:`_runs`, record by record (``check_each``: each part id too)."""
     run: List[Record] = []
     last = -1 if state.last_seq is None else state.last_seq  # seqs are never negative
     for record in records:
@@ -382,9 +367,8 @@ def _selected(records: List[Record], check_each: bool, state: _State) -> Iterato
 
 
 def _set_aside(record: Record, repeat: bool, state: _State) -> List[Record]:
-    """A control record or a repeated part id: ``[record]`` for a control record the
-    consumer asked for, else ``[]`` with its seq stored. A control record goes to
-    ``handle_control`` (the session) and ``on_control`` first."""
+    """A control record (routed to the session and ``on_control``) or a repeated part id:
+    ``[record]`` if the consumer gets it, else ``[]`` with its seq stored."""
     options = state.options
     if not repeat:
         for handler in (options.handle_control, options.on_control):
@@ -397,9 +381,9 @@ def _set_aside(record: Record, repeat: bool, state: _State) -> List[Record]:
 
 
 def _check_order(decoded: Decoded, shape: str, state: _State) -> None:
-    """Report a first seq past the one expected as a trim (after a reconnect; on v2,
-    whose events cover command records, within a connection too); within a connection,
-    a seq that goes back with a part id not seen before is a :class:`ProtocolError`."""
+    """Report a first seq past the one expected as a trim (after a reconnect; on v2, whose
+    events cover command records, at any time); within a connection, a seq that goes back
+    with a part id not seen before is a :class:`ProtocolError`."""
     reconnected, state.reconnected = state.reconnected, False
     first = decoded.first_seq
     if first is None or state.last_seq is None:
@@ -428,18 +412,18 @@ def _report_trim(expected: int, first: int, shape: str, options: ReaderOptions) 
 def _iter_chunks(
     response: requests.Response, stall: float, deadline: Deadline, path: str
 ) -> Iterator[bytes]:
-    """The body of one stream as it arrives. Before each wait for bytes the deadline is
-    checked and the socket timeout kept at ``stall``, cut to the time left; a broken or
-    stalled stream is :class:`_Transient` (a wait cut at the deadline: the deadline's)."""
+    """One stream's body as it arrives, each wait for bytes cut to ``stall`` and to the
+    deadline; a broken or stalled stream is :class:`_Transient`."""
     raw: Any = response.raw
-    # urllib3 1.26 (requests >= 2.25 allows it) has no read1, and its read(n) waits for n
-    # bytes: there, read the http.client response under it.
+    # urllib3 1.26 (requests >= 2.25 allows it) has no read1, and read(n) waits for n bytes.
     read1 = getattr(raw, "read1", None) or raw._fp.read1
     timeout = math.inf  # the socket timeout last set
     while True:
         wanted = min(stall, deadline.check())
-        if timeout > wanted + DEADLINE_SLACK and _set_timeout(raw, wanted):
-            timeout = wanted
+        if timeout > wanted + DEADLINE_SLACK:
+            with suppress(AttributeError, OSError):  # best effort
+                raw.connection.sock.settimeout(max(wanted, 0.001))  # 0: non-blocking
+                timeout = wanted
         try:
             data = read1(READ_SIZE)
         except _STREAM_ERRORS as exc:
@@ -451,12 +435,3 @@ def _iter_chunks(
         if not data:
             return
         yield data
-
-
-def _set_timeout(raw: Any, seconds: float) -> bool:
-    """Set the socket timeout of a streaming response (best effort)."""
-    try:
-        raw.connection.sock.settimeout(max(seconds, 0.001))  # 0 would make it non-blocking
-    except (AttributeError, OSError):
-        return False
-    return True
