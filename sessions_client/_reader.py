@@ -75,9 +75,8 @@ class ReaderOptions:
     @property
     def window(self) -> int:
         """``Timeout-Seconds``; below a stall timeout, so an idle window ends before a stall."""
-        window = (
-            self.timeout_seconds if self.follow else min(self.timeout_seconds, NON_FOLLOW_WINDOW)
-        )
+        window = self.timeout_seconds if self.follow else NON_FOLLOW_WINDOW
+        window = min(window, self.timeout_seconds)
         if self.stall_timeout is not None:
             window = min(window, max(1, math.ceil(self.stall_timeout) - 1))
         return window
@@ -271,12 +270,12 @@ def _open_connection(transport: Transport, state: _State) -> requests.Response:
 def _read_connection(response: requests.Response, state: _State) -> Iterator[List[Record]]:
     """The new records of one open stream, in runs; ``state.done`` once the reader is done.
     An error event or a body that stops early is :class:`_Transient`."""
-    follow, path = state.options.follow, state.options.path
+    options, deadline = state.options, state.deadline
+    follow, path = options.follow, options.path
     shape, progress = wire_shape(response.headers), _Progress(state)
     settled = response.headers.get("X-Session-Settled", "").lower() == "true"
     logger.debug("connected to %s (%s), after seq %s", path, shape, state.last_seq)
     state.reconnected, state.done = True, False
-    deadline, options = state.deadline, state.options
     chunks = _iter_chunks(response, options.stall(shape), deadline, path)
     for event in iter_sse_events(chunks, max_event_bytes=options.max_event_bytes):
         decoded = decode_event(event, shape)
