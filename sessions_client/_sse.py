@@ -65,8 +65,8 @@ def iter_sse_events(
 
 
 def _normalised(chunks: Iterable[Chunk]) -> Iterator[bytes]:
-    """``chunks`` as non-empty ``bytes``, a UTF-8 BOM at the very start removed and every
-    line ending made ``\\n`` (a CRLF split across two chunks included)."""
+    """``chunks`` as ``bytes``, a UTF-8 BOM at the very start removed and every line
+    ending made ``\\n`` (a CRLF split across two chunks included)."""
     head: Optional[bytes] = b""  # the first bytes, until they show whether a BOM starts them
     after_cr = False  # the previous chunk ended with CR: a leading LF completes that CRLF
     for piece in chunks:
