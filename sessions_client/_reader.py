@@ -197,13 +197,10 @@ class _State:
 def read_channel(
     transport: Transport, options: ReaderOptions, last_seq: Optional[int]
 ) -> Generator[Record, None, None]:
-    """Yield the records of one channel after ``last_seq``; see ``Session.iter_out``.
-
-    Back off, open the stream with ``Last-Event-ID``, deliver its records (each seq stored
-    once the consumer is done with it), on a transient failure remember why and go round.
-    Stops on a permanent status, at the end when not following, at the deadline (from the
-    first ``next()``), or when the consumer stops.
-    """
+    """Yield the records of one channel after ``last_seq`` (``Session.iter_out``): back off,
+    open the stream with ``Last-Event-ID``, deliver its records (each seq stored once the
+    consumer is done with it); stop on a permanent status, at the end when not following,
+    at the deadline (from the first ``next()``), or when the consumer stops."""
     state = _State(options, last_seq)
     store, deadline = state.store, state.deadline
     timed = deadline.seconds is not None
