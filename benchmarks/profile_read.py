@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import math
 import os
 import pstats
 import sys
@@ -34,7 +35,7 @@ import requests  # noqa: E402
 from harness import start_stream_server  # noqa: E402
 
 from sessions_client import Session  # noqa: E402
-from sessions_client._reader import _iter_chunks  # noqa: E402
+from sessions_client._reader import Deadline, _iter_chunks  # noqa: E402
 from sessions_client._sse import iter_sse_events  # noqa: E402
 from sessions_client._wire import decode_event, wire_shape  # noqa: E402
 
@@ -45,7 +46,7 @@ def _chunks(url: str) -> Iterator[bytes]:
     headers = {"Accept": "text/event-stream", "Authorization": f"Bearer {TOKEN}"}
     with requests.get(url, headers=headers, stream=True, timeout=(5, 60)) as response:
         yield wire_shape(response.headers).encode()
-        yield from _iter_chunks(response, lambda: None)
+        yield from _iter_chunks(response, math.inf, Deadline(None, url, time.monotonic), url)
 
 
 def layer_bytes(url: str) -> int:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import math
 import os
 import pstats
 import sys
@@ -38,7 +39,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 import requests  # noqa: E402
 from harness import start_stream_server  # noqa: E402
 
-from sessions_client._reader import ReaderOptions, _iter_chunks, read_channel  # noqa: E402
+from sessions_client._reader import Deadline, ReaderOptions, _iter_chunks, read_channel  # noqa: E402
 from sessions_client._sse import iter_sse_events  # noqa: E402
 from sessions_client._wire import decode_event, wire_shape  # noqa: E402
 
@@ -48,8 +49,10 @@ TOKEN = "tr_dev_bench"
 def record_chunks(base: str, session: str) -> Dict[str, Any]:
     url = f"{base}/realtime/v1/sessions/{session}/out"
     headers = {"Accept": "text/event-stream", "Authorization": f"Bearer {TOKEN}"}
+    never = Deadline(None, url, time.monotonic)
     with requests.get(url, headers=headers, stream=True, timeout=(5, 60)) as response:
-        return {"headers": dict(response.headers), "chunks": list(_iter_chunks(response, _nothing))}
+        chunks = list(_iter_chunks(response, math.inf, never, url))
+        return {"headers": dict(response.headers), "chunks": chunks}
 
 
 class _Raw:
@@ -77,10 +80,6 @@ class _Transport:
 
     def open_stream(self, path: str, **kwargs: Any) -> _Response:
         return _Response(self._recorded)
-
-
-def _nothing() -> None:
-    pass
 
 
 def run_json(recorded: Dict[str, Any]) -> int:

@@ -1,9 +1,7 @@
 """The reader: one SSE channel, read across reconnects, exactly once and in order.
 
-:func:`read_channel` is the explicit reconnect loop behind ``Session.iter_out`` /
-``iter_in`` (docs/reading.md). Everything else here is a piece it calls: opening one
-connection, reading one connection (events -> records, stall), the dedup window, the
-deadline, control routing, order and trim checks, and the cursor store (once per record).
+:func:`read_channel` is the reconnect loop behind ``Session.iter_out`` / ``iter_in``
+(docs/reading.md); everything else here is a piece it calls.
 """
 
 from __future__ import annotations
@@ -12,61 +10,47 @@ import http.client
 import logging
 import math
 import operator
-import random
 import socket
 import time
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
-from typing import Any, Callable, Generator, Iterator, List, NamedTuple, Optional, Set
+from typing import Any, Callable, Generator, Iterator, List, Optional, Set, Union
 
 import requests
 import urllib3
 
-from ._http import MAX_SERVER_DELAY, Transport, is_certificate_error
+from ._http import MAX_SERVER_DELAY, RetryPolicy, Transport, is_certificate_error
 from ._sse import DEFAULT_MAX_EVENT_BYTES, iter_sse_events
 from ._wire import Decoded, Record, decode_event, wire_shape
-from .errors import (
-    APIError,
-    NetworkError,
-    ProtocolError,
-    RateLimitedError,
-    ReaderTimeoutError,
-    SessionsError,
-)
+from .errors import APIError, NetworkError, ProtocolError, RateLimitedError, ReaderTimeoutError
 
-__all__ = ["Backoff", "Deadline", "DedupWindow", "ReaderOptions", "read_channel"]
+__all__ = ["BACKOFF", "Deadline", "DedupWindow", "ReaderOptions", "read_channel"]
 
 logger = logging.getLogger("sessions_client.reader")
 
-#: Statuses after which a reader gives up at once (docs/protocol.md, "Reconnecting";
-#: plus 501: no backend).
+#: Statuses after which a reader gives up at once (docs/protocol.md; 501: no backend).
 PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 409, 410, 422, 501})
+#: Reconnect delays: 0.1 s doubling to 5 s, each less up to half at random.
+BACKOFF = RetryPolicy(initial_delay=0.1, max_delay=5.0, jitter=0.5)
 READ_SIZE = 65536  #: ``read1`` returns whatever has arrived, up to this many bytes.
-#: Default stall window of a v2 stream: production pings every 5-15 s at the live edge,
-#: so 30 s of silence must never count as a stall.
+#: A v2 stream stalls after this: production pings every 5-15 s at the live edge.
 V2_STALL_TIMEOUT = 35.0
 V1_STALL_SLACK = 15.0  #: v1 streams (no pings) stall after the long-poll window plus this.
 STALL_MARGIN = 0.5  #: An explicit stall timeout exceeds the long-poll window by this, at least.
-#: Timeout-Seconds of a non-following reader: the server ends the window 1 s after the
-#: last record, so ``follow=False`` returns promptly.
+#: Timeout-Seconds when not following: the server ends the window 1 s after the last record.
 NON_FOLLOW_WINDOW = 1
-#: A wait for bytes ends at most this late after the deadline.
-DEADLINE_SLACK = 0.05
-_STREAM_ERRORS = (
-    urllib3.exceptions.HTTPError,
-    requests.RequestException,
-    http.client.HTTPException,
-    OSError,
-)
+DEADLINE_SLACK = 0.05  #: A wait for bytes ends at most this late after the deadline.
+_STREAM_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
+_STALLS = (urllib3.exceptions.ReadTimeoutError, socket.timeout)
+_Failure = Union[APIError, NetworkError]  #: what a transient failure raises once retries are spent
+_control_of = operator.itemgetter("control")
+_part_id_of = operator.itemgetter("part_id")
 
 
 @dataclass(frozen=True)
 class ReaderOptions:
-    """What one reader was asked for (``Session.iter_out`` documents each option).
-
-    ``handle_control`` sees every control record first (token refresh); ``store(seq)``
-    persists the cursor; ``sleep`` and ``clock`` are injectable for tests.
-    """
+    """What one reader was asked for (``Session.iter_out`` documents each option), plus
+    ``handle_control`` (sees control records first), ``store(seq)``, ``sleep``, ``clock``."""
 
     path: str
     follow: bool = True
@@ -90,8 +74,7 @@ class ReaderOptions:
 
     @property
     def window(self) -> int:
-        """The long-poll window asked for (``Timeout-Seconds``); kept below an explicit
-        stall timeout, so that an idle window ends with ``[DONE]`` before a stall."""
+        """``Timeout-Seconds``; below a stall timeout, so an idle window ends before a stall."""
         window = self.timeout_seconds if self.follow else NON_FOLLOW_WINDOW
         window = min(window, self.timeout_seconds)
         if self.stall_timeout is not None:
@@ -99,35 +82,10 @@ class ReaderOptions:
         return window
 
     def stall(self, shape: Optional[str]) -> float:
-        """Seconds without a byte before a ``shape`` stream counts as stalled (``None``:
-        not known yet); never less than the window plus a margin."""
+        """Seconds without a byte before a ``shape`` stream (``None``: unknown) is stalled."""
         if self.stall_timeout is not None:
             return max(self.stall_timeout, self.window + STALL_MARGIN)
         return V2_STALL_TIMEOUT if shape == "v2" else self.window + V1_STALL_SLACK
-
-
-class Backoff:
-    """Capped, jittered exponential delays: ``initial`` doubling up to ``maximum``, each
-    reduced by a random fraction of up to ``jitter``; :meth:`reset` starts over."""
-
-    def __init__(
-        self,
-        initial: float = 0.1,
-        maximum: float = 5.0,
-        jitter: float = 0.5,
-        rng: Callable[[], float] = random.random,
-    ) -> None:
-        self.initial, self.maximum, self.jitter, self._rng = initial, maximum, jitter, rng
-        self.failures = 0
-
-    def next_delay(self) -> float:
-        """The delay before the next attempt; each call counts one more failure."""
-        base = min(self.maximum, self.initial * (2.0 ** min(self.failures, 62)))
-        self.failures += 1
-        return base * (1.0 - self.jitter * self._rng())
-
-    def reset(self) -> None:
-        self.failures = 0
 
 
 class Deadline:
@@ -141,30 +99,17 @@ class Deadline:
         """Seconds until the deadline (zero or negative once it has passed)."""
         return self.at - self.clock()
 
-    def expired(self) -> ReaderTimeoutError:
-        message = f"reader on {self.path} ran past its total_timeout of {self.seconds:g} s"
-        return ReaderTimeoutError(message)
-
-    def poll(self) -> None:
-        """Raise :class:`ReaderTimeoutError` when there is a deadline and it has passed."""
-        if self.seconds is not None and self.at <= self.clock():
-            raise self.expired()
-
-    def check(self) -> float:
-        """The seconds left; raises :class:`ReaderTimeoutError` once none are."""
+    def check(self, cause: Optional[BaseException] = None) -> float:
+        """The seconds left; once none are, :class:`ReaderTimeoutError` (from ``cause``)."""
         left = self.at - self.clock()
         if left <= 0:
-            raise self.expired()
+            message = f"reader on {self.path} ran past its total_timeout of {self.seconds:g} s"
+            raise ReaderTimeoutError(message) from cause
         return left
 
 
-_part_id_of = operator.itemgetter("part_id")
-_control_of = operator.itemgetter("control")
-
-
 class DedupWindow:
-    """The part ids of recent records: at least the last ``size`` (0: none), at most
-    twice that (trimmed in bulk)."""
+    """The part ids of recent records: the last ``size`` (0: none) to twice that."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -172,9 +117,8 @@ class DedupWindow:
         self._order: List[str] = []
 
     def add_all(self, records: List[Record]) -> bool:
-        """Remember the part ids of ``records`` at once when none is a repeat. False
-        (nothing remembered) for a possible repeat: the caller then asks :meth:`seen`
-        for each record."""
+        """Remember the part ids of ``records`` when none is a repeat; False (nothing
+        remembered) when one may be: then ask :meth:`seen` about each record."""
         if not self.size:
             return True
         if len(records) == 1:
@@ -209,116 +153,91 @@ class DedupWindow:
 
 
 class _Transient(Exception):
-    """A transient failure of one connection (``error`` says why; ``opening``: the stream
-    could not be opened); the loop reconnects."""
+    """A transient failure of one connection (``opening``: of opening the stream)."""
 
-    def __init__(self, error: SessionsError, opening: bool = False) -> None:
+    def __init__(self, error: _Failure, opening: bool = False) -> None:
         super().__init__(str(error))
-        self.error = error
-        self.opening = opening
+        self.error, self.opening = error, opening
 
 
 class _State:
-    """One reader's state: its options, deadline, dedup window and cursor store, the
-    last seq processed, whether no records event has come since the last connect,
-    whether the last connection ended the reader, and the consecutive failures (without
-    an event; to open the stream)."""
+    """One reader's progress and its consecutive failures (without an event, to open the
+    stream, since a stream opened)."""
 
     def __init__(self, options: ReaderOptions, last_seq: Optional[int]) -> None:
-        self.options = options
+        self.options, self.last_seq = options, last_seq
         self.deadline = Deadline(options.total_timeout, options.path, options.clock)
         self.dedup = DedupWindow(options.dedup_window)
-        self.store = options.store or _store_nothing
-        self.last_seq = last_seq
-        self.reconnected = True
+        self.store = options.store or (lambda seq: None)
+        self.reconnected = True  # no records event since the last connect
         self.done = False  # the last connection ended the reader
-        self.failures = 0  # consecutive failures without an event
-        self.open_failures = 0  # consecutive failures to open the stream
+        self.failures = self.open_failures = self.retries = 0
 
-    def gives_up(self) -> bool:
-        """Whether the failures so far exhaust ``max_retries`` or ``max_open_retries``."""
-        retries, open_retries = self.options.max_retries, self.options.max_open_retries
-        if retries is not None and self.failures > retries:
-            return True
-        return open_retries is not None and self.open_failures > open_retries
-
-
-def _store_nothing(seq: int) -> None:
-    """The cursor store of a reader without cursor."""
-
-
-class _Connection(NamedTuple):
-    response: requests.Response
-    shape: str
-    settled: bool
+    def failed(self, failure: _Transient) -> float:
+        """Count ``failure`` and return the pause before the next attempt (the backoff, at
+        least a 429's ``Retry-After``, at most the time left); raise its error once the
+        retries are spent or a 429 asks for more than ``max_server_delay``."""
+        error, options = failure.error, self.options
+        self.failures, self.retries = self.failures + 1, self.retries + 1
+        if failure.opening:
+            self.open_failures += 1
+        retries, open_retries = options.max_retries, options.max_open_retries
+        if (retries is not None and self.failures > retries) or (
+            open_retries is not None and self.open_failures > open_retries
+        ):
+            raise error from failure.__cause__
+        pause = BACKOFF.backoff(self.retries)
+        if isinstance(error, RateLimitedError) and error.retry_after is not None:
+            if error.retry_after > options.max_server_delay:
+                raise error
+            pause = max(pause, error.retry_after)
+        return max(0.0, min(pause, self.deadline.left()))
 
 
 def read_channel(
     transport: Transport, options: ReaderOptions, last_seq: Optional[int]
 ) -> Generator[Record, None, None]:
-    """Yield the records of one channel after ``last_seq``; see ``Session.iter_out``.
-
-    Back off, open the stream with ``Last-Event-ID`` = the last seq processed, deliver
-    its records (each seq stored once the consumer is done with it), and on a transient
-    failure remember why and go round. Stops on a permanent status, at the end when not
-    following, at the deadline (from the first ``next()``), or when the consumer stops.
-    """
+    """Yield the records of one channel after ``last_seq`` (``Session.iter_out``): back off,
+    open the stream with ``Last-Event-ID``, deliver its records (each seq stored once the
+    consumer is done with it); stop on a permanent status, at the end when not following,
+    at the deadline (from the first ``next()``), or when the consumer stops."""
     state = _State(options, last_seq)
-    store, deadline, backoff = state.store, state.deadline, Backoff()
-    error: Optional[SessionsError] = None  # why the last connection failed
+    store, deadline = state.store, state.deadline
+    timed = deadline.seconds is not None
+    error: Optional[_Failure] = None  # why the last connection failed
     while True:
-        if deadline.left() <= 0:
-            raise deadline.expired() from error
+        deadline.check(error)
         pause: Optional[float] = None
         try:
-            connection = _open_connection(transport, state)
-            backoff.reset()
-            error, state.open_failures = None, 0
-            with closing(connection.response):
-                for run in _read_connection(connection, state):
+            response = _open_connection(transport, state)
+            error, state.open_failures, state.retries = None, 0, 0
+            with closing(response):
+                for run in _read_connection(response, state):
                     for record in run:
                         try:
                             yield record
                         finally:
                             store(record["seq"])
-                        deadline.poll()
+                        if timed:
+                            deadline.check()
             if state.done:
                 return
         except _Transient as failure:
             error = failure.error
-            state.failures += 1
-            if failure.opening:
-                state.open_failures += 1
-            if state.gives_up():
-                raise error from failure.__cause__
-            pause = _pause(backoff, error, state)
+            pause = state.failed(failure)
             logger.info("reader on %s: %s; reconnecting in %.2f s", options.path, error, pause)
         except KeyboardInterrupt as interrupt:
-            # Ctrl-C (a notebook's interrupt) mostly lands deep in a socket read, which
-            # says nothing to the user: it goes on from here, the same exception, its
-            # connection closed, with no frames below this one and no chained context.
+            # Ctrl-C mostly lands deep in a socket read, which says nothing to the user: it
+            # goes on from here, the connection closed, no frames below, no chained context.
             raise interrupt.with_traceback(None) from None
         if pause is not None:
             # Out of the except block: an interrupt while waiting chains to no failure.
             options.sleep(pause)
 
 
-def _pause(backoff: Backoff, error: SessionsError, state: _State) -> float:
-    """The backoff delay, at least a 429's ``Retry-After``, at most the time left; a
-    server asking for longer than ``max_server_delay`` gets its error raised at once
-    (it carries the server's value) instead of a wait of hours."""
-    pause = backoff.next_delay()
-    if isinstance(error, RateLimitedError) and error.retry_after is not None:
-        if error.retry_after > state.options.max_server_delay:
-            raise error
-        pause = max(pause, error.retry_after)
-    return max(0.0, min(pause, state.deadline.left()))
-
-
-def _open_connection(transport: Transport, state: _State) -> _Connection:
-    """Open the stream after the last seq: a permanent status or a certificate failure
-    raises, any other failure is :class:`_Transient`; a body that is not an event
-    stream is a :class:`ProtocolError`."""
+def _open_connection(transport: Transport, state: _State) -> requests.Response:
+    """The stream after the last seq. A permanent status, a certificate failure or a body
+    that is not an event stream raises; any other failure is :class:`_Transient`."""
     options, left = state.options, state.deadline.left()
     headers = {"Accept": "text/event-stream", "Timeout-Seconds": str(options.window)}
     if state.last_seq is not None:
@@ -333,12 +252,8 @@ def _open_connection(transport: Transport, state: _State) -> _Connection:
             read_timeout=min(options.stall(None), left),
             deadline=None if math.isinf(left) else time.monotonic() + left,
         )
-    except APIError as exc:
-        if exc.status in PERMANENT_STATUSES:
-            raise
-        raise _Transient(exc, opening=True) from exc
-    except NetworkError as exc:
-        if is_certificate_error(exc.__cause__):
+    except (APIError, NetworkError) as exc:
+        if exc.status in PERMANENT_STATUSES or is_certificate_error(exc.__cause__):
             raise
         raise _Transient(exc, opening=True) from exc
     content_type = response.headers.get("Content-Type", "text/event-stream")
@@ -346,59 +261,55 @@ def _open_connection(transport: Transport, state: _State) -> _Connection:
         response.close()
         message = f"expected text/event-stream, got {content_type!r}"
         raise ProtocolError(message, status=response.status_code)
-    shape = wire_shape(response.headers)
-    state.reconnected = True
-    logger.debug("connected to %s (%s), after seq %s", options.path, shape, state.last_seq)
+    return response
+
+
+def _read_connection(response: requests.Response, state: _State) -> Iterator[List[Record]]:
+    """The new records of one open stream, in runs; ``state.done`` once the reader is done.
+    An error event or a body that stops early is :class:`_Transient`."""
+    options, deadline = state.options, state.deadline
+    follow, path = options.follow, options.path
+    shape, progress = wire_shape(response.headers), _Progress(state)
     settled = response.headers.get("X-Session-Settled", "").lower() == "true"
-    return _Connection(response, shape, settled)
-
-
-def _read_connection(connection: _Connection, state: _State) -> Iterator[List[Record]]:
-    """The new records of one open connection, in runs (:func:`_runs`). Sets
-    ``state.done`` when the reader is done (settled, caught up, or ``[DONE]`` when not
-    following), clears it to reconnect after ``[DONE]``; an error event or a body that
-    stops early is :class:`_Transient`."""
-    follow, path = state.options.follow, state.options.path
-    progress = _Progress(state)
-    state.done = False
-    for decoded in _connection_events(connection, state):
+    logger.debug("connected to %s (%s), after seq %s", path, shape, state.last_seq)
+    state.reconnected, state.done = True, False
+    chunks = _iter_chunks(response, options.stall(shape), deadline, path)
+    for event in iter_sse_events(chunks, max_event_bytes=options.max_event_bytes):
+        decoded = decode_event(event, shape)
+        if deadline.seconds is not None:
+            deadline.check()
         state.failures = 0
         if decoded.kind == "records":
-            yield from _runs(decoded, connection.shape, state)
+            yield from _runs(decoded, shape, state)
         elif decoded.kind == "done":
-            state.done = connection.settled or not follow
+            state.done = settled or not follow
             return
         elif decoded.kind == "error":
             raise _Transient(NetworkError(f"server error event on {path}: {decoded.error}"))
-        if not follow and (_caught_up(state.last_seq, decoded.tail) or progress.stuck()):
+        if not follow and progress.done(decoded.tail):
             state.done = True
             return
-    if not connection.settled:
+    if not settled:
         raise _Transient(NetworkError(f"stream on {path} ended without [DONE]"))
     logger.debug("%s is settled; ending the reader", path)
     state.done = True
 
 
-def _caught_up(last_seq: Optional[int], tail: Optional[int]) -> bool:
-    """Whether a tail (the next seq to be written) says the reader has every record."""
-    if tail is None:
-        return False
-    return tail <= 0 if last_seq is None else last_seq >= tail - 1
-
-
 class _Progress:
-    """For a non-following reader: whether the server has sent no new record and no
-    ``[DONE]`` for longer than the window plus the margin (pings and unknown events
-    are no progress), so that pings or junk cannot keep it reading for ever."""
+    """Whether a non-following reader is done: it has every record (``tail`` is the next
+    seq to be written), or no new record came for longer than the window plus the margin
+    (pings and unknown events are no progress)."""
 
     def __init__(self, state: _State) -> None:
-        self.state = state
-        self.seq = state.last_seq
+        self.state, self.seq = state, state.last_seq
         self.since: Optional[float] = None  # when the last seq was first seen unchanged
 
-    def stuck(self) -> bool:
-        if self.state.last_seq != self.seq:
-            self.seq, self.since = self.state.last_seq, None
+    def done(self, tail: Optional[int]) -> bool:
+        last = self.state.last_seq
+        if tail is not None and (-1 if last is None else last) >= tail - 1:
+            return True
+        if last != self.seq:
+            self.seq, self.since = last, None
             return False
         now = self.state.options.clock()
         if self.since is None:
@@ -406,33 +317,10 @@ class _Progress:
         return now - self.since > self.state.options.window + STALL_MARGIN
 
 
-def _connection_events(connection: _Connection, state: _State) -> Iterator[Decoded]:
-    """The decoded events of one connection, the deadline checked after each; a broken
-    or stalled stream is :class:`_Transient` (a wait the deadline cut short is the
-    deadline's :class:`ReaderTimeoutError`)."""
-    deadline, options = state.deadline, state.options
-    guard = _ReadGuard(connection.response, options.stall(connection.shape), deadline)
-    try:
-        chunks = _iter_chunks(connection.response, guard)
-        for event in iter_sse_events(chunks, max_event_bytes=options.max_event_bytes):
-            yield decode_event(event, connection.shape)
-            deadline.poll()
-    except ReaderTimeoutError:
-        raise
-    except _STREAM_ERRORS as exc:
-        if deadline.left() <= 0:  # a socket wait cut to the time left, or cut at the deadline
-            raise deadline.expired() from None
-        raise _Transient(_read_error(exc, options.path)) from exc
-
-
 def _runs(decoded: Decoded, shape: str, state: _State) -> Iterator[List[Record]]:
-    """The records of one event the consumer has not had (no replay, no repeated part
-    id, control records only when asked for), as runs of records to deliver in order.
-
-    The loop in :func:`read_channel` stores each delivered record's seq once the
-    consumer is done with it; a record the consumer never sees is stored here, and a
-    control record routed here, only after the run before it has been consumed.
-    """
+    """The records of one event the consumer has not had (no replay, no repeated part id,
+    control records only when asked for), in runs; a record the consumer never sees is
+    stored, a control record routed, once the run before it has been consumed."""
     _check_order(decoded, shape, state)
     records = decoded.records
     check_each = not state.dedup.add_all(records)
@@ -441,12 +329,21 @@ def _runs(decoded: Decoded, shape: str, state: _State) -> Iterator[List[Record]]
         yield records
     else:
         yield from _selected(records, check_each, state)
-    _pass_commands(decoded.last_seq, state)
+    last = decoded.last_seq
+    if last is not None and (state.last_seq is None or last > state.last_seq):
+        state.last_seq = last  # command records end the event: move the cursor past them
+        state.store(last)
+
+
+def _all_new_data(records: List[Record], last_seq: Optional[int]) -> bool:
+    """Whether ``records`` (in seq order) are all data records after ``last_seq``."""
+    if not records or (last_seq is not None and records[0]["seq"] <= last_seq):
+        return False
+    return list(map(_control_of, records)).count(None) == len(records)
 
 
 def _selected(records: List[Record], check_each: bool, state: _State) -> Iterator[List[Record]]:
-    """The runs of :func:`_runs`, record by record (``check_each``: ask the dedup window
-    about each part id)."""
+    """The runs of :func:`_runs`, record by record (``check_each``: each part id too)."""
     run: List[Record] = []
     last = -1 if state.last_seq is None else state.last_seq  # seqs are never negative
     for record in records:
@@ -466,41 +363,23 @@ def _selected(records: List[Record], check_each: bool, state: _State) -> Iterato
 
 
 def _set_aside(record: Record, repeat: bool, state: _State) -> List[Record]:
-    """A control record or a repeated part id: ``[record]`` when the consumer gets it (a
-    control record asked for), else ``[]`` with its seq stored."""
-    if not repeat and _route_control(record, state.options):
-        return [record]
+    """A control record (routed to the session and ``on_control``) or a repeated part id:
+    ``[record]`` if the consumer gets it, else ``[]`` with its seq stored."""
+    options = state.options
+    if not repeat:
+        for handler in (options.handle_control, options.on_control):
+            if handler is not None:
+                handler(record)
+        if options.include_control:
+            return [record]
     state.store(record["seq"])
     return []
 
 
-def _all_new_data(records: List[Record], last_seq: Optional[int]) -> bool:
-    """Whether ``records`` (in seq order) are all data records after ``last_seq``."""
-    if not records or (last_seq is not None and records[0]["seq"] <= last_seq):
-        return False
-    return list(map(_control_of, records)).count(None) == len(records)
-
-
-def _pass_commands(last: Optional[int], state: _State) -> None:
-    """Move the cursor to an event's ``last`` seq when command records end it."""
-    if last is not None and (state.last_seq is None or last > state.last_seq):
-        state.last_seq = last
-        state.store(last)
-
-
-def _route_control(record: Record, options: ReaderOptions) -> bool:
-    """Hand a control record to the session and to ``on_control``; whether to yield it."""
-    if options.handle_control is not None:
-        options.handle_control(record)
-    if options.on_control is not None:
-        options.on_control(record)
-    return options.include_control
-
-
 def _check_order(decoded: Decoded, shape: str, state: _State) -> None:
-    """Report a first seq past the one expected as a trim (after a reconnect; on v2,
-    whose events cover command records, within a connection too); within a connection,
-    a seq that goes back with a part id not seen before is a :class:`ProtocolError`."""
+    """Report a first seq past the one expected as a trim (after a reconnect; on v2, whose
+    events cover command records, at any time); within a connection, a seq that goes back
+    with a part id not seen before is a :class:`ProtocolError`."""
     reconnected, state.reconnected = state.reconnected, False
     first = decoded.first_seq
     if first is None or state.last_seq is None:
@@ -519,62 +398,36 @@ def _new_content(decoded: Decoded, expected: int, state: _State) -> bool:
 
 
 def _report_trim(expected: int, first: int, shape: str, options: ReaderOptions) -> None:
-    logger.warning(
-        "%s skipped ahead: expected seq %d, got %d; the records in between were trimmed%s",
-        options.path,
-        expected,
-        first,
-        " (or were command records, which v1 streams never carry)" if shape == "v1" else "",
-    )
+    why = " (or were command records, which v1 streams never carry)" if shape == "v1" else ""
+    message = "%s skipped ahead: expected seq %d, got %d; the records in between were trimmed%s"
+    logger.warning(message, options.path, expected, first, why)
     if options.on_trim is not None:
         options.on_trim(expected, first)
 
 
-class _ReadGuard:
-    """Runs before each wait for bytes: raises once the deadline has passed, and keeps
-    the socket timeout at the stall timeout, cut to the time left."""
-
-    def __init__(self, response: requests.Response, stall: float, deadline: Deadline) -> None:
-        self.response, self.stall, self.deadline = response, stall, deadline
-        self.current = math.inf  # the socket timeout last set
-
-    def __call__(self) -> None:
-        wanted = min(self.stall, self.deadline.check())
-        if self.current > wanted + DEADLINE_SLACK and _set_read_timeout(self.response, wanted):
-            self.current = wanted
-
-
-def _iter_chunks(response: requests.Response, before_read: Callable[[], None]) -> Iterator[bytes]:
-    """The body as it arrives, ``before_read()`` run before each wait for bytes."""
+def _iter_chunks(
+    response: requests.Response, stall: float, deadline: Deadline, path: str
+) -> Iterator[bytes]:
+    """One stream's body as it arrives, each wait for bytes cut to ``stall`` and to the
+    deadline; a broken or stalled stream is :class:`_Transient`."""
     raw: Any = response.raw
-    read1 = getattr(raw, "read1", None)
-    if read1 is None:  # urllib3 1.26: read the http.client response directly
-        read1 = raw._fp.read1
+    # urllib3 1.26 (requests >= 2.25 allows it) has no read1, and read(n) waits for n bytes.
+    read1 = getattr(raw, "read1", None) or raw._fp.read1
+    timeout = math.inf  # the socket timeout last set
     while True:
-        before_read()
-        data = read1(READ_SIZE)
+        wanted = min(stall, deadline.check())
+        if timeout > wanted + DEADLINE_SLACK:
+            with suppress(AttributeError, OSError):  # best effort
+                raw.connection.sock.settimeout(max(wanted, 0.001))  # 0: non-blocking
+                timeout = wanted
+        try:
+            data = read1(READ_SIZE)
+        except _STREAM_ERRORS as exc:
+            deadline.check()  # a socket wait cut to the time left, or cut at the deadline
+            why = f"broke: {type(exc).__name__}: {exc}"
+            if isinstance(exc, _STALLS):
+                why = "stalled: no bytes within the stall timeout"
+            raise _Transient(NetworkError(f"stream on {path} {why}")) from exc
         if not data:
             return
         yield data
-
-
-def _set_read_timeout(response: requests.Response, seconds: float) -> bool:
-    """Change the socket timeout of an open streaming response (best effort)."""
-    raw: Any = response.raw
-    connection = getattr(raw, "_connection", None) or getattr(raw, "connection", None)
-    sock: Any = getattr(connection, "sock", None)
-    try:
-        sock.settimeout(max(seconds, 0.001))  # 0 would make the socket non-blocking
-    except (AttributeError, OSError):
-        return False
-    return True
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    return isinstance(exc, (urllib3.exceptions.ReadTimeoutError, socket.timeout, requests.Timeout))
-
-
-def _read_error(exc: BaseException, path: str) -> NetworkError:
-    if _is_timeout(exc):
-        return NetworkError(f"stream on {path} stalled: no bytes within the stall timeout")
-    return NetworkError(f"stream on {path} broke: {type(exc).__name__}: {exc}")

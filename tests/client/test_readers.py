@@ -16,7 +16,7 @@ import pytest
 
 from sessions_client import Session
 from sessions_client import _reader as reader_module
-from sessions_client._reader import Backoff
+from sessions_client._reader import BACKOFF
 from sessions_client.cursor import MemoryCursor
 from sessions_client.errors import (
     APIError,
@@ -190,13 +190,25 @@ def test_the_dedup_window_is_bounded(scripted):
     assert [r["seq"] for r in records] == [0, 1, 2, 3, 4, 5, 7]
 
 
-def test_backoff_delays_double_to_the_cap_and_reset():
-    backoff = Backoff(initial=0.1, maximum=5.0, jitter=0.0)
-    assert [backoff.next_delay() for _ in range(8)] == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]
-    backoff.reset()
-    assert backoff.next_delay() == 0.1
-    jittered = Backoff(jitter=0.5, rng=lambda: 1.0)
-    assert jittered.next_delay() == pytest.approx(0.05)
+def test_backoff_delays_double_to_the_cap_and_reset(scripted, sleeps):
+    delays = [BACKOFF.backoff(n, lambda: 0.0) for n in range(1, 9)]
+    assert delays == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]
+    assert BACKOFF.backoff(1, lambda: 1.0) == pytest.approx(0.05)
+
+    def unavailable(conn: Conn, request: Request) -> None:
+        conn.respond_json(503, {"error": "down"})
+
+    def broken(conn: Conn, request: Request) -> None:
+        send_v1(conn, [0], done=False)  # opens, then ends without [DONE]
+
+    srv = scripted(
+        streams(unavailable, unavailable, broken, unavailable, lambda c, r: send_v1(c, [1]))
+    )
+    assert [r["seq"] for r in take(session_for(srv, sleeps).iter_out(), 2)] == [0, 1]
+    # The count restarts once a stream opens: the break after it waits as the first failure.
+    assert len(sleeps.delays) == 4
+    assert 0.05 <= sleeps.delays[0] <= 0.1 < sleeps.delays[1] <= 0.2
+    assert 0.05 <= sleeps.delays[2] <= 0.1 < sleeps.delays[3] <= 0.2
 
 
 def test_failures_back_off_then_recover(scripted, sleeps):

@@ -137,7 +137,6 @@ def valid_streams(draw: st.DrawFn) -> Tuple[bytes, List[SSEEvent]]:
                     name or "message",
                     "\n".join(data),
                     event_id if event_id is not None and "\0" not in event_id else None,
-                    None,
                 )
             )
     out = [b"\xef\xbb\xbf"] if draw(st.booleans()) else []

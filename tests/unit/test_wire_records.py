@@ -31,11 +31,11 @@ def batch(
     doc: Dict[str, Any] = {"records": list(records)}
     if tail is not None:
         doc["tail"] = {"seq_num": tail, "timestamp": 5}
-    return SSEEvent("batch", json.dumps(doc), event_id, None)
+    return SSEEvent("batch", json.dumps(doc), event_id)
 
 
 def v1(seq: str, doc: Any) -> SSEEvent:
-    return SSEEvent("message", json.dumps(doc), seq, None)
+    return SSEEvent("message", json.dumps(doc), seq)
 
 
 def decode_stream(stream: bytes, shape: str, cuts: Sequence[int] = ()) -> List[Tuple[Any, ...]]:
@@ -400,7 +400,7 @@ def test_v1_non_envelope_data_is_delivered_whole() -> None:
 
 
 def raw_batch(data: str) -> SSEEvent:
-    return SSEEvent("batch", data, "1,1,1", None)
+    return SSEEvent("batch", data, "1,1,1")
 
 
 @pytest.mark.parametrize(

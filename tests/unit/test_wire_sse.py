@@ -26,7 +26,7 @@ def every_cut(stream: bytes) -> Iterator[List[int]]:
 
 
 def msg(data: str, event: str = "message", id: Optional[str] = None) -> SSEEvent:
-    return SSEEvent(event, data, id, None)
+    return SSEEvent(event, data, id)
 
 
 # ----------------------------------------------------------------------------- line endings
@@ -159,19 +159,6 @@ def test_event_type_defaults_to_message() -> None:
 def test_id_is_the_event_own_id_field() -> None:
     events = parse(b"id: 1\ndata: a\n\ndata: b\n\nid:\ndata: c\n\n")
     assert [e.id for e in events] == ["1", None, ""]
-
-
-def test_retry_is_an_integer_and_only_when_all_ascii_digits() -> None:
-    def retry_of(value: bytes) -> Optional[int]:
-        (event,) = parse(b"retry: " + value + b"\ndata: a\n\n")
-        return event.retry
-
-    assert retry_of(b"1500") == 1500
-    assert retry_of(b"0") == 0
-    for bad in (b"1.5", b"-1", b"", b" 1", b"1 ", b"abc", "١٢".encode()):
-        assert retry_of(bad) is None, bad
-    (event,) = parse(b"retry: 10\nretry: x\ndata: a\n\n")
-    assert event.retry == 10
 
 
 def test_data_mentioning_retry_is_untouched() -> None:
