@@ -27,19 +27,18 @@ pytest_plugins = ["sessions_client.testing.pytest_plugin"]
 SLOW_FIRST = (
     "tests/client/test_ping_gaps.py",  # 21 s of real waiting, no CPU: overlaps everything
     "tests/chaos/",
-    "tests/test_packaging.py",
-    "tests/docs/",
-    "tests/management/test_resume_after_kill.py",
-    "tests/conformance/test_cors_sdk_fetch.py",
-    "tests/browser/",
     "tests/uimessage/",
-    "tests/unit/test_wire_differential.py",
     "tests/unit/test_wire_properties.py",
     "tests/unit/test_wire_records.py",
+    "tests/test_packaging.py",
+    "tests/conformance/test_cors_sdk_fetch.py",
+    "tests/browser/",
     "tests/hostile/",
-    "tests/examples/",
-    "tests/cli/",
+    "tests/management/test_resume_after_kill.py",
     "tests/conformance/",
+    "tests/examples/",
+    "tests/docs/",
+    "tests/cli/",
 )
 
 
