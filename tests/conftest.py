@@ -12,8 +12,8 @@ import pytest
 # it): pytest then keeps each test module it rewrote for its asserts, and this package's
 # modules, in __pycache__ (git-ignored). Without them every xdist worker re-rewrites all
 # test modules on every run, and every Python subprocess a test starts recompiles
-# sessions_client: about a tenth of the suite's CPU time. Python reads existing caches
-# even when told not to write them, so subprocesses benefit too.
+# sessions_client. Python reads existing caches even when told not to write them, so
+# the subprocesses use them too.
 sys.dont_write_bytecode = False
 
 #: The project's own pytest plugin: ``sessions_server`` is the one LocalServer fixture;

@@ -63,7 +63,7 @@ def self_signed(tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, ssl.SSL
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
         [
-            # An EC key: generated at once, where RSA-2048 takes a random 0.1-1 s of CPU.
+            # An EC key: generated at once, where an RSA key takes a random, noticeable time.
             "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
             "-nodes", "-days", "1",
             "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",

@@ -109,7 +109,7 @@ line_text = st.text(
     max_size=12,
 )
 # Strategies the composites below draw from, built once: a strategy built inside a
-# composite is built and validated again at every draw, which was most of these tests' CPU.
+# composite is built and validated again at every draw.
 event_names = st.one_of(st.none(), st.sampled_from(["batch", "ping", ""]), line_text)
 event_ids = st.one_of(st.none(), line_text)
 data_lines = st.lists(line_text, max_size=3)
