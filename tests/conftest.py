@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import signal
+import sys
 from typing import Any, List, Tuple
 
 import pytest
+
+# Bytecode caches on, whatever PYTHONDONTWRITEBYTECODE says (container images often set
+# it): pytest then keeps each test module it rewrote for its asserts, and this package's
+# modules, in __pycache__ (git-ignored). Without them every xdist worker re-rewrites all
+# test modules on every run, and every Python subprocess a test starts recompiles
+# sessions_client. Python reads existing caches even when told not to write them, so
+# the subprocesses use them too.
+sys.dont_write_bytecode = False
 
 #: The project's own pytest plugin: ``sessions_server`` is the one LocalServer fixture;
 #: a directory configures it by overriding ``sessions_server_options``.
@@ -16,21 +25,20 @@ pytest_plugins = ["sessions_client.testing.pytest_plugin"]
 #: xdist worker takes the next test, so long tests started early overlap the many short
 #: ones instead of leaving one worker running alone at the end.
 SLOW_FIRST = (
+    "tests/client/test_ping_gaps.py",  # 21 s of real waiting, no CPU: overlaps everything
     "tests/chaos/",
-    "tests/client/test_ping_gaps.py",
-    "tests/test_packaging.py",
-    "tests/docs/",
-    "tests/management/test_resume_after_kill.py",
-    "tests/conformance/test_cors_sdk_fetch.py",
-    "tests/browser/",
     "tests/uimessage/",
-    "tests/unit/test_wire_differential.py",
     "tests/unit/test_wire_properties.py",
     "tests/unit/test_wire_records.py",
+    "tests/test_packaging.py",
+    "tests/conformance/test_cors_sdk_fetch.py",
+    "tests/browser/",
     "tests/hostile/",
-    "tests/examples/",
-    "tests/cli/",
+    "tests/management/test_resume_after_kill.py",
     "tests/conformance/",
+    "tests/examples/",
+    "tests/docs/",
+    "tests/cli/",
 )
 
 

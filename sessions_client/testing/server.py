@@ -313,9 +313,11 @@ class LocalServer:
                 self._store, self._tokens, delay=agent_delay, client_data=agent_client_data
             )
             self._agent.start()
+        # close() waits for the accept loop to see the shutdown request, which it checks
+        # once per poll interval: a short one keeps every test's teardown short.
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.02},
             name="sessions-local-server",
             daemon=True,
         )

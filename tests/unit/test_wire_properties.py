@@ -84,6 +84,7 @@ TOKENS = [
     b'{"records":[{"seq_num":1,"body":"{\\"data\\":1}"}]}',
 ]
 
+event_limits = st.sampled_from([8, 64, 1 << 20])
 streams = st.one_of(
     st.binary(max_size=300),
     st.lists(st.sampled_from(TOKENS), max_size=60).map(b"".join),
@@ -94,7 +95,7 @@ streams = st.one_of(
 @given(stream=streams, data=st.data())
 def test_random_bytes_only_ever_raise_protocol_error(stream: bytes, data: st.DataObject) -> None:
     cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=8))
-    limit = data.draw(st.sampled_from([8, 64, 1 << 20]))
+    limit = data.draw(event_limits)
     for shape in ("v1", "v2"):
         whole = outcome([stream], shape, limit)
         assert outcome(chunk(stream, cuts), shape, limit) == whole
@@ -107,6 +108,13 @@ line_text = st.text(
     alphabet=st.characters(codec="utf-8", exclude_characters="\r\n"),
     max_size=12,
 )
+# Strategies the composites below draw from, built once: a strategy built inside a
+# composite is built and validated again at every draw.
+event_names = st.one_of(st.none(), st.sampled_from(["batch", "ping", ""]), line_text)
+event_ids = st.one_of(st.none(), line_text)
+data_lines = st.lists(line_text, max_size=3)
+line_endings = st.sampled_from(["\n", "\r", "\r\n"])
+line_endings_after_cr = st.sampled_from(["\r", "\r\n"])
 
 
 @st.composite
@@ -115,9 +123,9 @@ def valid_streams(draw: st.DrawFn) -> Tuple[bytes, List[SSEEvent]]:
     lines: List[str] = []
     expected: List[SSEEvent] = []
     for _ in range(draw(st.integers(0, 5))):
-        name = draw(st.one_of(st.none(), st.sampled_from(["batch", "ping", ""]), line_text))
-        event_id = draw(st.one_of(st.none(), line_text))
-        data = draw(st.lists(line_text, max_size=3))
+        name = draw(event_names)
+        event_id = draw(event_ids)
+        data = draw(data_lines)
         body: List[str] = []
         if name is not None:
             body.append("event: " + name)
@@ -142,10 +150,10 @@ def valid_streams(draw: st.DrawFn) -> Tuple[bytes, List[SSEEvent]]:
     out = [b"\xef\xbb\xbf"] if draw(st.booleans()) else []
     previous = ""
     for line in lines:
-        choices = ["\n", "\r", "\r\n"]
+        endings = line_endings
         if previous == "\r" and line == "":
-            choices = ["\r", "\r\n"]  # a lone LF would merge with the CR into one CRLF
-        previous = draw(st.sampled_from(choices))
+            endings = line_endings_after_cr  # a lone LF would merge with the CR into one CRLF
+        previous = draw(endings)
         out.append(line.encode() + previous.encode())
     return b"".join(out), expected
 
@@ -168,6 +176,8 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
     max_leaves=6,
 )
+record_kinds = st.sampled_from(["text", "json", "control", "command"])
+part_ids = st.text(max_size=6)
 
 
 def _not_json(name: str) -> Any:
@@ -190,7 +200,7 @@ def v2_records(draw: st.DrawFn) -> Tuple[List[dict], List[dict], int]:  # type: 
     seq = draw(st.integers(0, 1000))
     for _ in range(draw(st.integers(1, 6))):
         seq += draw(st.integers(1, 3))
-        kind = draw(st.sampled_from(["text", "json", "control", "command"]))
+        kind = draw(record_kinds)
         stamp = draw(st.integers(0, 2**45))
         if kind == "command":
             wire.append(
@@ -217,7 +227,7 @@ def v2_records(draw: st.DrawFn) -> Tuple[List[dict], List[dict], int]:  # type: 
             if isinstance(raw, str) and kind == "json":
                 # A string datum is JSON-decoded when it parses (PROTOCOL 3.3): "0" -> 0.
                 value = json_parse_or_text(raw)
-            part = draw(st.text(max_size=6))
+            part = draw(part_ids)
             envelope = json.dumps({"data": raw, "id": part})
             wire.append({"seq_num": seq, "timestamp": stamp, "body": envelope})
             expected.append(
@@ -239,7 +249,7 @@ def test_valid_v2_streams_decode_to_their_records_whatever_the_chunking(
     batches: List[Tuple[List[dict], List[dict], int]],  # type: ignore[type-arg]
     data: st.DataObject,
 ) -> None:
-    ending = data.draw(st.sampled_from(["\n", "\r", "\r\n"]))
+    ending = data.draw(line_endings)
     parts = []
     for wire, _, last in batches:
         doc = json.dumps({"records": wire, "tail": {"seq_num": last + 1}}, ensure_ascii=False)
