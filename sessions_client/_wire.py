@@ -1,14 +1,10 @@
 """Wire decoding: server-sent events -> record dicts (docs/channels.md), both shapes. No I/O.
 
 What could change which records are delivered, what they hold, or the cursor raises
-:class:`ProtocolError` (invalid JSON in a batch, a v1 event or a body; no ``records`` list;
-a bad or non-increasing ``seq_num``; malformed ``headers``; a non-string ``body``; a v1
-event without a decimal ``id:``). Advisory values are dropped with a debug log (a bad
-``tail``, ``timestamp`` or part id is ``None``; a ping without JSON is a ping; an unknown
-event is ``"ignored"``). A JSON body that is not an envelope ``{"data": X, "id": ...}`` is
-the data whole; a missing body is ``data=""``. Legacy ``trigger:turn-complete`` /
-``trigger:upgrade-required`` data makes a control record (data and part id kept, headers
-gaining ``["trigger-control", subtype]``).
+:class:`ProtocolError` (bad JSON in a batch, v1 event or body; no ``records`` list; a bad or
+non-increasing ``seq_num``; bad ``headers``; a non-string ``body``; a v1 event without a
+decimal ``id:``). Advisory values are dropped (a bad ``tail``, ``timestamp`` or part id
+is ``None``; a ping without JSON is a ping; an unknown event is ``"ignored"``).
 """
 
 from __future__ import annotations
@@ -30,6 +26,7 @@ _LEGACY = {"trigger:turn-complete": "turn-complete", "trigger:upgrade-required":
 _LEGACY_TYPES = tuple(_LEGACY)  # matched by equality: a record's "type" may be unhashable
 _JSON_FIRST = frozenset('{["-0123456789tfn \t\n\r')  # what a JSON text can start with
 _OPTIONAL_STR, _OPTIONAL_INT = (str, type(None)), (int, type(None))
+Headers = List[List[str]]
 
 
 class Record(TypedDict):
@@ -39,14 +36,12 @@ class Record(TypedDict):
     data: Any
     part_id: Optional[str]
     timestamp: Optional[int]
-    headers: List[List[str]]
+    headers: Headers
     control: Optional[str]
 
 
 class Decoded(NamedTuple):
-    """One event's ``kind`` (``records``, ``ping``, ``done``, ``error`` with the server's
-    message, ``ignored``), data and control ``records``, the seqs it covers (command records
-    included), and the ``tail`` (the next seq the server will write) of a ping or batch."""
+    """What an event means: kind, records (no commands), seqs covered, error message, tail."""
 
     kind: str
     records: List[Record]
@@ -56,22 +51,15 @@ class Decoded(NamedTuple):
     first_seq: Optional[int] = None
 
 
-def _not_json(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-# Strict JSON, as JavaScript's JSON.parse (the official SDK) reads it: Python's json also
-# accepts NaN and Infinity, which would turn a record whose text is "NaN" into a float.
-_DECODER = json.JSONDecoder(parse_constant=_not_json)
-_raw_decode = _DECODER.raw_decode  # the document at index 0, and where it ends
+# Strict JSON, as JSON.parse: int() rejects the NaN, Infinity and -Infinity Python's json takes.
+_DECODER = json.JSONDecoder(parse_constant=int)
 
 
 def _json(text: str, what: str) -> Any:
-    """``text`` as one strict JSON document (JSON whitespace around it allowed, nothing
-    else), else :class:`ProtocolError` naming ``what``."""
+    """``text`` as one JSON document (whitespace around it allowed), else ProtocolError."""
     try:
         try:
-            value, end = _raw_decode(text)
+            value, end = _DECODER.raw_decode(text)  # the document at index 0, and its end
         except ValueError:
             end = -1  # leading whitespace, or not JSON: decode() gives the full judgement
         return value if end == len(text) else _DECODER.decode(text)
@@ -82,8 +70,9 @@ def _json(text: str, what: str) -> Any:
 
 
 def decode_payload(data: Any) -> Any:
-    """An envelope's ``data`` decoded (docs/protocol.md, "Decoding"): a string that is strict
-    JSON (as ``JSON.parse`` judges it) is parsed, anything else returned as it is."""
+    """An envelope's ``data`` decoded (docs/protocol.md, "Decoding"): a string that is one
+    strict JSON document, as the official SDK's ``JSON.parse`` judges it, is parsed; any
+    other value (also a string too deeply nested or with too long an integer) is returned."""
     if type(data) is not str or data[:1] not in _JSON_FIRST:
         return data
     try:
@@ -97,28 +86,25 @@ def _ignored(what: str) -> Any:
     return None
 
 
-def _record(
-    seq: int, timestamp: Any, headers: List[List[str]], stored: Any, control: Optional[str] = None
-) -> Record:
+def _record(seq: int, stamp: Any, headers: Headers, stored: Any, control: Optional[str]) -> Record:
     """The record dict, the one place it is built, from the record's JSON: an envelope
-    ``{"data": X, "id": part id}``, else the data whole (``None`` for a control record)."""
-    part_id = None
-    if type(stored) is dict and "data" in stored:
-        data, part_id = decode_payload(stored["data"]), stored.get("id")
-    else:
-        data = decode_payload(stored)
+    ``{"data": X, "id": part id}``, or the data whole (a control record: ``None``). Legacy
+    ``trigger:*`` data makes a control record, its headers gaining the control header."""
+    envelope = type(stored) is dict and "data" in stored
+    data = decode_payload(stored["data"] if envelope else stored)
+    part_id = stored.get("id") if envelope else None
     if type(data) is dict and data.get("type") in _LEGACY_TYPES:
         control = _LEGACY[data["type"]]
         headers = headers + [[CONTROL_HEADER, control]]
     if type(part_id) not in _OPTIONAL_STR:
         part_id = str(part_id) if type(part_id) is int else _ignored("a non-string part id")
-    if type(timestamp) not in _OPTIONAL_INT:
-        timestamp = _ignored("a non-integer record timestamp")
+    if type(stamp) not in _OPTIONAL_INT:
+        stamp = _ignored("a non-integer record timestamp")
     return {
         "seq": seq,
         "data": data,
         "part_id": part_id,
-        "timestamp": timestamp,
+        "timestamp": stamp,
         "headers": headers,
         "control": control,
     }
@@ -128,34 +114,29 @@ def _is_pair(pair: Any) -> bool:
     return type(pair) is list and len(pair) == 2 and type(pair[0]) is type(pair[1]) is str
 
 
-def _headed_record(
-    seq: int, fields: Mapping[str, Any], where: str, stored: Callable[[], Any]
-) -> Optional[Record]:
-    """A record whose ``fields`` (``headers``, ``timestamp``) say what it is (docs/protocol.md,
-    "Data, control and command records"): a command (``None``), a control record, or a
-    data record of the JSON ``stored()`` returns."""
-    headers, timestamp = fields.get("headers"), fields.get("timestamp")
+def _headed_record(seq: int, raw: Any, where: str, stored: Callable[[], Any]) -> Optional[Record]:
+    """A command (``None``), control or data record (of ``stored()``), as its headers say."""
+    headers, stamp = raw.get("headers"), raw.get("timestamp")
     if headers is None:
-        return _record(seq, timestamp, [], stored())
-    if type(headers) is not list or not all(_is_pair(pair) for pair in headers):
+        return _record(seq, stamp, [], stored(), None)
+    if type(headers) is not list or not all(map(_is_pair, headers)):
         raise ProtocolError(f"{where}: headers must be a list of [name, value] string pairs")
     if headers and headers[0][0] == "":
         return None
     control = dict(headers[::-1]).get(CONTROL_HEADER)  # the first such header
     headers = [[name, text] for name, text in headers]
-    return _record(seq, timestamp, headers, None if control is not None else stored(), control)
+    return _record(seq, stamp, headers, None if control is not None else stored(), control)
 
 
 def _body(seq: int, body: Any) -> Any:
-    """A stored ``body`` decoded: a string holding JSON, or empty (the data ``""``)."""
+    """A stored ``body`` decoded: a string holding JSON, or empty or absent (``""``)."""
     if type(body) is not str:
         raise ProtocolError(f"record {seq}: body must be a string")
     return _json(body, f"record {seq} body") if body else ""
 
 
 def _batch_records(raws: List[Any]) -> Tuple[List[Record], int]:
-    """A batch's records and its last seq. Each raw record is released once read, so
-    that the parsed batch and its records are not both held whole."""
+    """A batch's records and last seq, each raw record released once read (memory)."""
     records: List[Record] = []
     last = -1  # seq_num is never negative, so the first record always follows it
     for index, raw in enumerate(raws):
@@ -167,13 +148,12 @@ def _batch_records(raws: List[Any]) -> Tuple[List[Record], int]:
         body = raw.get("body")
         if type(body) is str and raw.get("headers") is None:  # the common case
             try:
-                stored, end = _raw_decode(body)
+                stored, end = _DECODER.raw_decode(body)
             except (ValueError, RecursionError):
                 end = -1
             if end == len(body):
-                records.append(_record(seq, raw.get("timestamp"), [], stored))
+                records.append(_record(seq, raw.get("timestamp"), [], stored, None))
                 continue
-        # The other cases, and the errors:
         record = _headed_record(seq, raw, f"record {seq}", partial(_body, seq, raw.get("body", "")))
         if record is not None:
             records.append(record)
@@ -194,16 +174,13 @@ def _seq_error(where: str, raw: Any, last: int = -1, key: str = "seq_num") -> Pr
 
 
 def _tail(doc: Any) -> Optional[int]:
-    """The ``tail.seq_num`` of a batch or ping, when there is a valid one."""
+    """The ``tail.seq_num`` of a batch or ping, when valid (advisory: else ``None``)."""
     value = doc.get("tail") if type(doc) is dict else None
     seq = value.get("seq_num") if type(value) is dict else None
-    if type(seq) is int and seq >= 0:
-        return seq
-    return None if value is None else _ignored("a malformed tail")
+    return seq if type(seq) is int and seq >= 0 else None
 
 
 def _decode_batch(data: str) -> Decoded:
-    """A v2 batch: one JSON parse of the event, then each record's body and data."""
     doc = _json(data, "batch event data")
     if type(doc) is not dict:
         raise ProtocolError("batch event data is not a JSON object")
@@ -218,8 +195,7 @@ def _decode_batch(data: str) -> Decoded:
 
 
 def _decode_other(kind: str, data: str) -> Decoded:
-    """``event: ping`` (the tail, when its data is JSON) or ``event: error`` (production
-    sends ``{"code", "message"}``: the message, else the whole text)."""
+    """``ping`` (its tail) or ``error`` (production's ``{"code", "message"}``: the message)."""
     try:
         doc = _json(data, f"{kind} event data")
     except ProtocolError:
@@ -234,49 +210,41 @@ def _decode_v1_record(event: SSEEvent) -> Decoded:
     """A v1 record event: ``id:`` is the seq, data the envelope (``headers`` honoured)."""
     if event.id is None or not (event.id.isascii() and event.id.isdigit()):
         raise ProtocolError("v1 record event without a decimal integer id")
-    seq = int(event.id)
-    doc = _json(event.data, f"v1 event {seq} data")
+    seq, doc = int(event.id), _json(event.data, f"v1 event {event.id} data")
     record = _headed_record(seq, doc if type(doc) is dict else {}, f"record {seq}", lambda: doc)
     return Decoded("records", [] if record is None else [record], seq, None, None, seq)
 
 
 def decode_event(event: SSEEvent, shape: str) -> Decoded:
-    """One event of a stream in ``shape`` (``"v1"``/``"v2"``): ``[DONE]``, ``error``, ``ping``
-    and ``batch`` (its ``id:`` is not the cursor) in both, an unnamed v1 event is a record
-    (``id:`` its seq); any other is ``"ignored"``. ``ValueError`` for another shape."""
+    """One event of a ``"v1"``/``"v2"`` stream: ``[DONE]``, ``error``, ``ping``, ``batch`` (its
+    ``id:`` is not the cursor), and under v1 a record (``id:`` its seq); others are ignored."""
     if shape not in ("v1", "v2"):
         raise ValueError(f"unknown wire shape {shape!r}")
-    kind = event.event
-    if kind != "error" and event.data == "[DONE]":
+    if event.event != "error" and event.data == "[DONE]":
         return Decoded("done", [])
-    if kind == "batch":
+    if event.event == "batch":
         return _decode_batch(event.data)
-    if kind in ("ping", "error"):
-        return _decode_other(kind, event.data)
-    if kind == "message" and shape == "v1":
+    if event.event in ("ping", "error"):
+        return _decode_other(event.event, event.data)
+    if event.event == "message" and shape == "v1":
         return _decode_v1_record(event)
-    _ignored(f"a {kind!r} event on a {shape} stream")
+    _ignored(f"a {event.event!r} event on a {shape} stream")
     return Decoded("ignored", [])
 
 
 def decode_drain_item(item: Mapping[str, Any]) -> Record:
-    """The record of one item of ``GET .../records`` (``{"data", "id", "seqNum",
-    "headers"?}``); a command record is a :class:`ProtocolError` (drains never hold one)."""
+    """The record of an item of ``GET .../records``; a command record is a ProtocolError."""
     seq = item.get("seqNum") if isinstance(item, Mapping) else None
     if type(seq) is not int or seq < 0:
         raise _seq_error("drain item", item, -1, "seqNum")
     envelope = {"data": item.get("data"), "id": item.get("id")}
-    where = f"drain item {seq}"
-    record = _headed_record(seq, item, where, lambda: envelope)
+    record = _headed_record(seq, item, f"drain item {seq}", lambda: envelope)
     if record is None:
-        raise ProtocolError(f"{where} is a command record, which drains never hold")
+        raise ProtocolError(f"drain item {seq} is a command record, which drains never hold")
     return record
 
 
 def wire_shape(headers: Mapping[str, str]) -> str:
-    """``"v2"`` when the response headers say ``X-Stream-Version: v2``, else ``"v1"`` (name
-    and value compared case-insensitively, the value stripped of spaces)."""
-    for name, value in headers.items():
-        if name.lower() == "x-stream-version":
-            return "v2" if str(value).strip().lower() == "v2" else "v1"
-    return "v1"
+    """``"v2"`` if the response headers say ``X-Stream-Version: v2`` (any case), else ``"v1"``."""
+    value = next((v for k, v in headers.items() if k.lower() == "x-stream-version"), "")
+    return "v2" if str(value).strip().lower() == "v2" else "v1"
