@@ -58,11 +58,7 @@ _DECODER = json.JSONDecoder(parse_constant=int)
 def _json(text: str, what: str) -> Any:
     """``text`` as one JSON document (whitespace around it allowed), else ProtocolError."""
     try:
-        try:
-            value, end = _DECODER.raw_decode(text)  # the document at index 0, and its end
-        except ValueError:
-            end = -1  # leading whitespace, or not JSON: decode() gives the full judgement
-        return value if end == len(text) else _DECODER.decode(text)
+        return _DECODER.decode(text)
     except RecursionError:
         raise ProtocolError(f"{what} is nested too deeply to decode") from None
     except ValueError as exc:
@@ -70,14 +66,19 @@ def _json(text: str, what: str) -> Any:
 
 
 def decode_payload(data: Any) -> Any:
-    """An envelope's ``data`` decoded (docs/protocol.md, "Decoding"): a string that is one
-    strict JSON document, as the official SDK's ``JSON.parse`` judges it, is parsed; any
-    other value (also a string too deeply nested or with too long an integer) is returned."""
+    """An envelope's ``data`` decoded (docs/protocol.md, "Decoding"): a string that is strict
+    JSON (as the SDK's ``JSON.parse`` judges it) is parsed; anything else is returned as is."""
     if type(data) is not str or data[:1] not in _JSON_FIRST:
         return data
     try:
-        return _json(data, "data")
-    except ProtocolError:
+        value, end = _DECODER.raw_decode(data)  # the document at index 0, and its end
+        if end == len(data):
+            return value
+    except (ValueError, RecursionError):
+        pass  # leading whitespace, or not JSON: decode() gives the full judgement
+    try:
+        return _DECODER.decode(data)
+    except (ValueError, RecursionError):  # also too deep, or an integer too long for Python
         return data
 
 
@@ -87,9 +88,8 @@ def _ignored(what: str) -> Any:
 
 
 def _record(seq: int, stamp: Any, headers: Headers, stored: Any, control: Optional[str]) -> Record:
-    """The record dict, the one place it is built, from the record's JSON: an envelope
-    ``{"data": X, "id": part id}``, or the data whole (a control record: ``None``). Legacy
-    ``trigger:*`` data makes a control record, its headers gaining the control header."""
+    """The record dict, the one place it is built, from the record's JSON (an envelope
+    ``{"data": X, "id": part id}``, or the data whole); legacy ``trigger:*`` data: control."""
     envelope = type(stored) is dict and "data" in stored
     data = decode_payload(stored["data"] if envelope else stored)
     part_id = stored.get("id") if envelope else None
@@ -216,8 +216,7 @@ def _decode_v1_record(event: SSEEvent) -> Decoded:
 
 
 def decode_event(event: SSEEvent, shape: str) -> Decoded:
-    """One event of a ``"v1"``/``"v2"`` stream: ``[DONE]``, ``error``, ``ping``, ``batch`` (its
-    ``id:`` is not the cursor), and under v1 a record (``id:`` its seq); others are ignored."""
+    """One event of a ``"v1"``/``"v2"`` stream (else ValueError); a batch's ``id:`` is unused."""
     if shape not in ("v1", "v2"):
         raise ValueError(f"unknown wire shape {shape!r}")
     if event.event != "error" and event.data == "[DONE]":
