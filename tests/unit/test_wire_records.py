@@ -445,6 +445,17 @@ def test_a_bad_record_fails_the_whole_batch_so_the_cursor_cannot_move_past_it() 
         decode_event(event, "v2")
 
 
+def test_a_body_nested_too_deeply_is_a_protocol_error_not_a_recursion_error() -> None:
+    event = raw_batch(json.dumps({"records": [{"seq_num": 1, "body": "[" * 100_000}]}))
+    with pytest.raises(ProtocolError, match="record 1 body is nested too deeply"):
+        decode_event(event, "v2")
+
+
+def test_raw_batch_records_are_released_but_first_seq_is_kept() -> None:
+    decoded = decode_event(batch({"seq_num": 4, "body": body("a")}, {"seq_num": 6}), "v2")
+    assert (decoded.first_seq, decoded.last_seq, len(decoded.records)) == (4, 6, 2)
+
+
 @pytest.mark.parametrize("event_id", [None, "", "10,3,512", "-1", "1.0", " 1", "١"])
 def test_v1_record_without_a_decimal_id_is_a_protocol_error(event_id: Optional[str]) -> None:
     with pytest.raises(ProtocolError, match="decimal integer id"):
