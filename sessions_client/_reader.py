@@ -14,6 +14,7 @@ import socket
 import time
 from contextlib import closing, suppress
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, Callable, Generator, Iterator, List, Optional, Set, Union
 
 import requests
@@ -220,6 +221,7 @@ def read_channel(
                             store(record["seq"])
                         if timed:
                             deadline.check()
+                    del run  # delivered: not held while the next event is read
             if state.done:
                 return
         except _Transient as failure:
@@ -274,8 +276,9 @@ def _read_connection(response: requests.Response, state: _State) -> Iterator[Lis
     logger.debug("connected to %s (%s), after seq %s", path, shape, state.last_seq)
     state.reconnected, state.done = True, False
     chunks = _iter_chunks(response, options.stall(shape), deadline, path)
-    for event in iter_sse_events(chunks, max_event_bytes=options.max_event_bytes):
-        decoded = decode_event(event, shape)
+    # No name holds an event while the next is read: a batch's text can be 600 KB.
+    events = iter_sse_events(chunks, max_event_bytes=options.max_event_bytes)
+    for decoded in map(decode_event, events, repeat(shape)):
         if deadline.seconds is not None:
             deadline.check()
         state.failures = 0
@@ -289,6 +292,7 @@ def _read_connection(response: requests.Response, state: _State) -> Iterator[Lis
         if not follow and progress.done(decoded.tail):
             state.done = True
             return
+        del decoded  # the batch's records, while the next event is read
     if not settled:
         raise _Transient(NetworkError(f"stream on {path} ended without [DONE]"))
     logger.debug("%s is settled; ending the reader", path)

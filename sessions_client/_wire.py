@@ -51,8 +51,12 @@ class Decoded(NamedTuple):
     first_seq: Optional[int] = None
 
 
-# Strict JSON, as JSON.parse: int() rejects the NaN, Infinity and -Infinity Python's json takes.
-_DECODER = json.JSONDecoder(parse_constant=int)
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+# Strict JSON, as JSON.parse: Python's json would also take NaN, Infinity and -Infinity.
+_DECODER = json.JSONDecoder(parse_constant=_not_json)
 
 
 def _json(text: str, what: str) -> Any:
