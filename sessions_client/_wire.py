@@ -59,10 +59,22 @@ def _not_json(constant: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_not_json)
 
 
+def _loads(text: str) -> Any:
+    """``text`` as one strict JSON document (whitespace around it allowed); ``ValueError``
+    or ``RecursionError`` when it is not."""
+    try:
+        value, end = _DECODER.raw_decode(text)  # the document at index 0, and its end
+        if end == len(text):
+            return value
+    except ValueError:
+        pass  # leading whitespace, or not JSON: decode() gives the full judgement
+    return _DECODER.decode(text)
+
+
 def _json(text: str, what: str) -> Any:
     """``text`` as one JSON document (whitespace around it allowed), else ProtocolError."""
     try:
-        return _DECODER.decode(text)
+        return _loads(text)
     except RecursionError:
         raise ProtocolError(f"{what} is nested too deeply to decode") from None
     except ValueError as exc:
@@ -75,13 +87,7 @@ def decode_payload(data: Any) -> Any:
     if type(data) is not str or data[:1] not in _JSON_FIRST:
         return data
     try:
-        value, end = _DECODER.raw_decode(data)  # the document at index 0, and its end
-        if end == len(data):
-            return value
-    except (ValueError, RecursionError):
-        pass  # leading whitespace, or not JSON: decode() gives the full judgement
-    try:
-        return _DECODER.decode(data)
+        return _loads(data)
     except (ValueError, RecursionError):  # also too deep, or an integer too long for Python
         return data
 

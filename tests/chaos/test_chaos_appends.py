@@ -251,7 +251,9 @@ def test_ambiguous_append_failure_then_replay_stores_once(chaos_figures: Any) ->
             timeout=(2.0, 0.05),
             append_retry=RetryPolicy(max_attempts=3, initial_delay=0.001, max_delay=0.002),
         )
-        srv.faults.set_latency(0.15, route="append")
+        # Answers 20x later than the read timeout: a client starved of CPU for a while
+        # after sending (a loaded CI box) still finds no answer when it starts to wait.
+        srv.faults.set_latency(1.0, route="append")
         started = time.monotonic()
         for n in range(appends):
             part_id = f"chaos-ambiguous-{n}"
