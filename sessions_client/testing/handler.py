@@ -604,25 +604,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         if route is None:
             self.send(json_response(404, {"error": "Not found"}), head=method == "HEAD")
             return
-        if method == "OPTIONS":
-            preflight = CorsPolicy.preflight(self.headers.get("Access-Control-Request-Headers"))
-            self.send(json_response(200, {}, preflight))
-            return
-        self.ctx.count(route)
-        self.ctx.faults.request_arrived(route)
-        allowed = _ALLOWED.get(route)
-        if allowed is not None and method not in allowed:
-            allow = ", ".join(allowed)
-            self.send(
-                json_response(405, _error_body(route, "Method not allowed"), [("Allow", allow)])
-            )
-            return
-        refusal = self._refuse_declared_body(route)
-        if refusal is not None:
-            self._body = b""  # refused unread: the connection closes after the answer
-            self.send(refusal, head=method == "HEAD")
-            return
-        if self._inject_faults(route):
+        if self._answered_before_route(method, route):
             return
         query = (
             parse_qs(self.path.split("?", 1)[1], keep_blank_values=True) if "?" in self.path else {}
@@ -632,30 +614,59 @@ class RequestHandler(BaseHTTPRequestHandler):
         if process_then_drop is not None and not process_then_drop:
             self._drop()
             return
-        response: Optional[Response]
-        try:
-            response = self.ctx.routes[route](request, self.ctx)
-        except AuthError as exc:
-            response = json_response(401, {"error": str(exc)})
-        except BodyTooLarge as exc:
-            response = json_response(413, _error_body(route, str(exc)))
-        except BadBody as exc:
-            response = json_response(400, _error_body(route, str(exc)))
-        except BodyTimedOut as exc:
-            response = json_response(408, _error_body(route, str(exc)))
-        except Exception:
-            # A bug in a route must still produce an answer (a 500), never a silent close,
-            # unless a streaming answer already started: then the connection is cut.
-            logger.exception("internal error on %s %s", method, route)
-            if self.answer_started:
-                self.abort_connection()
-                return
-            response = json_response(500, _error_body(route, "Internal server error"))
+        response = self._route_answer(request, route)
+        if self._aborted:
+            return
         if process_then_drop:
             self._drop()
             return
-        if response is not None and not self._aborted:
+        if response is not None:
             self.send(response, head=method == "HEAD")
+
+    def _answered_before_route(self, method: str, route: str) -> bool:
+        """Answer what never reaches a route (a CORS preflight, a method not allowed, a
+        body refused unread, an injected fault); whether an answer went out. Counts the
+        request (preflights aside) and tells the fault injector it arrived."""
+        if method == "OPTIONS":
+            preflight = CorsPolicy.preflight(self.headers.get("Access-Control-Request-Headers"))
+            self.send(json_response(200, {}, preflight))
+            return True
+        self.ctx.count(route)
+        self.ctx.faults.request_arrived(route)
+        allowed = _ALLOWED.get(route)
+        if allowed is not None and method not in allowed:
+            allow = ", ".join(allowed)
+            self.send(
+                json_response(405, _error_body(route, "Method not allowed"), [("Allow", allow)])
+            )
+            return True
+        refusal = self._refuse_declared_body(route)
+        if refusal is not None:
+            self._body = b""  # refused unread: the connection closes after the answer
+            self.send(refusal, head=method == "HEAD")
+            return True
+        return self._inject_faults(route)
+
+    def _route_answer(self, request: Request, route: str) -> Optional[Response]:
+        """The route's answer; a request error becomes its 4xx answer, a bug a 500."""
+        try:
+            return self.ctx.routes[route](request, self.ctx)
+        except AuthError as exc:
+            return json_response(401, {"error": str(exc)})
+        except BodyTooLarge as exc:
+            return json_response(413, _error_body(route, str(exc)))
+        except BadBody as exc:
+            return json_response(400, _error_body(route, str(exc)))
+        except BodyTimedOut as exc:
+            return json_response(408, _error_body(route, str(exc)))
+        except Exception:
+            # A bug in a route must still produce an answer (a 500), never a silent close,
+            # unless a streaming answer already started: then the connection is cut.
+            logger.exception("internal error on %s %s", request.method, route)
+            if self.answer_started:
+                self.abort_connection()
+                return None
+            return json_response(500, _error_body(route, "Internal server error"))
 
     def _inject_faults(self, route: str) -> bool:
         faults = self.ctx.faults

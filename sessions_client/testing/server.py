@@ -71,6 +71,29 @@ DEFAULT_PART_ID_TTL = 300.0
 PingInterval = Union[float, Tuple[float, float]]
 
 
+_ROUTES = {
+    "append": channels.handle_append,
+    "read": channels.handle_read,
+    "records": channels.handle_records,
+    "sessions": management.handle,
+    "claims": management.handle_claims,
+}
+
+
+def _check_options(
+    wire: str, part_id_ttl: float, agent_delay: float, agent_client_data: Sequence[str]
+) -> None:
+    """Raise ValueError for a ``LocalServer`` option out of its range."""
+    if wire not in WIRE_SHAPES:
+        raise ValueError(f"wire must be 'v1' or 'v2', not {wire!r}")
+    if not part_id_ttl > 0:
+        raise ValueError("part_id_ttl must be positive")
+    if agent_delay < 0:
+        raise ValueError("agent_delay must be zero or positive")
+    if isinstance(agent_client_data, str):
+        raise ValueError("agent_client_data must be a list of keys, not a string")
+
+
 def _ping_range(interval: PingInterval) -> Tuple[float, float]:
     """``interval`` as a ``(low, high)`` range of seconds; raises ValueError."""
     low, high = (interval, interval) if isinstance(interval, (int, float)) else interval
@@ -263,16 +286,8 @@ class LocalServer:
         agent_client_data: Sequence[str] = (),
     ) -> None:
         check_exposure(host, secret_key)
-        cors = CorsPolicy(cors_origins)
-        if wire not in WIRE_SHAPES:
-            raise ValueError(f"wire must be 'v1' or 'v2', not {wire!r}")
-        ping_range = _ping_range(ping_interval)
-        if not part_id_ttl > 0:
-            raise ValueError("part_id_ttl must be positive")
-        if agent_delay < 0:
-            raise ValueError("agent_delay must be zero or positive")
-        if isinstance(agent_client_data, str):
-            raise ValueError("agent_client_data must be a list of keys, not a string")
+        _check_options(wire, part_id_ttl, agent_delay, agent_client_data)
+        ping_range, cors = _ping_range(ping_interval), CorsPolicy(cors_origins)
         self._secret_key = secret_key
         self._host = host
         self._wire = wire
@@ -289,13 +304,7 @@ class LocalServer:
             wire=wire,
             ping_interval=ping_range,
             stopping=self._stopping,
-            routes={
-                "append": channels.handle_append,
-                "read": channels.handle_read,
-                "records": channels.handle_records,
-                "sessions": management.handle,
-                "claims": management.handle_claims,
-            },
+            routes=dict(_ROUTES),
             part_id_ttl=part_id_ttl,
             clock=clock,
             cors=cors,
@@ -313,16 +322,21 @@ class LocalServer:
                 self._store, self._tokens, delay=agent_delay, client_data=agent_client_data
             )
             self._agent.start()
-        # close() waits for the accept loop to see the shutdown request, which it checks
-        # once per poll interval: a short one keeps every test's teardown short.
-        self._thread = threading.Thread(
+        self._thread = self._serve()
+        logger.debug("local sessions server listening on %s", self.url)
+
+    def _serve(self) -> threading.Thread:
+        """Start the accept loop in a daemon thread. close() waits for the loop to see the
+        shutdown request, which it checks once per poll interval: a short one keeps every
+        test's teardown short."""
+        thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.02},
             name="sessions-local-server",
             daemon=True,
         )
-        self._thread.start()
-        logger.debug("local sessions server listening on %s", self.url)
+        thread.start()
+        return thread
 
     # ------------------------------------------------------------ properties
 
