@@ -141,6 +141,43 @@ def _iso8601(value: Any) -> str:
     )
 
 
+def _fixed_filters(
+    page_size: int,
+    external_id: Optional[str],
+    period: Optional[str],
+    created_from: Optional[DateLike],
+    created_to: Optional[DateLike],
+) -> Dict[str, str]:
+    """The listing parameters that take one value: page size, external id, creation time."""
+    if isinstance(page_size, bool) or not isinstance(page_size, int):
+        raise ConfigurationError("page_size must be an int")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ConfigurationError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+    params = {"page[size]": str(page_size)}
+    if external_id is not None:
+        params["filter[externalId]"] = _check_str(external_id, "external_id")
+    if period is not None:
+        params["filter[createdAt][period]"] = _check_str(period, "period")
+    if created_from is not None:
+        params["filter[createdAt][from]"] = str(_unix_ms(created_from, "created_from"))
+    if created_to is not None:
+        params["filter[createdAt][to]"] = str(_unix_ms(created_to, "created_to"))
+    return params
+
+
+def _combinations(choices: List[Tuple[str, List[str]]]) -> List[Dict[str, str]]:
+    """One parameter set per combination of the filters' values (the server takes one
+    value per filter); :class:`ConfigurationError` past ``MAX_LISTINGS``."""
+    names = [name for name, _ in choices]
+    combos = list(itertools.product(*(values for _, values in choices)))
+    if len(combos) > MAX_LISTINGS:
+        raise ConfigurationError(
+            f"these filters need {len(combos)} listings (one per combination of values);"
+            f" at most {MAX_LISTINGS} are made: pass fewer values"
+        )
+    return [dict(zip(names, combo)) for combo in combos]
+
+
 def _values(value: Any, name: str, allowed: Optional[Sequence[str]] = None) -> List[str]:
     """A str, or a list of str, as a list of distinct values (one listing each)."""
     items = [value] if isinstance(value, str) else value
@@ -415,12 +452,7 @@ class Client:
         fetched lazily, following ``pagination.next``; ``timeout`` bounds the
         fetch of each page.
         """
-        params: Dict[str, str] = {}
-        if isinstance(page_size, bool) or not isinstance(page_size, int):
-            raise ConfigurationError("page_size must be an int")
-        if not 1 <= page_size <= MAX_PAGE_SIZE:
-            raise ConfigurationError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
-        params["page[size]"] = str(page_size)
+        params = _fixed_filters(page_size, external_id, period, created_from, created_to)
         choices: List[Tuple[str, List[str]]] = []
         if type is not None:
             choices.append(("filter[type]", _values(type, "type")))
@@ -430,23 +462,9 @@ class Client:
             choices.append(("filter[taskIdentifier]", _values(task_identifier, "task_identifier")))
         if status is not None:
             choices.append(("filter[status]", _values(status, "status", SESSION_STATUSES)))
-        if external_id is not None:
-            params["filter[externalId]"] = _check_str(external_id, "external_id")
-        if period is not None:
-            params["filter[createdAt][period]"] = _check_str(period, "period")
-        if created_from is not None:
-            params["filter[createdAt][from]"] = str(_unix_ms(created_from, "created_from"))
-        if created_to is not None:
-            params["filter[createdAt][to]"] = str(_unix_ms(created_to, "created_to"))
-        names = [name for name, _ in choices]
-        combos = list(itertools.product(*(values for _, values in choices)))
-        if len(combos) > MAX_LISTINGS:
-            raise ConfigurationError(
-                f"these filters need {len(combos)} listings (one per combination of values);"
-                f" at most {MAX_LISTINGS} are made: pass fewer values"
-            )
         listings = [
-            self._iter_pages({**params, **dict(zip(names, combo))}, timeout) for combo in combos
+            self._iter_pages({**params, **combination}, timeout)
+            for combination in _combinations(choices)
         ]
         return listings[0] if len(listings) == 1 else self._merged(listings)
 

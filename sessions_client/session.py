@@ -135,6 +135,35 @@ def _check_cursor(cursor: Any) -> Optional[int]:
     return _check_seq(cursor.get(), "the cursor's stored seq")
 
 
+def _check_reader_options(
+    timeout_seconds: int,
+    max_retries: Optional[int],
+    dedup_window: int,
+    stall_timeout: Optional[float],
+    connect_timeout: float,
+    total_timeout: Optional[float],
+) -> None:
+    """Raise TypeError or ConfigurationError for a reader option out of its range."""
+    if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, int):
+        raise TypeError("timeout_seconds must be an int")
+    if not 1 <= timeout_seconds <= 600:
+        raise ConfigurationError(
+            f"timeout_seconds must be between 1 and 600 (got {timeout_seconds})"
+        )
+    if max_retries is not None:
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int):
+            raise TypeError("max_retries must be an int or None")
+        if max_retries < 0:
+            raise ConfigurationError("max_retries must not be negative")
+    _check_positive(stall_timeout, "stall_timeout", allow_none=True)
+    _check_positive(connect_timeout, "connect_timeout")
+    _check_positive(total_timeout, "total_timeout", allow_none=True)
+    if isinstance(dedup_window, bool) or not isinstance(dedup_window, int):
+        raise TypeError("dedup_window must be an int")
+    if dedup_window < 0:
+        raise ConfigurationError("dedup_window must not be negative")
+
+
 def _check_callable(value: Any, name: str) -> None:
     if value is not None and not callable(value):
         raise TypeError(f"{name} must be callable")
@@ -476,30 +505,20 @@ class Session:
         peek_settled: bool,
         total_timeout: Optional[float],
     ) -> Generator[Record, None, None]:
-        if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, int):
-            raise TypeError("timeout_seconds must be an int")
-        if not 1 <= timeout_seconds <= 600:
-            raise ConfigurationError(
-                f"timeout_seconds must be between 1 and 600 (got {timeout_seconds})"
-            )
+        _check_reader_options(
+            timeout_seconds,
+            max_retries,
+            dedup_window,
+            stall_timeout,
+            connect_timeout,
+            total_timeout,
+        )
+        _check_callable(on_control, "on_control")
+        _check_callable(on_trim, "on_trim")
         start = _check_seq(last_event_id, "last_event_id")
         stored = _check_cursor(cursor)
         if start is None:
             start = stored
-        if max_retries is not None:
-            if isinstance(max_retries, bool) or not isinstance(max_retries, int):
-                raise TypeError("max_retries must be an int or None")
-            if max_retries < 0:
-                raise ConfigurationError("max_retries must not be negative")
-        _check_positive(stall_timeout, "stall_timeout", allow_none=True)
-        _check_positive(connect_timeout, "connect_timeout")
-        _check_positive(total_timeout, "total_timeout", allow_none=True)
-        if isinstance(dedup_window, bool) or not isinstance(dedup_window, int):
-            raise TypeError("dedup_window must be an int")
-        if dedup_window < 0:
-            raise ConfigurationError("dedup_window must not be negative")
-        _check_callable(on_control, "on_control")
-        _check_callable(on_trim, "on_trim")
         self.transport._check_open()
         options = ReaderOptions(
             path=self._path(io),
