@@ -231,12 +231,9 @@ def _bounded(config: Dict[str, Any], name: str, low: int, high: Optional[int]) -
     config[name] = number
 
 
-def _trigger_config(value: Any) -> Dict[str, Any]:
-    """Validate ``triggerConfig`` as the SDK's ``SessionTriggerConfig``; unknown keys are
-    dropped (as schema parsing does), ``externalDeploymentId`` null/blank is dropped."""
-    if not isinstance(value, dict) or not isinstance(value.get("basePayload"), dict):
-        raise _Invalid(400, "triggerConfig must be an object with a basePayload object")
-    known = [
+#: The keys of the SDK's ``SessionTriggerConfig``; others are dropped, as schema parsing does.
+_TRIGGER_CONFIG_KEYS = frozenset(
+    {
         "basePayload",
         "machine",
         "queue",
@@ -250,8 +247,16 @@ def _trigger_config(value: Any) -> Dict[str, Any]:
         "region",
         "idleTimeoutInSeconds",
         "ttl",
-    ]
-    config = {k: v for k, v in value.items() if k in known and v is not None}
+    }
+)
+
+
+def _trigger_config(value: Any) -> Dict[str, Any]:
+    """Validate ``triggerConfig`` as the SDK's ``SessionTriggerConfig``; unknown keys are
+    dropped (as schema parsing does), ``externalDeploymentId`` null/blank is dropped."""
+    if not isinstance(value, dict) or not isinstance(value.get("basePayload"), dict):
+        raise _Invalid(400, "triggerConfig must be an object with a basePayload object")
+    config = {k: v for k, v in value.items() if k in _TRIGGER_CONFIG_KEYS and v is not None}
     if "machine" in config and config["machine"] not in MACHINES:
         raise _Invalid(400, f"triggerConfig.machine must be one of {', '.join(MACHINES)}")
     for name in ("queue", "lockToVersion", "region"):
@@ -260,47 +265,58 @@ def _trigger_config(value: Any) -> Dict[str, Any]:
     if len(config.get("queue", "")) > 128:
         raise _Invalid(400, "triggerConfig.queue must be at most 128 characters")
     if "concurrency" in config:
-        names = config["concurrency"]
-        if (
-            not isinstance(names, list)
-            or len(names) > 2
-            or not all(isinstance(n, str) and _CONCURRENCY_NAME.match(n) for n in names)
-        ):
-            raise _Invalid(
-                400,
-                "triggerConfig.concurrency must be at most 2 names of 1-122 letters, digits,"
-                " underscores or hyphens",
-            )
+        _check_concurrency(config["concurrency"])
     if "concurrencyKey" in config:
-        key = config["concurrencyKey"]
-        number = _integer(key)
-        if isinstance(key, str):
-            pass
-        elif number is not None:
-            config["concurrencyKey"] = str(number)
-        elif isinstance(key, float) and math.isfinite(key):
-            config["concurrencyKey"] = repr(key)
-        else:
-            raise _Invalid(400, "triggerConfig.concurrencyKey must be a string or a number")
+        config["concurrencyKey"] = _concurrency_key(config["concurrencyKey"])
     if "tags" in config:
         config["tags"] = _tags(config["tags"])
-    if "maxAttempts" in config:
-        _bounded(config, "maxAttempts", 1, 10)
-    if "maxDuration" in config:
-        _bounded(config, "maxDuration", 1, None)
+    for name, low, high in (("maxAttempts", 1, 10), ("maxDuration", 1, None)):
+        if name in config:
+            _bounded(config, name, low, high)
     if "idleTimeoutInSeconds" in config:
         _bounded(config, "idleTimeoutInSeconds", 1, 3600)
     if "ttl" in config and not isinstance(config["ttl"], str):
         _bounded(config, "ttl", 0, None)
     if "externalDeploymentId" in config:
-        deployment = config["externalDeploymentId"]
-        if not isinstance(deployment, str) or len(deployment.strip()) > 128:
-            raise _Invalid(400, "triggerConfig.externalDeploymentId must be at most 128 characters")
-        if deployment.strip():
-            config["externalDeploymentId"] = deployment.strip()
-        else:
-            del config["externalDeploymentId"]
+        _deployment_id(config)
     return config
+
+
+def _check_concurrency(names: Any) -> None:
+    """``concurrency``: at most two queue names."""
+    if (
+        not isinstance(names, list)
+        or len(names) > 2
+        or not all(isinstance(n, str) and _CONCURRENCY_NAME.match(n) for n in names)
+    ):
+        raise _Invalid(
+            400,
+            "triggerConfig.concurrency must be at most 2 names of 1-122 letters, digits,"
+            " underscores or hyphens",
+        )
+
+
+def _concurrency_key(key: Any) -> str:
+    """``concurrencyKey`` as the string the SDK sends: a string, or a number's text."""
+    if isinstance(key, str):
+        return key
+    number = _integer(key)
+    if number is not None:
+        return str(number)
+    if isinstance(key, float) and math.isfinite(key):
+        return repr(key)
+    raise _Invalid(400, "triggerConfig.concurrencyKey must be a string or a number")
+
+
+def _deployment_id(config: Dict[str, Any]) -> None:
+    """``externalDeploymentId`` trimmed, or dropped when blank."""
+    deployment = config["externalDeploymentId"]
+    if not isinstance(deployment, str) or len(deployment.strip()) > 128:
+        raise _Invalid(400, "triggerConfig.externalDeploymentId must be at most 128 characters")
+    if deployment.strip():
+        config["externalDeploymentId"] = deployment.strip()
+    else:
+        del config["externalDeploymentId"]
 
 
 def handle(request: Request, ctx: ServerContext) -> Response:
